@@ -1,0 +1,38 @@
+"""gram-hf: fast fine-tuning of pre-trained language models as item encoders (GRAM, NAACL 2022) on the HF stack."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration import GramConfig
+from .heads import HEAD_REGISTRY, GramHead, HeadOutput, get_head_class, register_head
+from .item_table import ItemTable
+from .items import ItemCatalog
+from .modeling import ContentEncoder, GramModel, GramPreTrainedModel, default_encoder_path
+from .trainer import GramTrainer, expand_occurrences
+from .training_args import GramTrainingArguments
+
+# Tasks register their heads on import (the engine never imports a task).
+from . import tasks  # noqa: E402, I001
+
+__version__ = "0.1.0.dev0"
+
+AutoConfig.register("gram", GramConfig, exist_ok=True)
+AutoModel.register(GramConfig, GramModel, exist_ok=True)
+
+__all__ = [
+    "HEAD_REGISTRY",
+    "ContentEncoder",
+    "GramConfig",
+    "GramHead",
+    "GramModel",
+    "GramPreTrainedModel",
+    "GramTrainer",
+    "GramTrainingArguments",
+    "HeadOutput",
+    "ItemCatalog",
+    "ItemTable",
+    "default_encoder_path",
+    "expand_occurrences",
+    "get_head_class",
+    "register_head",
+    "tasks",
+]

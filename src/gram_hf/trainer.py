@@ -1,0 +1,422 @@
+"""[`GramTrainer`]: `transformers.Trainer` with end-to-end, GRAM, NoFinetune and NoContent training of item encoders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+from transformers.optimization import get_scheduler
+
+from .item_table import ItemTable
+from .items import ItemCatalog
+from .modeling import GramModel
+from .training_args import GramTrainingArguments
+
+GRAM_STATE_NAME = "gram_state.pt"
+COUNTER_NAMES = (
+    "occurrences",
+    "unique_items",
+    "encoder_items_forward",
+    "encoder_items_backward",
+    "encoder_tokens_forward",
+    "encoder_tokens_backward",
+)
+
+
+def expand_occurrences(
+    item_index: torch.LongTensor, item_refs: Mapping[str, torch.Tensor]
+) -> tuple[torch.LongTensor, dict[str, torch.Tensor]]:
+    """
+    Turns a batch's unique items into one row per occurrence, for end-to-end training.
+
+    Args:
+        item_index (`torch.LongTensor` of shape `(U,)`): catalog indices of the batch's unique items.
+        item_refs: the head's item-reference tensors, positions into `item_index`, -1 for padding.
+
+    Returns:
+        `(occurrence_index, new_refs)`: the catalog index of every non-padding reference (in the order of the keys and
+        then row-major), and reference tensors of the same shapes pointing at those rows (padding stays -1).
+    """
+    occurrence_index = []
+    new_refs = {}
+    offset = 0
+    for key, ref in item_refs.items():
+        mask = ref >= 0
+        count = int(mask.sum())
+        new_ref = torch.full_like(ref, -1)
+        new_ref[mask] = torch.arange(offset, offset + count, device=ref.device, dtype=ref.dtype)
+        occurrence_index.append(item_index[ref[mask]])
+        new_refs[key] = new_ref
+        offset += count
+    if not occurrence_index:
+        return item_index.new_zeros(0), new_refs
+    return torch.cat(occurrence_index), new_refs
+
+
+class GramTrainer(Trainer):
+    r"""
+    A [`~transformers.Trainer`] for [`GramModel`] that trains the content encoder (CE) and the collaborative-filtering
+    module (CF, the task head) by `args.gram_mode`:
+
+    - `"e2e"`: every item occurrence in the batch is encoded with gradients (the baseline; padding is never encoded);
+    - `"gram"`: each unique item is encoded once and the CF module trains on the item vectors as leaves; the CE is fitted
+      to the pseudo-targets `h - item_learning_rate * dL/dh` every `gram_interval` CF steps. Interval 1 equals `e2e`;
+    - `"nofinetune"`: the CE is frozen, each item is encoded once, only the CF module trains;
+    - `"nocontent"`: items are rows of the model's ID table; no CE.
+
+    The Trainer's optimizer and scheduler train the CF module; a second optimizer of the same type (learning rate
+    `encoder_learning_rate`) and scheduler train the CE, and both, with GRAM's [`ItemTable`], are saved in checkpoints
+    and restored by `resume_from_checkpoint`. Cost counters (`gram/occurrences`, `gram/unique_items`,
+    `gram/encoder_items_forward` for no-grad encodes, `gram/encoder_items_backward` for forward+backward encodes, the
+    same in tokens, and `gram/r_batch`) are added to the training logs.
+
+    Args:
+        model ([`GramModel`]): the model to train.
+        args ([`GramTrainingArguments`]): training arguments.
+        item_catalog ([`ItemCatalog`], *optional*):
+            The items' tokenized text; required unless `gram_mode="nocontent"`. Batches name items by catalog index.
+        kwargs: the rest of [`~transformers.Trainer`]'s arguments (`data_collator`, `train_dataset`, `eval_dataset`,
+            `processing_class`, `callbacks`, ...).
+    """
+
+    def __init__(
+        self,
+        model: GramModel,
+        args: GramTrainingArguments | None = None,
+        item_catalog: ItemCatalog | None = None,
+        **kwargs: Any,
+    ):
+        args = args if args is not None else GramTrainingArguments()
+        if not isinstance(args, GramTrainingArguments):
+            raise TypeError(f"GramTrainer needs GramTrainingArguments, got {type(args).__name__}.")
+        if not isinstance(model, GramModel):
+            raise TypeError(f"GramTrainer trains a GramModel, got {type(model).__name__}.")
+        mode = args.gram_mode
+        if mode == "nocontent":
+            if model.item_embeddings is None:
+                raise ValueError(
+                    "gram_mode='nocontent' needs a GramModel with an item-ID table: "
+                    "GramModel.for_item_ids(num_items, item_dim, head_type=...)."
+                )
+        else:
+            if model.encoder is None:
+                raise ValueError(
+                    f"gram_mode={mode!r} needs a GramModel with a content encoder; this one has an item-ID table "
+                    "(use gram_mode='nocontent')."
+                )
+            if item_catalog is None:
+                raise ValueError(f"gram_mode={mode!r} needs an item_catalog to take the items' tokens from.")
+        if item_catalog is not None and model.item_embeddings is not None:
+            if item_catalog.num_items != model.config.num_items:
+                raise ValueError(
+                    f"The catalog has {item_catalog.num_items} items, the ID table {model.config.num_items} rows."
+                )
+        if args.world_size > 1:
+            raise NotImplementedError(
+                "GramTrainer does not synchronise item vectors and encoder gradients across processes yet; "
+                "run it in a single process."
+            )
+        if model.encoder is not None:
+            # NoFinetune: the encoder is a fixed feature extractor, so it gets no gradients and no optimizer.
+            model.encoder.requires_grad_(mode != "nofinetune")
+        super().__init__(model=model, args=args, **kwargs)
+        # The head computes a per-batch mean; the Trainer scales it for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+        self.item_catalog = item_catalog
+        self.encoder_optimizer: torch.optim.Optimizer | None = None
+        self.encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.item_table: ItemTable | None = None
+        self.gram_counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._update_steps_per_epoch: int | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    @property
+    def gram_model(self) -> GramModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def _uses_item_table(self) -> bool:
+        args = self.args
+        if args.gram_mode == "nofinetune":
+            return True
+        return args.gram_mode == "gram" and (args.gram_interval_steps != 1 or args.gram_recompute)
+
+    def get_train_dataloader(self):
+        dataloader = super().get_train_dataloader()
+        # Epoch-fraction windows need the number of optimizer steps per epoch, as the Trainer counts them.
+        batches = len(dataloader)
+        accumulation = self.args.gradient_accumulation_steps
+        self._update_steps_per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+        return dataloader
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The CF optimizer over the head (and ID table), and the CE optimizer over the content encoder."""
+        gram_model = self.gram_model
+        if self.optimizer is None:
+            cf_module = gram_model.head if gram_model.encoder is not None else gram_model
+            super().create_optimizer(cf_module)
+        elif gram_model.encoder is not None:
+            encoder_params = {id(p) for p in gram_model.encoder.parameters()}
+            if any(id(p) in encoder_params for group in self.optimizer.param_groups for p in group["params"]):
+                raise ValueError(
+                    "The optimizer passed to GramTrainer holds content-encoder parameters; it must hold only the "
+                    "CF module's (the encoder gets its own optimizer, with encoder_learning_rate)."
+                )
+        if self.encoder_optimizer is None and self.args.gram_mode in ("e2e", "gram"):
+            self.encoder_optimizer = self._create_encoder_optimizer(gram_model.encoder)
+        return self.optimizer
+
+    def _create_encoder_optimizer(self, encoder: nn.Module) -> torch.optim.Optimizer:
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, encoder)
+        if {"params", "model", "optimizer_dict"} & set(optimizer_kwargs):
+            raise ValueError(f"optim={self.args.optim!r} builds its own parameter groups; GramTrainer cannot use it.")
+        decay = set(self.get_decay_parameter_names(encoder))
+        named = [(n, p) for n, p in encoder.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if n in decay], "weight_decay": self.args.weight_decay},
+            {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+        ]
+        return optimizer_cls(groups, **{**optimizer_kwargs, "lr": self.args.encoder_lr})
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        """The CF scheduler, and the CE scheduler, which advances once per window (once per step in `e2e`)."""
+        creating = self.lr_scheduler is None
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if self.encoder_optimizer is not None and (creating or self.encoder_lr_scheduler is None):
+            window_ends = [s for s in range(1, num_training_steps + 1) if self._is_window_end(s, num_training_steps)]
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            self.encoder_lr_scheduler = get_scheduler(
+                self.args.lr_scheduler_type,
+                optimizer=self.encoder_optimizer,
+                num_warmup_steps=sum(1 for s in window_ends if s <= warmup),
+                num_training_steps=max(len(window_ends), 1),
+                scheduler_specific_kwargs=self.args.lr_scheduler_kwargs,
+            )
+        if self._uses_item_table and self.item_table is None:
+            self.item_table = ItemTable(self.item_catalog.num_items, self.gram_model.item_dim, device=self.args.device)
+        return scheduler
+
+    def _is_window_end(self, step: int, max_steps: int | None = None) -> bool:
+        """Whether the CE is updated after CF optimizer step `step` (1-based)."""
+        args = self.args
+        if args.gram_mode == "e2e":
+            return True
+        if step >= (max_steps if max_steps is not None else self.state.max_steps):
+            return True
+        if args.gram_interval_steps is not None:
+            return step % args.gram_interval_steps == 0
+        steps_per_epoch = self._update_steps_per_epoch or 1
+        window = max(1, round(args.gram_interval_epochs * steps_per_epoch))
+        if args.gram_interval_epochs >= 1:
+            return step % window == 0
+        # Windows shorter than an epoch restart at each epoch, so '0.5epoch' always means two windows per epoch.
+        step_in_epoch = (step - 1) % steps_per_epoch + 1
+        return step_in_epoch % window == 0 or step_in_epoch == steps_per_epoch
+
+    # --------------------------------------------------------------- training
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, torch.Tensor | Any], num_items_in_batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One micro-batch of the chosen mode: forward, backward, and at optimizer-step boundaries the CE update."""
+        gram_model = self.accelerator.unwrap_model(model)
+        gram_model.train()
+        inputs = self._prepare_inputs(inputs)
+        if "item_index" not in inputs:
+            raise KeyError("GramTrainer batches need 'item_index' (the catalog indices of the batch's unique items).")
+        item_index = inputs.pop("item_index")
+        refs = {key: inputs[key] for key in gram_model.head.item_ref_keys}
+        self.gram_counters["occurrences"] += sum(int((ref >= 0).sum()) for ref in refs.values())
+        self.gram_counters["unique_items"] += item_index.numel()
+        sync_step = self.accelerator.sync_gradients
+        mode = self.args.gram_mode
+
+        if mode == "nocontent":
+            with self.compute_loss_context_manager():
+                loss = gram_model(item_index=item_index, **inputs).loss
+            self._backward(loss)
+        elif mode == "e2e":
+            occurrence_index, occurrence_refs = expand_occurrences(item_index, refs)
+            with self.compute_loss_context_manager():
+                vectors = self._encode(gram_model, occurrence_index, with_grad=True)
+                loss = gram_model.head(vectors, **{**inputs, **occurrence_refs}).loss
+            self._backward(loss)
+            if sync_step:
+                self._encoder_optimizer_step()
+                self.encoder_lr_scheduler.step()
+        elif not self._uses_item_table:
+            # Single-step GRAM keeping the encoder graph: back-propagate eta * dL/dh through one forward per item.
+            with self.compute_loss_context_manager():
+                vectors = self._encode(gram_model, item_index, with_grad=True)
+                leaves = vectors.detach().float().requires_grad_()
+                loss = gram_model.head(leaves, **inputs).loss
+            self._backward(loss)
+            vectors.backward((leaves.grad * self.args.item_learning_rate).to(vectors.dtype))
+            if sync_step:
+                self._encoder_optimizer_step()
+                self.encoder_lr_scheduler.step()
+        else:
+            loss = self._item_table_step(gram_model, item_index, inputs, sync_step)
+        return loss.detach() / self.current_gradient_accumulation_steps
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss / self.current_gradient_accumulation_steps)
+
+    def _item_table_step(
+        self, gram_model: GramModel, item_index: torch.Tensor, inputs: dict[str, torch.Tensor], sync_step: bool
+    ) -> torch.Tensor:
+        table = self.item_table
+        train_items = self.args.gram_mode == "gram"
+        with self.compute_loss_context_manager():
+            stale = table.stale(item_index)
+            if stale.numel():
+                self._refresh_item_table(gram_model, stale)
+            vectors = table.lookup(item_index).requires_grad_(train_items)
+            loss = gram_model.head(vectors, **inputs).loss
+        self._backward(loss)
+        if not train_items:
+            return loss
+        # Pseudo-target updates wait for the optimizer-step boundary so that every micro-batch of one step reads the
+        # same vectors, as one large batch would.
+        self._pending_item_grads.append((item_index, vectors.grad))
+        if sync_step:
+            for index, grad in self._pending_item_grads:
+                table.apply_gradient(index, grad, self.args.item_learning_rate)
+            self._pending_item_grads.clear()
+            if self._is_window_end(self.state.global_step + 1):
+                self._fit_encoder_to_item_table(gram_model)
+                table.invalidate()
+        return loss
+
+    def _fit_encoder_to_item_table(self, gram_model: GramModel) -> None:
+        """Fits the CE to the window's pseudo-targets: minimises 1/2 sum ||h~_i - CE(c_i)||^2 over touched items."""
+        table, args = self.item_table, self.args
+        index = table.touched_indices().cpu()
+        # Mini-batch order is seeded by the step, so a resumed run fits exactly as an uninterrupted one.
+        generator = torch.Generator().manual_seed(args.seed + self.state.global_step)
+        for _ in range(args.encoder_epochs):
+            batches = self.item_catalog.length_sorted_batches(index, args.encoder_batch_size)
+            if args.encoder_update == "per_batch":
+                batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+            for batch_index in batches:
+                with self.compute_loss_context_manager():
+                    predictions = self._encode(gram_model, batch_index, with_grad=True)
+                targets = table.vectors[batch_index.to(table.device)]
+                loss = 0.5 * (predictions.float() - targets).pow(2).sum()
+                loss.backward()
+                if args.encoder_update == "per_batch":
+                    self._encoder_optimizer_step()
+            if args.encoder_update == "accumulate":
+                self._encoder_optimizer_step()
+        self.encoder_lr_scheduler.step()
+
+    def _encoder_optimizer_step(self) -> None:
+        encoder = self.gram_model.encoder
+        if self.args.max_grad_norm and self.args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), self.args.max_grad_norm)
+        self.encoder_optimizer.step()
+        self.encoder_optimizer.zero_grad(set_to_none=True)
+
+    def _encode(self, gram_model: GramModel, index: torch.Tensor, with_grad: bool) -> torch.Tensor:
+        """Encodes the items at `index` in one batch (with the CE graph when `with_grad`), counting the work."""
+        tokens = self.item_catalog.batch(index)
+        kind = "backward" if with_grad else "forward"
+        self.gram_counters[f"encoder_items_{kind}"] += index.numel()
+        self.gram_counters[f"encoder_tokens_{kind}"] += int(tokens["attention_mask"].sum())
+        tokens = {k: v.to(self.args.device) for k, v in tokens.items()}
+        return gram_model.encode_items(**tokens)
+
+    @torch.no_grad()
+    def _refresh_item_table(self, gram_model: GramModel, index: torch.Tensor) -> None:
+        """Encodes the unique items at `index` into the ItemTable: eval mode, no grad, length-sorted batches."""
+        encoder = gram_model.encoder
+        was_training = encoder.training
+        encoder.eval()
+        for batch_index in self.item_catalog.length_sorted_batches(index, self.args.encoder_eval_batch_size):
+            vectors = self._encode(gram_model, batch_index, with_grad=False)
+            self.item_table.fill(batch_index.to(self.item_table.device), vectors)
+        encoder.train(was_training)
+
+    # ------------------------------------------------------------- evaluation
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Loss, scores and labels of one batch, with item vectors from the current encoder (no grad)."""
+        gram_model = self.accelerator.unwrap_model(model)
+        inputs = self._prepare_inputs(inputs)
+        item_index = inputs.pop("item_index")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            if gram_model.encoder is None:
+                vectors = gram_model.item_embeddings(item_index)
+            else:
+                tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(item_index).items()}
+                vectors = gram_model.encode_items(**tokens)
+            output = gram_model.head(vectors, **inputs)
+        loss = output.loss.detach() if output.loss is not None else None
+        if prediction_loss_only:
+            return loss, None, None
+        return loss, output.scores.detach(), inputs.get("labels")
+
+    def floating_point_ops(self, inputs: dict[str, torch.Tensor | Any]) -> int:
+        # Batches hold item indices, not tokens; the encoder's work is in the gram/ counters instead.
+        return 0
+
+    # ---------------------------------------------------------------- logging
+
+    def gram_metrics(self) -> dict[str, float]:
+        """The cumulative cost counters, with `gram/r_batch` = occurrences / unique items."""
+        metrics: dict[str, float] = {f"gram/{name}": value for name, value in self.gram_counters.items()}
+        unique = self.gram_counters["unique_items"]
+        metrics["gram/r_batch"] = self.gram_counters["occurrences"] / unique if unique else 0.0
+        return metrics
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs or "train_loss" in logs:
+            logs = {**logs, **self.gram_metrics()}
+        super().log(logs, start_time)
+
+    # ---------------------------------------------------------- checkpointing
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if not self.args.should_save:
+            return
+        state: dict[str, Any] = {"counters": dict(self.gram_counters)}
+        if self.encoder_optimizer is not None:
+            state["encoder_optimizer"] = self.encoder_optimizer.state_dict()
+            state["encoder_lr_scheduler"] = self.encoder_lr_scheduler.state_dict()
+        if self.item_table is not None:
+            state["item_table"] = {k: v.cpu() for k, v in self.item_table.state_dict().items()}
+        torch.save(state, os.path.join(output_dir, GRAM_STATE_NAME))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, GRAM_STATE_NAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} is missing: the checkpoint holds no GRAM state (encoder optimizer, item table), so training "
+                "cannot resume exactly from it."
+            )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.gram_counters.update(state["counters"])
+        if self.encoder_optimizer is not None:
+            self.encoder_optimizer.load_state_dict(state["encoder_optimizer"])
+            self.encoder_lr_scheduler.load_state_dict(state["encoder_lr_scheduler"])
+        if self.item_table is not None:
+            self.item_table.load_state_dict(state["item_table"])
+
+
+__all__ = ["GramTrainer", "expand_occurrences"]

@@ -1,0 +1,150 @@
+"""[`GramTrainingArguments`]: `TrainingArguments` plus how the content encoder and the CF module are trained."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+GRAM_MODES = ("e2e", "gram", "nofinetune", "nocontent")
+ENCODER_UPDATES = ("accumulate", "per_batch")
+_EPOCH_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*epochs?\s*$")
+
+
+@dataclass
+class GramTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`GramTrainer`].
+
+    The Trainer's own optimizer (`learning_rate`, `optim`, `lr_scheduler_type`, warmup, weight decay, `max_grad_norm`)
+    trains the collaborative-filtering module (the task head, and the ID table in `nocontent` mode). The content
+    encoder gets a second optimizer of the same type with `encoder_learning_rate`; its scheduler advances once per
+    window, so in `e2e` and Single-step GRAM both schedules move in lockstep.
+    """
+
+    gram_mode: str = field(
+        default="gram",
+        metadata={
+            "help": "How the content encoder is trained: 'e2e' (back-propagate through the encoder once per item "
+            "occurrence, the baseline), 'gram' (alternate CF steps on cached item vectors with encoder fits to "
+            "pseudo-targets), 'nofinetune' (encoder frozen, vectors computed once) or 'nocontent' (a learned "
+            "item-ID table, no encoder).",
+            "choices": list(GRAM_MODES),
+        },
+    )
+    gram_interval: str = field(
+        default="1",
+        metadata={
+            "help": "GRAM window: the encoder is fitted every this many CF optimizer steps (an int; 1 is "
+            "Single-step GRAM, exactly E2E) or every fraction of an epoch ('0.5epoch', '1epoch'). Windows also end "
+            "at epoch ends when the interval is at most one epoch, and at the last training step."
+        },
+    )
+    item_learning_rate: float = field(
+        default=1.0,
+        metadata={
+            "help": "eta in the pseudo-target h~ = h - eta * dL/dh. With 1.0 and interval 1 the encoder gradient "
+            "equals the end-to-end gradient; with longer windows the cached vectors are trained by SGD at this rate."
+        },
+    )
+    encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of the content encoder's optimizer; defaults to `learning_rate`."},
+    )
+    encoder_batch_size: int = field(
+        default=32,
+        metadata={
+            "help": "Items per encoder forward+backward when fitting the encoder to pseudo-targets; bounds the "
+            "encoder's activation memory independently of the CF batch."
+        },
+    )
+    encoder_eval_batch_size: int = field(
+        default=256,
+        metadata={"help": "Items per no-grad encoder batch (lazy ItemTable fills, length-sorted)."},
+    )
+    encoder_update: str = field(
+        default="accumulate",
+        metadata={
+            "help": "'accumulate': one encoder optimizer step per pass over the window's touched items (gradients "
+            "summed over encoder mini-batches; exact for interval 1) or 'per_batch': one step per encoder mini-batch.",
+            "choices": list(ENCODER_UPDATES),
+        },
+    )
+    encoder_epochs: int = field(
+        default=1,
+        metadata={"help": "Passes over the window's touched items when fitting the encoder to pseudo-targets."},
+    )
+    gram_recompute: bool = field(
+        default=False,
+        metadata={
+            "help": "Single-step GRAM only: False keeps the encoder's graph from the unique-item forward and "
+            "back-propagates the item gradients through it (one forward+backward per unique item); True encodes "
+            "without grad and recomputes in mini-batches of `encoder_batch_size` (bounded memory, one extra "
+            "forward). Longer windows always recompute."
+        },
+    )
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Kept False: the GRAM collators need columns the model's forward does not name."},
+    )
+    report_to: None | str | list[str] = field(
+        default="none",
+        metadata={"help": "Integrations to report logs to ('none' by default; 'all' for every installed one)."},
+    )
+
+    def __post_init__(self):
+        if self.gram_mode not in GRAM_MODES:
+            raise ValueError(f"gram_mode must be one of {GRAM_MODES}, got {self.gram_mode!r}.")
+        if self.encoder_update not in ENCODER_UPDATES:
+            raise ValueError(f"encoder_update must be one of {ENCODER_UPDATES}, got {self.encoder_update!r}.")
+        self.gram_interval = str(self.gram_interval).strip()
+        self._interval_steps, self._interval_epochs = parse_gram_interval(self.gram_interval)
+        if not self.item_learning_rate > 0:
+            raise ValueError(f"item_learning_rate must be > 0, got {self.item_learning_rate}.")
+        if self.encoder_learning_rate is not None and self.encoder_learning_rate < 0:
+            raise ValueError(f"encoder_learning_rate must be >= 0 or None, got {self.encoder_learning_rate}.")
+        for name in ("encoder_batch_size", "encoder_eval_batch_size", "encoder_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.fp16 and self.gram_mode in ("e2e", "gram"):
+            raise ValueError(
+                f"fp16 is not supported with gram_mode={self.gram_mode!r}: the encoder's second optimizer has no "
+                "loss scaler. Use bf16 (or fp32); fp16 is allowed with 'nofinetune' and 'nocontent'."
+            )
+        super().__post_init__()
+
+    @property
+    def encoder_lr(self) -> float:
+        """The content encoder's learning rate."""
+        return self.learning_rate if self.encoder_learning_rate is None else self.encoder_learning_rate
+
+    @property
+    def gram_interval_steps(self) -> int | None:
+        """The window in CF optimizer steps, or `None` when it is a fraction of an epoch."""
+        return self._interval_steps
+
+    @property
+    def gram_interval_epochs(self) -> float | None:
+        """The window as a fraction of an epoch, or `None` when it is a number of steps."""
+        return self._interval_epochs
+
+
+def parse_gram_interval(value: str | int) -> tuple[int | None, float | None]:
+    """
+    `(steps, None)` for an int interval, `(None, epochs)` for `"<float>epoch"`. Raises `ValueError` naming the allowed
+    forms otherwise.
+    """
+    text = str(value).strip()
+    if text.isdigit():
+        steps = int(text)
+        if steps >= 1:
+            return steps, None
+    match = _EPOCH_INTERVAL.match(text)
+    if match and float(match.group(1)) > 0:
+        return None, float(match.group(1))
+    raise ValueError(
+        f"gram_interval must be a positive integer number of CF optimizer steps (e.g. 1, 10) or a positive fraction "
+        f"of an epoch written '<float>epoch' (e.g. '0.5epoch', '1epoch'); got {value!r}."
+    )
