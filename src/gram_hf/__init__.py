@@ -2,6 +2,8 @@
 
 from transformers import AutoConfig, AutoModel
 
+# Tasks register their heads on import (the engine never imports a task).
+from . import tasks  # noqa: E402, I001
 from .configuration import GramConfig
 from .heads import HEAD_REGISTRY, GramHead, HeadOutput, get_head_class, register_head
 from .item_table import ItemTable
@@ -9,9 +11,6 @@ from .items import ItemCatalog
 from .modeling import ContentEncoder, GramModel, GramPreTrainedModel, default_encoder_path
 from .trainer import GramTrainer, expand_occurrences
 from .training_args import GramTrainingArguments
-
-# Tasks register their heads on import (the engine never imports a task).
-from . import tasks  # noqa: E402, I001
 
 __version__ = "0.1.0.dev0"
 

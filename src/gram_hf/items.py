@@ -131,8 +131,8 @@ class ItemCatalog:
 
     def batch(self, indices: torch.Tensor | Sequence[int]) -> dict[str, torch.Tensor]:
         """
-        `input_ids` and `attention_mask` of shape `[len(indices), longest]` for the items at `indices` (repeats allowed),
-        padded to the longest of these items only.
+        `input_ids` and `attention_mask` of shape `[len(indices), longest]` for the items at `indices` (repeats
+        allowed), padded to the longest of these items only.
         """
         indices = torch.as_tensor(indices, dtype=torch.long).cpu()
         if indices.numel() == 0:

@@ -24,8 +24,8 @@ class ClsPooling(nn.Module):
 
 class AdditiveAttentionPooling(nn.Module):
     """
-    Additive attention over tokens, as in PLM-NR and NRMS: `a_t = softmax_t(q^T tanh(W h_t + b))`, output `sum_t a_t h_t`.
-    Padding tokens get zero weight.
+    Additive attention over tokens, as in PLM-NR and NRMS: `a_t = softmax_t(q^T tanh(W h_t + b))`, output
+    `sum_t a_t h_t`. Padding tokens get zero weight.
     """
 
     def __init__(self, hidden_size: int, attention_dim: int = 200):

@@ -1,4 +1,4 @@
-"""[`GramTrainer`]: `transformers.Trainer` with end-to-end, GRAM, NoFinetune and NoContent training of item encoders."""
+"""[`GramTrainer`]: a `transformers.Trainer` for item encoders: end-to-end, GRAM, NoFinetune and NoContent."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ class GramTrainer(Trainer):
     module (CF, the task head) by `args.gram_mode`:
 
     - `"e2e"`: every item occurrence in the batch is encoded with gradients (the baseline; padding is never encoded);
-    - `"gram"`: each unique item is encoded once and the CF module trains on the item vectors as leaves; the CE is fitted
-      to the pseudo-targets `h - item_learning_rate * dL/dh` every `gram_interval` CF steps. Interval 1 equals `e2e`;
+    - `"gram"`: each unique item is encoded once and the CF module trains on the item vectors as leaves; the CE is
+      fitted to the pseudo-targets `h - item_learning_rate * dL/dh` every `gram_interval` CF steps (1 equals `e2e`);
     - `"nofinetune"`: the CE is frozen, each item is encoded once, only the CF module trains;
     - `"nocontent"`: items are rows of the model's ID table; no CE.
 

@@ -1,0 +1,380 @@
+"""GramTrainer: the invariants of DESIGN.md section 4 (1, 2, 3, 4, 6) on a tiny random BERT."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from gram_hf import GramConfig, GramModel, GramTrainer, GramTrainingArguments, ItemCatalog, expand_occurrences
+from gram_hf.tasks.knowledge_tracing import KnowledgeTracingCollator, make_synthetic_knowledge_tracing
+
+NUM_ITEMS = 24
+BATCH_SIZE = 6
+
+
+@pytest.fixture(scope="module")
+def kt_data():
+    return make_synthetic_knowledge_tracing(num_users=30, num_items=NUM_ITEMS, min_length=4, max_length=12, seed=3)
+
+
+@pytest.fixture(scope="module")
+def catalog(kt_data, tokenizer):
+    return ItemCatalog(kt_data.item_ids, kt_data.texts, tokenizer, max_length=12)
+
+
+@pytest.fixture
+def base_model(tiny_bert_config):
+    torch.manual_seed(0)
+    return GramModel(GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", pooling="attention"))
+
+
+def make_trainer(model, catalog, data, tmp_path, trainer_cls=GramTrainer, callbacks=None, **overrides):
+    settings = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": BATCH_SIZE,
+        "max_steps": 4,
+        "learning_rate": 0.05,
+        "optim": "sgd",
+        "lr_scheduler_type": "constant",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "disable_tqdm": True,
+        "train_sampling_strategy": "sequential",
+        "seed": 0,
+        **overrides,
+    }
+    return trainer_cls(
+        model=model,
+        args=GramTrainingArguments(**settings),
+        item_catalog=catalog,
+        data_collator=KnowledgeTracingCollator(),
+        train_dataset=data.train,
+        callbacks=callbacks,
+    )
+
+
+def train(base_model, catalog, data, tmp_path, **overrides):
+    model = copy.deepcopy(base_model)
+    trainer = make_trainer(model, catalog, data, tmp_path, **overrides)
+    trainer.train()
+    return model, trainer
+
+
+def assert_same_parameters(model_a, model_b, atol):
+    params_b = dict(model_b.named_parameters())
+    for name, param in model_a.named_parameters():
+        torch.testing.assert_close(param, params_b[name], atol=atol, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def max_change(model_a, model_b, prefix=""):
+    params_b = dict(model_b.named_parameters())
+    return max((p - params_b[n]).abs().max().item() for n, p in model_a.named_parameters() if n.startswith(prefix))
+
+
+def sequential_batches(data, num_steps):
+    """The batches a sequential sampler yields for `num_steps` steps (cycling epochs), collated."""
+    collator = KnowledgeTracingCollator()
+    rows = data.train.to_list()
+    batches = [collator(rows[i : i + BATCH_SIZE]) for i in range(0, len(rows), BATCH_SIZE)]
+    return [batches[step % len(batches)] for step in range(num_steps)]
+
+
+# ------------------------------------------------------------------------------------------ invariant 1: equivalence
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adamw_torch"])
+@pytest.mark.parametrize("recompute", [False, True])
+def test_single_step_gram_equals_e2e(base_model, catalog, kt_data, tmp_path, optim, recompute):
+    schedule = {"optim": optim, "lr_scheduler_type": "linear", "warmup_steps": 1, "weight_decay": 0.01}
+    if optim == "adamw_torch":
+        schedule["learning_rate"] = 1e-3
+    e2e, _ = train(base_model, catalog, kt_data, tmp_path, gram_mode="e2e", max_steps=5, **schedule)
+    gram, _ = train(
+        base_model,
+        catalog,
+        kt_data,
+        tmp_path,
+        gram_mode="gram",
+        gram_interval="1",
+        gram_recompute=recompute,
+        encoder_batch_size=5,  # recomputation in several encoder mini-batches
+        max_steps=5,
+        **schedule,
+    )
+    assert max_change(e2e, base_model, "encoder.") > 1e-4, "the encoder did not train: the comparison means nothing"
+    # Recomputation fits CE(c) to h - g where h came from a separate no-grad pass: fp32 noise of ~1e-7 in CE(c) - h
+    # enters the gradient, and Adam's normalisation turns it into ~0.1% of its per-step move (lr = 1e-3). Any real
+    # mismatch (eta, schedule, weight decay, a missing occurrence) moves parameters by ~lr, far above both bounds.
+    atol = 2e-5 if (recompute and optim == "adamw_torch") else 2e-6
+    assert_same_parameters(e2e, gram, atol=atol)
+
+
+def test_single_step_equivalence_with_gradient_accumulation(base_model, catalog, kt_data, tmp_path):
+    common = {"max_steps": 3, "gradient_accumulation_steps": 2, "per_device_train_batch_size": 3}
+    e2e, _ = train(base_model, catalog, kt_data, tmp_path, gram_mode="e2e", **common)
+    gram, _ = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_recompute=True, **common)
+    assert max_change(e2e, base_model, "encoder.") > 1e-4
+    assert_same_parameters(e2e, gram, atol=2e-6)
+
+
+def test_item_learning_rate_scales_the_encoder_step(base_model, catalog, kt_data, tmp_path):
+    # One SGD step: the encoder moves by lr * eta * g, so eta = 2 doubles the encoder's displacement. (A large
+    # encoder lr keeps the displacement far above the rounding of the parameters; no clipping, which is not linear.)
+    settings = {"gram_mode": "gram", "max_steps": 1, "encoder_learning_rate": 5.0, "max_grad_norm": 0.0}
+    one, _ = train(base_model, catalog, kt_data, tmp_path, item_learning_rate=1.0, **settings)
+    two, _ = train(base_model, catalog, kt_data, tmp_path, item_learning_rate=2.0, **settings)
+    for name, param in base_model.encoder.named_parameters():
+        step_one = dict(one.encoder.named_parameters())[name] - param
+        step_two = dict(two.encoder.named_parameters())[name] - param
+        torch.testing.assert_close(step_two, 2 * step_one, atol=1e-6, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------- invariant 2: accounting
+
+
+class RecordingTrainer(GramTrainer):
+    """Records every encoder call: (window number, catalog indices, with_grad)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.encode_calls = []
+        self.windows_done = 0
+
+    def _encode(self, gram_model, index, with_grad):
+        self.encode_calls.append((self.windows_done, index.tolist(), with_grad))
+        return super()._encode(gram_model, index, with_grad)
+
+    def _fit_encoder_to_item_table(self, gram_model):
+        super()._fit_encoder_to_item_table(gram_model)
+        self.windows_done += 1
+
+
+def test_e2e_encodes_exactly_the_occurrences(base_model, catalog, kt_data, tmp_path):
+    _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="e2e", max_steps=7)
+    batches = sequential_batches(kt_data, 7)
+    occurrences = sum(int((batch["item_ref"] >= 0).sum()) for batch in batches)
+    assert trainer.gram_counters["occurrences"] == occurrences
+    assert trainer.gram_counters["encoder_items_backward"] == occurrences
+    assert trainer.gram_counters["encoder_items_forward"] == 0
+    expected_tokens = sum(
+        catalog.num_tokens(batch["item_index"][batch["item_ref"][batch["item_ref"] >= 0]]) for batch in batches
+    )
+    assert trainer.gram_counters["encoder_tokens_backward"] == expected_tokens
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_single_step_gram_encodes_exactly_the_unique_items(base_model, catalog, kt_data, tmp_path, recompute):
+    _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_recompute=recompute, max_steps=7)
+    batches = sequential_batches(kt_data, 7)
+    unique = sum(batch["item_index"].numel() for batch in batches)
+    occurrences = sum(int((batch["item_ref"] >= 0).sum()) for batch in batches)
+    counters = trainer.gram_counters
+    assert counters["unique_items"] == unique
+    assert counters["encoder_items_backward"] == unique
+    assert counters["encoder_items_forward"] == (unique if recompute else 0)
+    assert occurrences > unique  # the batches repeat items, so the saving is real
+    assert trainer.gram_metrics()["gram/r_batch"] == pytest.approx(occurrences / unique)
+
+
+@pytest.mark.parametrize(("interval", "encoder_epochs"), [("3", 1), ("3", 2), ("0.5epoch", 1)])
+def test_multi_step_gram_encodes_each_item_at_most_once_per_window(
+    base_model, catalog, kt_data, tmp_path, interval, encoder_epochs
+):
+    _, trainer = train(
+        base_model,
+        catalog,
+        kt_data,
+        tmp_path,
+        trainer_cls=RecordingTrainer,
+        gram_mode="gram",
+        gram_interval=interval,
+        encoder_epochs=encoder_epochs,
+        encoder_batch_size=4,
+        max_steps=8,
+    )
+    windows = trainer.windows_done
+    assert windows >= 3
+    batches = sequential_batches(kt_data, 8)
+    touched_total = 0
+    for window in range(windows):
+        no_grad = [i for w, index, grad in trainer.encode_calls if w == window and not grad for i in index]
+        with_grad = [i for w, index, grad in trainer.encode_calls if w == window and grad for i in index]
+        assert len(no_grad) == len(set(no_grad)), f"window {window} re-encoded an item without grad"
+        # every table entry is stale at a window's start, so the items encoded for the CF steps are exactly the
+        # touched ones, and each pass of the fit runs each of them forward+backward exactly once
+        assert sorted(with_grad) == sorted(no_grad * encoder_epochs)
+        touched_total += len(set(no_grad))
+    assert trainer.gram_counters["encoder_items_forward"] == touched_total
+    assert trainer.gram_counters["encoder_items_backward"] == touched_total * encoder_epochs
+    assert trainer.gram_counters["unique_items"] == sum(batch["item_index"].numel() for batch in batches)
+
+
+# ---------------------------------------------------------------------------- invariant 3: when parameters change
+
+
+class ParameterSnapshots(TrainerCallback):
+    def __init__(self, model):
+        self.model = model
+        self.snapshots = [copy.deepcopy(model.state_dict())]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.snapshots.append(copy.deepcopy(self.model.state_dict()))
+
+
+def changed(before, after, prefix):
+    return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+
+def test_multi_step_encoder_changes_only_at_window_ends(base_model, catalog, kt_data, tmp_path):
+    model = copy.deepcopy(base_model)
+    snapshots = ParameterSnapshots(model)
+    trainer = make_trainer(
+        model, catalog, kt_data, tmp_path, callbacks=[snapshots], gram_mode="gram", gram_interval="3", max_steps=7
+    )
+    trainer.train()
+    states = snapshots.snapshots
+    assert len(states) == 8
+    encoder_changed = [changed(states[s - 1], states[s], "encoder.") for s in range(1, 8)]
+    head_changed = [changed(states[s - 1], states[s], "head.") for s in range(1, 8)]
+    # windows end at steps 3 and 6, and at the last step (7)
+    assert encoder_changed == [False, False, True, False, False, True, True]
+    assert all(head_changed)
+
+
+def test_epoch_fraction_windows(base_model, catalog, kt_data, tmp_path):
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_interval="0.5epoch")
+    trainer.get_train_dataloader()
+    steps_per_epoch = trainer._update_steps_per_epoch
+    assert steps_per_epoch == 4  # 24 training users / batch 6
+    ends = [s for s in range(1, 13) if trainer._is_window_end(s, max_steps=100)]
+    assert ends == [2, 4, 6, 8, 10, 12]
+    trainer.args.gram_interval = "1epoch"
+    trainer.args.__post_init__()
+    assert [s for s in range(1, 13) if trainer._is_window_end(s, max_steps=100)] == [4, 8, 12]
+    assert trainer._is_window_end(5, max_steps=5)  # the last step always ends a window
+
+
+# ------------------------------------------------------------------------ invariant 6: nofinetune and nocontent
+
+
+def test_nofinetune_never_changes_the_encoder(base_model, catalog, kt_data, tmp_path):
+    model, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="nofinetune", max_steps=6)
+    assert max_change(model, base_model, "encoder.") == 0.0
+    assert max_change(model, base_model, "head.") > 0.0
+    assert trainer.encoder_optimizer is None
+    # item vectors are computed once: every item encoded at most one time, never with grad
+    assert trainer.gram_counters["encoder_items_backward"] == 0
+    assert trainer.gram_counters["encoder_items_forward"] <= NUM_ITEMS
+
+
+def test_nocontent_gives_cold_start_items_no_signal(tokenizer, kt_data, tmp_path):
+    seen = {i for row in kt_data.train["items"] for i in row}
+    cold = sorted(set(range(NUM_ITEMS)) - seen)
+    # three more items that no learner ever answers: cold by construction
+    torch.manual_seed(0)
+    model = GramModel.for_item_ids(NUM_ITEMS + 3, 16, head_type="knowledge_tracing")
+    initial = model.item_embeddings.weight.detach().clone()
+    big_catalog = ItemCatalog(
+        kt_data.item_ids + ["cold0", "cold1", "cold2"], kt_data.texts + ["a", "b", "c"], tokenizer
+    )
+    trainer = make_trainer(model, big_catalog, kt_data, tmp_path, gram_mode="nocontent", max_steps=6)
+    trainer.train()
+    weights = model.item_embeddings.weight.detach()
+    cold_rows = cold + [NUM_ITEMS, NUM_ITEMS + 1, NUM_ITEMS + 2]
+    assert torch.equal(weights[cold_rows], initial[cold_rows])
+    warm_rows = sorted(seen)
+    assert not torch.equal(weights[warm_rows], initial[warm_rows])
+    assert trainer.gram_counters["encoder_items_backward"] == trainer.gram_counters["encoder_items_forward"] == 0
+
+
+# --------------------------------------------------------------------------------------- invariant 4: checkpoints
+
+
+@pytest.mark.parametrize("interval", ["1", "3"])
+def test_resume_inside_a_window_equals_training_straight(base_model, catalog, kt_data, tmp_path, interval):
+    settings = {
+        "gram_mode": "gram",
+        "gram_interval": interval,
+        "gram_recompute": True,
+        "max_steps": 6,
+        "optim": "adamw_torch",
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "linear",
+        "save_strategy": "steps",
+        "save_steps": 2,
+        "train_sampling_strategy": "random",
+    }
+    straight, straight_trainer = train(base_model, catalog, kt_data, tmp_path / "a", **settings)
+    resumed = copy.deepcopy(base_model)
+    trainer = make_trainer(resumed, catalog, kt_data, tmp_path / "b", **settings)
+    # step 4 lies strictly inside the window [4, 6] for interval 3
+    trainer.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / "checkpoint-4"))
+    assert_same_parameters(straight, resumed, atol=1e-6)
+    torch.testing.assert_close(trainer.item_table.vectors, straight_trainer.item_table.vectors, atol=1e-6, rtol=0)
+    assert trainer.gram_counters == straight_trainer.gram_counters
+
+
+def test_resume_requires_the_gram_state(base_model, catalog, kt_data, tmp_path):
+    settings = {"gram_mode": "gram", "max_steps": 2, "save_strategy": "steps", "save_steps": 2}
+    train(base_model, catalog, kt_data, tmp_path, **settings)
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    (checkpoint / "gram_state.pt").unlink()
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path / "c", **settings)
+    with pytest.raises(FileNotFoundError, match="gram_state.pt"):
+        trainer.train(resume_from_checkpoint=str(checkpoint))
+
+
+# --------------------------------------------------------------------------------------------------- the rest
+
+
+def test_expand_occurrences_gives_one_row_per_reference():
+    item_index = torch.tensor([5, 7, 9])
+    refs = {"a": torch.tensor([[0, 2, -1], [1, 0, 0]]), "b": torch.tensor([2, -1])}
+    occurrences, new_refs = expand_occurrences(item_index, refs)
+    assert occurrences.tolist() == [5, 9, 7, 5, 5, 9]
+    assert new_refs["a"].tolist() == [[0, 1, -1], [2, 3, 4]]
+    assert new_refs["b"].tolist() == [5, -1]
+    for key, ref in refs.items():
+        mask = ref >= 0
+        assert torch.equal(occurrences[new_refs[key][mask]], item_index[ref[mask]])
+
+
+def test_counters_are_logged(base_model, catalog, kt_data, tmp_path):
+    _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", max_steps=2)
+    train_logs = [log for log in trainer.state.log_history if "loss" in log]
+    assert len(train_logs) == 2
+    for key in ("gram/occurrences", "gram/unique_items", "gram/encoder_items_backward", "gram/r_batch"):
+        assert key in train_logs[-1]
+    assert train_logs[-1]["gram/occurrences"] == trainer.gram_counters["occurrences"]
+    assert train_logs[0]["gram/occurrences"] < train_logs[1]["gram/occurrences"]
+
+
+def test_evaluate_reports_loss(base_model, catalog, kt_data, tmp_path):
+    model = copy.deepcopy(base_model)
+    trainer = make_trainer(model, catalog, kt_data, tmp_path, gram_mode="gram", max_steps=1)
+    metrics = trainer.evaluate(kt_data.test)
+    assert "eval_loss" in metrics and 0.0 < metrics["eval_loss"] < 5.0
+    prediction = trainer.predict(kt_data.test)
+    assert prediction.predictions.shape == prediction.label_ids.shape
+
+
+def test_trainer_rejects_inconsistent_setups(base_model, catalog, kt_data, tmp_path):
+    with pytest.raises(ValueError, match="item-ID table"):
+        make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_mode="nocontent")
+    id_model = GramModel.for_item_ids(NUM_ITEMS, 8, head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match="content encoder"):
+        make_trainer(id_model, catalog, kt_data, tmp_path, gram_mode="gram")
+    with pytest.raises(ValueError, match="item_catalog"):
+        make_trainer(copy.deepcopy(base_model), None, kt_data, tmp_path, gram_mode="e2e")
+    small_id_model = GramModel.for_item_ids(NUM_ITEMS - 1, 8, head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match="rows"):
+        make_trainer(small_id_model, catalog, kt_data, tmp_path, gram_mode="nocontent")
+
+
+def test_trainer_refuses_several_processes(base_model, catalog, kt_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(GramTrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(NotImplementedError, match="single process"):
+        make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_mode="gram")
