@@ -15,9 +15,9 @@ class KnowledgeTracingHead(GramHead):
 
     The input at step t is the previous interaction, `[h_{t-1} * r_{t-1}; h_{t-1} * (1 - r_{t-1})]` (DKT's split of
     the item by correctness, with item vectors in place of one-hot ids), and a learned start vector at t = 0. A
-    stacked LSTM reads the inputs; the logit at t is the LSTM state projected to the item space and dotted with the current item
-    vector `h_t`, so the prediction depends on the item's content. The loss is the binary cross-entropy over
-    non-padding positions.
+    stacked LSTM reads the inputs; the logit at t is the LSTM state projected to the item space and dotted with the
+    current item vector `h_t`, so the prediction depends on the item's content. The loss is the binary cross-entropy
+    over non-padding positions.
 
     Batch keys: `item_ref` (`[B, T]` positions into the item vectors, -1 for padding) and `labels` (`[B, T]` float,
     1 = correct, 0 = wrong, -100 for padding).
