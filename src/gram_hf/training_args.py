@@ -137,7 +137,7 @@ def parse_gram_interval(value: str | int) -> tuple[int | None, float | None]:
     forms otherwise.
     """
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         steps = int(text)
         if steps >= 1:
             return steps, None

@@ -1,0 +1,140 @@
+"""GramConfig: validation, sub-config round trip and Auto* registration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import AutoConfig, BertConfig
+
+import gram_hf  # noqa: F401  (registers the "gram" model type)
+from gram_hf import GramConfig
+
+
+def test_bad_pooling_names_allowed_values():
+    with pytest.raises(ValueError, match="pooling") as info:
+        GramConfig(pooling="max", head_type="knowledge_tracing")
+    message = str(info.value)
+    for allowed in ("mean", "cls", "attention"):
+        assert allowed in message
+    assert "'max'" in message
+
+
+def test_bad_item_encoder_names_allowed_values():
+    with pytest.raises(ValueError, match="item_encoder") as info:
+        GramConfig(item_encoder="image", head_type="knowledge_tracing")
+    message = str(info.value)
+    assert "content" in message and "'id'" in message
+    assert "'image'" in message
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_items": 10},  # no item_dim
+        {"item_dim": 8},  # num_items defaults to 0
+        {"item_dim": 8, "num_items": 0},
+        {"item_dim": 8, "num_items": -3},
+    ],
+)
+def test_id_encoder_needs_item_dim_and_num_items(kwargs):
+    with pytest.raises(ValueError, match="item_dim and num_items"):
+        GramConfig(item_encoder="id", head_type="knowledge_tracing", **kwargs)
+
+
+def test_id_encoder_valid_config():
+    config = GramConfig(item_encoder="id", item_dim=8, num_items=10, head_type="knowledge_tracing")
+    assert config.encoder is None
+    assert config.item_vector_dim == 8
+
+
+@pytest.mark.parametrize("item_dim", [0, -4])
+def test_non_positive_item_dim_rejected(item_dim, tiny_bert_config):
+    with pytest.raises(ValueError, match="item_dim"):
+        GramConfig(encoder=tiny_bert_config, item_dim=item_dim, head_type="knowledge_tracing")
+
+
+def test_item_vector_dim_from_encoder_hidden_size(tiny_bert_config):
+    config = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing")
+    assert config.item_vector_dim == tiny_bert_config.hidden_size == 32
+
+
+def test_item_vector_dim_prefers_item_dim(tiny_bert_config):
+    config = GramConfig(encoder=tiny_bert_config, item_dim=12, head_type="knowledge_tracing")
+    assert config.item_vector_dim == 12
+
+
+def test_item_vector_dim_without_encoder_or_item_dim_raises():
+    config = GramConfig(head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match="neither item_dim nor an encoder"):
+        _ = config.item_vector_dim
+
+
+def test_encoder_dict_becomes_config_of_its_model_type():
+    default = GramConfig(encoder={"hidden_size": 24}, head_type="knowledge_tracing")
+    assert isinstance(default.encoder, BertConfig)
+    assert default.item_vector_dim == 24
+    roberta = GramConfig(encoder={"model_type": "roberta", "hidden_size": 20}, head_type="knowledge_tracing")
+    assert type(roberta.encoder).__name__ == "RobertaConfig"
+    assert roberta.item_vector_dim == 20
+
+
+def test_head_config_defaults_to_empty_dict_and_is_copied():
+    assert GramConfig(head_type="knowledge_tracing").head_config == {}
+    head_config = {"num_layers": 1}
+    config = GramConfig(head_type="knowledge_tracing", head_config=head_config)
+    config.head_config["num_layers"] = 3
+    assert head_config == {"num_layers": 1}
+
+
+def test_save_load_round_trip_keeps_encoder_and_head_config(tmp_path, tiny_bert_config):
+    config = GramConfig(
+        encoder=tiny_bert_config,
+        pooling="attention",
+        attention_pooling_dim=7,
+        item_dim=16,
+        head_type="knowledge_tracing",
+        head_config={"hidden_size": 24, "num_layers": 1, "dropout": 0.1},
+    )
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "gram"
+    assert saved["encoder"]["model_type"] == "bert"
+
+    loaded = GramConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded.encoder, BertConfig)
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        assert getattr(loaded.encoder, key) == getattr(tiny_bert_config, key)
+    assert loaded.encoder.hidden_dropout_prob == 0.0
+    assert loaded.head_type == "knowledge_tracing"
+    assert loaded.head_config == {"hidden_size": 24, "num_layers": 1, "dropout": 0.1}
+    assert loaded.pooling == "attention"
+    assert loaded.attention_pooling_dim == 7
+    assert loaded.item_dim == 16
+    assert loaded.item_vector_dim == 16
+
+
+def test_id_config_round_trip_keeps_no_encoder(tmp_path):
+    config = GramConfig(item_encoder="id", item_dim=8, num_items=33, head_type="knowledge_tracing")
+    config.save_pretrained(tmp_path)
+    loaded = GramConfig.from_pretrained(tmp_path)
+    assert loaded.encoder is None
+    assert (loaded.item_encoder, loaded.item_dim, loaded.num_items) == ("id", 8, 33)
+
+
+def test_auto_config_loads_gram_config(tmp_path, tiny_bert_config):
+    GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing").save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, GramConfig)
+    assert isinstance(loaded.encoder, BertConfig)
+    assert loaded.item_vector_dim == 32
+
+
+def test_loading_an_invalid_saved_config_is_validated(tmp_path, tiny_bert_config):
+    GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing").save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    data["pooling"] = "max"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        AutoConfig.from_pretrained(tmp_path)

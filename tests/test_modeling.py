@@ -1,0 +1,231 @@
+"""GramModel: construction, pooling/projection, save + AutoModel reload and the forward contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel
+
+import gram_hf  # noqa: F401  (registers GramConfig / GramModel with the Auto classes)
+from gram_hf import ContentEncoder, GramConfig, GramModel, HeadOutput, ItemCatalog
+from gram_hf.pooling import AdditiveAttentionPooling, ClsPooling, MeanPooling
+from gram_hf.tasks.knowledge_tracing import KnowledgeTracingCollator, KnowledgeTracingHead
+
+TEXTS = [
+    "a simple question about the river",
+    "an advanced and intricate question about the market in the city",
+    "",
+    "basic",
+    "the student reads a rare technical letter",
+]
+
+
+def make_model(tiny_bert_config, seed: int = 0, **kwargs) -> GramModel:
+    torch.manual_seed(seed)
+    config = GramConfig(
+        encoder=tiny_bert_config, head_type="knowledge_tracing", head_config={"num_layers": 1}, **kwargs
+    )
+    return GramModel(config).eval()
+
+
+@pytest.fixture
+def catalog(tokenizer):
+    return ItemCatalog([f"q{i}" for i in range(len(TEXTS))], TEXTS, tokenizer, max_length=16)
+
+
+@pytest.fixture
+def kt_batch():
+    collator = KnowledgeTracingCollator()
+    return collator(
+        [
+            {"items": [4, 1, 4, 0], "responses": [1, 0, 1, 1]},
+            {"items": [2, 1], "responses": [0, 1]},
+        ]
+    )
+
+
+def assert_same_state_dict(first: torch.nn.Module, second: torch.nn.Module) -> None:
+    a, b = first.state_dict(), second.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_model_parts(tiny_bert_config):
+    model = make_model(tiny_bert_config)
+    assert isinstance(model.encoder, ContentEncoder)
+    assert model.item_embeddings is None
+    assert isinstance(model.head, KnowledgeTracingHead)
+    assert model.head.item_dim == model.item_dim == 32
+    assert model.head.lstm.num_layers == 1  # head_config reached the head
+    assert model.encoder.projection is None
+
+
+def test_missing_head_type_or_encoder_raises(tiny_bert_config):
+    with pytest.raises(ValueError, match="head_type"):
+        GramModel(GramConfig(encoder=tiny_bert_config))
+    with pytest.raises(ValueError, match="needs GramConfig.encoder"):
+        GramModel(GramConfig(head_type="knowledge_tracing"))
+
+
+def test_unknown_head_config_key_raises(tiny_bert_config):
+    config = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", head_config={"bogus": 1})
+    with pytest.raises(TypeError, match="bogus"):
+        GramModel(config)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "attention"])
+def test_save_and_auto_model_reload(tmp_path, tiny_bert_config, pooling):
+    model = make_model(tiny_bert_config, pooling=pooling, item_dim=16, attention_pooling_dim=8)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert type(reloaded) is GramModel
+    assert isinstance(reloaded.config, GramConfig)
+    assert reloaded.config.pooling == pooling
+    assert reloaded.config.head_config == {"num_layers": 1}
+    assert_same_state_dict(model, reloaded)
+
+
+def test_reload_reproduces_outputs(tmp_path, tiny_bert_config, catalog, kt_batch):
+    model = make_model(tiny_bert_config, pooling="attention", attention_pooling_dim=8)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    tokens = catalog.batch(kt_batch["item_index"])
+    with torch.no_grad():
+        expected = model(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+        got = reloaded(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+    torch.testing.assert_close(got.scores, expected.scores)
+    torch.testing.assert_close(got.loss, expected.loss)
+
+
+@pytest.mark.parametrize(
+    ("pooling", "pooling_class"),
+    [("mean", MeanPooling), ("cls", ClsPooling), ("attention", AdditiveAttentionPooling)],
+)
+def test_pooling_choices_give_one_vector_per_item(tiny_bert_config, catalog, pooling, pooling_class):
+    model = make_model(tiny_bert_config, pooling=pooling, attention_pooling_dim=8)
+    assert isinstance(model.encoder.pooling, pooling_class)
+    tokens = catalog.batch([0, 1, 2, 1])
+    with torch.no_grad():
+        vectors = model.encode_items(**tokens)
+    assert vectors.shape == (4, 32)
+    assert torch.isfinite(vectors).all()
+    torch.testing.assert_close(vectors[1], vectors[3])  # same item, same vector
+    assert not torch.allclose(vectors[0], vectors[1])
+
+
+def test_cls_pooling_reads_first_token_state(tiny_bert_config, catalog):
+    model = make_model(tiny_bert_config, pooling="cls")
+    tokens = catalog.batch([0, 1])
+    with torch.no_grad():
+        hidden = model.encoder.backbone(**tokens).last_hidden_state
+        vectors = model.encode_items(**tokens)
+    torch.testing.assert_close(vectors, hidden[:, 0])
+
+
+def test_item_vectors_do_not_depend_on_batch_padding(tiny_bert_config, catalog):
+    """An item's vector is the same alone and padded next to a longer item (mean pooling ignores padding)."""
+    model = make_model(tiny_bert_config, pooling="mean")
+    with torch.no_grad():
+        alone = model.encode_items(**catalog.batch([3]))
+        padded = model.encode_items(**catalog.batch([3, 1]))
+    assert catalog.batch([3, 1])["attention_mask"][0].eq(0).any()
+    torch.testing.assert_close(padded[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_projection_when_item_dim_differs(tiny_bert_config, catalog):
+    model = make_model(tiny_bert_config, item_dim=16)
+    assert isinstance(model.encoder.projection, torch.nn.Linear)
+    assert (model.encoder.projection.in_features, model.encoder.projection.out_features) == (32, 16)
+    assert model.encoder.output_dim == model.item_dim == model.head.item_dim == 16
+    with torch.no_grad():
+        vectors = model.encode_items(**catalog.batch([0, 1, 2]))
+    assert vectors.shape == (3, 16)
+
+
+def test_no_projection_when_item_dim_equals_hidden_size(tiny_bert_config):
+    model = make_model(tiny_bert_config, item_dim=32)
+    assert model.encoder.projection is None
+    assert model.encoder.output_dim == 32
+
+
+def test_for_item_ids(kt_batch):
+    torch.manual_seed(0)
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing", head_config={"num_layers": 1})
+    assert model.encoder is None
+    assert model.config.item_encoder == "id"
+    assert tuple(model.item_embeddings.weight.shape) == (7, 6)
+    assert model.item_dim == model.head.item_dim == 6
+    output = model(**kt_batch)
+    assert isinstance(output, HeadOutput)
+    assert output.scores.shape == kt_batch["item_ref"].shape
+    # item_index selects the rows: the forward equals one on the looked-up vectors
+    expected = model(item_vectors=model.item_embeddings.weight[kt_batch["item_index"]], **kt_batch)
+    torch.testing.assert_close(output.loss, expected.loss)
+    # the loss trains the table rows of the batch's items only
+    output.loss.backward()
+    grad_rows = model.item_embeddings.weight.grad.abs().sum(1) > 0
+    assert grad_rows.nonzero().squeeze(1).tolist() == kt_batch["item_index"].tolist()
+
+
+def test_for_item_ids_save_reload(tmp_path):
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert type(reloaded) is GramModel
+    assert reloaded.encoder is None
+    assert_same_state_dict(model, reloaded)
+
+
+def test_id_model_needs_item_index(kt_batch):
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    batch = {k: v for k, v in kt_batch.items() if k != "item_index"}
+    with pytest.raises(ValueError, match="item_index"):
+        model(**batch)
+
+
+def test_encode_items_on_id_model_raises(catalog):
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match="item-ID table"):
+        model.encode_items(**catalog.batch([0, 1]))
+
+
+def test_content_model_needs_vectors_or_tokens(tiny_bert_config, kt_batch):
+    model = make_model(tiny_bert_config)
+    with pytest.raises(ValueError, match="item_vectors"):
+        model(**kt_batch)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_forward_from_tokens_equals_forward_from_vectors(tiny_bert_config, catalog, kt_batch, pooling):
+    model = make_model(tiny_bert_config, pooling=pooling, item_dim=16, attention_pooling_dim=8)
+    tokens = catalog.batch(kt_batch["item_index"])
+    with torch.no_grad():
+        from_tokens = model(
+            item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch
+        )
+        vectors = model.encode_items(tokens["input_ids"], tokens["attention_mask"])
+        from_vectors = model(item_vectors=vectors, **kt_batch)
+    assert from_tokens.scores.shape == kt_batch["item_ref"].shape
+    torch.testing.assert_close(from_tokens.scores, from_vectors.scores)
+    torch.testing.assert_close(from_tokens.loss, from_vectors.loss)
+    assert torch.isfinite(from_tokens.loss)
+    # precomputed vectors take precedence over tokens
+    with torch.no_grad():
+        other = model(
+            item_vectors=torch.zeros_like(vectors),
+            item_input_ids=tokens["input_ids"],
+            item_attention_mask=tokens["attention_mask"],
+            **kt_batch,
+        )
+    assert not torch.allclose(other.scores, from_vectors.scores)
+
+
+def test_gradient_reaches_the_encoder(tiny_bert_config, catalog, kt_batch):
+    model = make_model(tiny_bert_config).train()
+    tokens = catalog.batch(kt_batch["item_index"])
+    output = model(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+    output.loss.backward()
+    embedding_grad = model.encoder.backbone.embeddings.word_embeddings.weight.grad
+    assert embedding_grad is not None and embedding_grad.abs().sum() > 0
+    assert model.head.output.weight.grad.abs().sum() > 0
