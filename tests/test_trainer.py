@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import datasets
 import pytest
 import torch
 from transformers import TrainerCallback
@@ -378,3 +379,29 @@ def test_trainer_refuses_several_processes(base_model, catalog, kt_data, tmp_pat
     monkeypatch.setattr(GramTrainingArguments, "world_size", property(lambda self: 2))
     with pytest.raises(NotImplementedError, match="single process"):
         make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_mode="gram")
+
+
+def test_evaluation_encodes_each_needed_item_exactly_once(tiny_bert_config, tokenizer, tmp_path, monkeypatch):
+    num_items = 10_000
+    catalog = ItemCatalog([f"i{i}" for i in range(num_items)], [f"item {i}" for i in range(num_items)], tokenizer)
+    order = torch.randperm(num_items, generator=torch.Generator().manual_seed(0)).tolist()
+    # every item twice, in two different learners (and so in different evaluation batches)
+    rows = [{"items": list(range(s, s + 20)), "responses": [1, 0] * 10} for s in range(0, num_items, 20)]
+    rows += [{"items": order[s : s + 20], "responses": [0, 1] * 10} for s in range(0, num_items, 20)]
+    dataset = datasets.Dataset.from_list(rows)
+    model = GramModel(GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing"))
+    encoded = []
+    original = model.encode_items
+    monkeypatch.setattr(
+        model, "encode_items", lambda **tokens: encoded.append(len(tokens["input_ids"])) or original(**tokens)
+    )
+    trainer = GramTrainer(
+        model=model,
+        args=GramTrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=64, disable_tqdm=True),
+        item_catalog=catalog,
+        data_collator=KnowledgeTracingCollator(),
+    )
+    metrics = trainer.evaluate(dataset)
+    assert sum(encoded) == num_items
+    assert metrics["eval_encoder_items"] == num_items
+    assert 0.0 < metrics["eval_loss"] < 5.0

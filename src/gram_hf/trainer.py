@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import Trainer
 from transformers.optimization import get_scheduler
 
@@ -133,6 +134,7 @@ class GramTrainer(Trainer):
         self.gram_counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._update_steps_per_epoch: int | None = None
+        self._eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -345,6 +347,44 @@ class GramTrainer(Trainer):
 
     # ------------------------------------------------------------- evaluation
 
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """
+        The Trainer's evaluation loop, with every item the dataloader needs encoded exactly once beforehand (eval mode,
+        no grad, length-sorted batches) instead of once per batch that mentions it. Adds
+        `{metric_key_prefix}_encoder_items`, the number of items encoded.
+        """
+        gram_model = self.gram_model
+        if gram_model.encoder is None:
+            return super().evaluation_loop(
+                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+            )
+        needed = torch.unique(torch.cat([batch["item_index"].reshape(-1).cpu() for batch in dataloader]))
+        vectors = torch.empty(needed.numel(), gram_model.item_dim, dtype=torch.float32, device=self.args.device)
+        rows = torch.full((self.item_catalog.num_items,), -1, dtype=torch.long)
+        rows[needed] = torch.arange(needed.numel())
+        was_training = gram_model.training
+        gram_model.eval()
+        batches = self.item_catalog.length_sorted_batches(needed, self.args.encoder_eval_batch_size)
+        progress = tqdm(
+            batches, desc=f"Encoding {needed.numel():,} items", disable=self.args.disable_tqdm, leave=False
+        )
+        with torch.no_grad(), self.compute_loss_context_manager():
+            for batch_index in progress:
+                tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(batch_index).items()}
+                vectors[rows[batch_index].to(vectors.device)] = gram_model.encode_items(**tokens).float()
+        gram_model.train(was_training)
+        self._eval_item_vectors = (rows.to(self.args.device), vectors)
+        try:
+            output = super().evaluation_loop(
+                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+            )
+        finally:
+            self._eval_item_vectors = None
+        output.metrics[f"{metric_key_prefix}_encoder_items"] = needed.numel()
+        return output
+
     def prediction_step(
         self,
         model: nn.Module,
@@ -352,7 +392,7 @@ class GramTrainer(Trainer):
         prediction_loss_only: bool,
         ignore_keys: list[str] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Loss, scores and labels of one batch, with item vectors from the current encoder (no grad)."""
+        """Loss, scores and labels of one batch, with the item vectors `evaluation_loop` encoded for it."""
         gram_model = self.accelerator.unwrap_model(model)
         inputs = self._prepare_inputs(inputs)
         item_index = inputs.pop("item_index")
@@ -360,8 +400,8 @@ class GramTrainer(Trainer):
             if gram_model.encoder is None:
                 vectors = gram_model.item_embeddings(item_index)
             else:
-                tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(item_index).items()}
-                vectors = gram_model.encode_items(**tokens)
+                rows, encoded = self._eval_item_vectors
+                vectors = encoded[rows[item_index]]
             output = gram_model.head(vectors, **inputs)
         loss = output.loss.detach() if output.loss is not None else None
         if prediction_loss_only:
