@@ -405,3 +405,68 @@ def test_evaluation_encodes_each_needed_item_exactly_once(tiny_bert_config, toke
     assert sum(encoded) == num_items
     assert metrics["eval_encoder_items"] == num_items
     assert 0.0 < metrics["eval_loss"] < 5.0
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+
+
+def test_stopping_inside_a_window_still_fits_the_encoder(base_model, catalog, kt_data, tmp_path):
+    model = copy.deepcopy(base_model)
+    trainer = make_trainer(
+        model, catalog, kt_data, tmp_path, callbacks=[StopAt(3)], gram_mode="gram", gram_interval="4", max_steps=8
+    )
+    trainer.train()
+    assert trainer.state.global_step == 3
+    assert max_change(model, base_model, "encoder.") > 0.0
+    assert not trainer.item_table.touched.any() and not trainer.item_table.fresh.any()
+
+
+def test_parameters_the_user_froze_stay_frozen(base_model, catalog, kt_data, tmp_path):
+    model = copy.deepcopy(base_model)
+    model.encoder.backbone.embeddings.requires_grad_(False)
+    make_trainer(model, catalog, kt_data, tmp_path, gram_mode="gram", max_steps=2).train()
+    assert max_change(model, base_model, "encoder.backbone.embeddings.") == 0.0
+    assert max_change(model, base_model, "encoder.backbone.encoder.") > 0.0
+
+
+def test_windows_of_an_epoch_fraction_with_odd_epochs(base_model, catalog, kt_data, tmp_path):
+    trainer = make_trainer(
+        copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_interval="0.5epoch", per_device_train_batch_size=5
+    )
+    trainer.get_train_dataloader()
+    assert trainer._update_steps_per_epoch == 5  # 24 learners / 5
+    assert [s for s in range(1, 11) if trainer._is_window_end(s, max_steps=100)] == [2, 5, 7, 10]
+
+
+def test_iterable_training_data(base_model, catalog, kt_data, tmp_path):
+    stream = kt_data.train.to_iterable_dataset()
+    model = copy.deepcopy(base_model)
+    trainer = make_trainer(model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="2", max_steps=3)
+    trainer.train_dataset = stream
+    trainer.train()
+    assert trainer.state.global_step == 3 and max_change(model, base_model, "encoder.") > 0.0
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_interval="1epoch", max_steps=3)
+    trainer.train_dataset = stream
+    with pytest.raises(ValueError, match="no length"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("mode", ["e2e", "gram"])
+def test_bf16_autocast_reaches_the_encoder(base_model, catalog, kt_data, tmp_path, mode):
+    model = copy.deepcopy(base_model)
+    seen = []
+    # a Linear (autocast keeps LayerNorm outputs in fp32)
+    model.encoder.backbone.encoder.layer[0].intermediate.dense.register_forward_hook(
+        lambda m, i, o: seen.append(o.dtype)
+    )
+    trainer = make_trainer(model, catalog, kt_data, tmp_path, gram_mode=mode, bf16=True, use_cpu=True, max_steps=2)
+    trainer.train()
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    if trainer.item_table is not None:
+        assert trainer.item_table.vectors.dtype == torch.float32

@@ -175,3 +175,11 @@ def test_hf_argument_parser_rejects_bad_interval(tmp_path):
     parser = HfArgumentParser(GramTrainingArguments)
     with pytest.raises(ValueError, match="gram_interval"):
         parser.parse_args_into_dataclasses(args=["--output_dir", str(tmp_path), "--gram_interval", "half"])
+
+
+@pytest.mark.parametrize("mode", ["e2e", "gram"])
+def test_metric_driven_schedulers_are_refused_with_an_encoder_optimizer(tmp_path, mode):
+    plateau = {"output_dir": str(tmp_path), "lr_scheduler_type": "reduce_lr_on_plateau", "eval_strategy": "epoch"}
+    with pytest.raises(ValueError, match="step-based scheduler"):
+        GramTrainingArguments(gram_mode=mode, **plateau)
+    GramTrainingArguments(gram_mode="nofinetune", **plateau)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.optimization import get_scheduler
+from transformers.trainer_utils import has_length
 
 from .item_table import ItemTable
 from .items import ItemCatalog
@@ -26,6 +28,14 @@ COUNTER_NAMES = (
     "encoder_tokens_forward",
     "encoder_tokens_backward",
 )
+
+
+def _fraction_ends(fraction: float, steps_per_epoch: int) -> set[int]:
+    """The steps of an epoch (1-based) at which windows of `fraction` of an epoch (< 1) end."""
+    count = math.ceil(1 / fraction - 1e-9)
+    return {min(steps_per_epoch, max(1, round(k * fraction * steps_per_epoch))) for k in range(1, count + 1)} | {
+        steps_per_epoch
+    }
 
 
 def expand_occurrences(
@@ -121,9 +131,10 @@ class GramTrainer(Trainer):
                 "GramTrainer does not synchronise item vectors and encoder gradients across processes yet; "
                 "run it in a single process."
             )
-        if model.encoder is not None:
-            # NoFinetune: the encoder is a fixed feature extractor, so it gets no gradients and no optimizer.
-            model.encoder.requires_grad_(mode != "nofinetune")
+        if model.encoder is not None and mode == "nofinetune":
+            # The encoder is a fixed feature extractor: no gradients, no optimizer. In the other modes the parameters
+            # the user froze (or PEFT froze) stay frozen.
+            model.encoder.requires_grad_(False)
         super().__init__(model=model, args=args, **kwargs)
         # The head computes a per-batch mean; the Trainer scales it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
@@ -135,6 +146,7 @@ class GramTrainer(Trainer):
         self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._update_steps_per_epoch: int | None = None
         self._eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.add_callback(_CloseWindowAtTrainEnd(self))
 
     # ------------------------------------------------------------------ setup
 
@@ -151,6 +163,13 @@ class GramTrainer(Trainer):
 
     def get_train_dataloader(self):
         dataloader = super().get_train_dataloader()
+        if not has_length(dataloader):
+            if self.args.gram_interval_epochs is not None:
+                raise ValueError(
+                    f"gram_interval={self.args.gram_interval!r} is a fraction of an epoch, but the training data has "
+                    "no length (an IterableDataset); give the interval in steps."
+                )
+            return dataloader
         # Epoch-fraction windows need the number of optimizer steps per epoch, as the Trainer counts them.
         batches = len(dataloader)
         accumulation = self.args.gradient_accumulation_steps
@@ -214,12 +233,18 @@ class GramTrainer(Trainer):
         if args.gram_interval_steps is not None:
             return step % args.gram_interval_steps == 0
         steps_per_epoch = self._update_steps_per_epoch or 1
-        window = max(1, round(args.gram_interval_epochs * steps_per_epoch))
-        if args.gram_interval_epochs >= 1:
-            return step % window == 0
-        # Windows shorter than an epoch restart at each epoch, so '0.5epoch' always means two windows per epoch.
+        fraction = args.gram_interval_epochs
+        if fraction >= 1:
+            return step % max(1, round(fraction * steps_per_epoch)) == 0
+        # Windows shorter than an epoch restart at each epoch and end at the rounded multiples of the fraction, so
+        # '0.5epoch' always means two windows per epoch.
         step_in_epoch = (step - 1) % steps_per_epoch + 1
-        return step_in_epoch % window == 0 or step_in_epoch == steps_per_epoch
+        return step_in_epoch in _fraction_ends(fraction, steps_per_epoch)
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        # The encoder and the head are called directly, not through the prepared model's forward, so the mixed
+        # precision accelerate would apply there is applied here.
+        return self.accelerator.autocast()
 
     # --------------------------------------------------------------- training
 
@@ -457,6 +482,26 @@ class GramTrainer(Trainer):
             self.encoder_lr_scheduler.load_state_dict(state["encoder_lr_scheduler"])
         if self.item_table is not None:
             self.item_table.load_state_dict(state["item_table"])
+
+
+class _CloseWindowAtTrainEnd(TrainerCallback):
+    """
+    Ends an open GRAM window when training stops before the window's last step (early stopping, a callback), so the
+    encoder is fitted to the pseudo-targets the CF module already trained against. When the best checkpoint was
+    loaded instead, the window belongs to a discarded trajectory and is only dropped.
+    """
+
+    def __init__(self, trainer: GramTrainer):
+        self.trainer = trainer
+
+    def on_train_end(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        table = trainer.item_table
+        if table is None or trainer.args.gram_mode != "gram" or not bool(table.touched.any()):
+            return
+        if not (args.load_best_model_at_end and state.best_model_checkpoint is not None):
+            trainer._fit_encoder_to_item_table(trainer.gram_model)
+        table.invalidate()
 
 
 __all__ = ["GramTrainer", "expand_occurrences"]

@@ -114,6 +114,17 @@ class GramTrainingArguments(TrainingArguments):
                 "loss scaler. Use bf16 (or fp32); fp16 is allowed with 'nofinetune' and 'nocontent'."
             )
         super().__post_init__()
+        if self.gram_mode in ("e2e", "gram") and str(
+            getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+        ) in (
+            "reduce_lr_on_plateau",
+            "greedy",
+        ):
+            raise ValueError(
+                f"lr_scheduler_type={self.lr_scheduler_type!r} steps on evaluation metrics, which the encoder's "
+                "per-window scheduler does not see; use a step-based scheduler (linear, cosine, constant, ...) "
+                f"with gram_mode={self.gram_mode!r}."
+            )
 
     @property
     def encoder_lr(self) -> float:
