@@ -360,15 +360,31 @@ class GramTrainer(Trainer):
         return gram_model.encode_items(**tokens)
 
     @torch.no_grad()
-    def _refresh_item_table(self, gram_model: GramModel, index: torch.Tensor) -> None:
-        """Encodes the unique items at `index` into the ItemTable: eval mode, no grad, length-sorted batches."""
+    def _encode_for_inference(self, gram_model: GramModel, index: torch.Tensor, count: bool, progress: bool = False):
+        """
+        Yields `(batch_index, vectors)` over the unique items at `index`: eval mode, no grad, length-sorted batches of
+        `encoder_eval_batch_size`. `count` adds the work to the training counters.
+        """
         encoder = gram_model.encoder
         was_training = encoder.training
         encoder.eval()
-        for batch_index in self.item_catalog.length_sorted_batches(index, self.args.encoder_eval_batch_size):
-            vectors = self._encode(gram_model, batch_index, with_grad=False)
+        batches = self.item_catalog.length_sorted_batches(index, self.args.encoder_eval_batch_size)
+        if progress:
+            batches = tqdm(batches, desc=f"Encoding {len(index):,} items", disable=self.args.disable_tqdm, leave=False)
+        try:
+            for batch_index in batches:
+                if count:
+                    yield batch_index, self._encode(gram_model, batch_index, with_grad=False)
+                else:
+                    tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(batch_index).items()}
+                    yield batch_index, gram_model.encode_items(**tokens)
+        finally:
+            encoder.train(was_training)
+
+    def _refresh_item_table(self, gram_model: GramModel, index: torch.Tensor) -> None:
+        """Encodes the unique items at `index` into the ItemTable."""
+        for batch_index, vectors in self._encode_for_inference(gram_model, index, count=True):
             self.item_table.fill(batch_index.to(self.item_table.device), vectors)
-        encoder.train(was_training)
 
     # ------------------------------------------------------------- evaluation
 
@@ -389,17 +405,11 @@ class GramTrainer(Trainer):
         vectors = torch.empty(needed.numel(), gram_model.item_dim, dtype=torch.float32, device=self.args.device)
         rows = torch.full((self.item_catalog.num_items,), -1, dtype=torch.long)
         rows[needed] = torch.arange(needed.numel())
-        was_training = gram_model.training
-        gram_model.eval()
-        batches = self.item_catalog.length_sorted_batches(needed, self.args.encoder_eval_batch_size)
-        progress = tqdm(
-            batches, desc=f"Encoding {needed.numel():,} items", disable=self.args.disable_tqdm, leave=False
-        )
-        with torch.no_grad(), self.compute_loss_context_manager():
-            for batch_index in progress:
-                tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(batch_index).items()}
-                vectors[rows[batch_index].to(vectors.device)] = gram_model.encode_items(**tokens).float()
-        gram_model.train(was_training)
+        with self.compute_loss_context_manager():
+            for batch_index, batch_vectors in self._encode_for_inference(
+                gram_model, needed, count=False, progress=True
+            ):
+                vectors[rows[batch_index].to(vectors.device)] = batch_vectors.float()
         self._eval_item_vectors = (rows.to(self.args.device), vectors)
         try:
             output = super().evaluation_loop(
