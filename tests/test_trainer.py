@@ -144,9 +144,9 @@ class RecordingTrainer(GramTrainer):
         self.encode_calls = []
         self.windows_done = 0
 
-    def _encode(self, gram_model, index, with_grad):
+    def _encode(self, gram_model, index, with_grad, **kwargs):
         self.encode_calls.append((self.windows_done, index.tolist(), with_grad))
-        return super()._encode(gram_model, index, with_grad)
+        return super()._encode(gram_model, index, with_grad, **kwargs)
 
     def _fit_encoder_to_item_table(self, gram_model):
         super()._fit_encoder_to_item_table(gram_model)

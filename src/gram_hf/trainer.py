@@ -350,12 +350,16 @@ class GramTrainer(Trainer):
         self.encoder_optimizer.step()
         self.encoder_optimizer.zero_grad(set_to_none=True)
 
-    def _encode(self, gram_model: GramModel, index: torch.Tensor, with_grad: bool) -> torch.Tensor:
-        """Encodes the items at `index` in one batch (with the CE graph when `with_grad`), counting the work."""
+    def _encode(self, gram_model: GramModel, index: torch.Tensor, with_grad: bool, count: bool = True) -> torch.Tensor:
+        """
+        Encodes the items at `index` in one batch (with the CE graph when `with_grad`); `count` adds the work to the
+        training counters.
+        """
         tokens = self.item_catalog.batch(index)
-        kind = "backward" if with_grad else "forward"
-        self.gram_counters[f"encoder_items_{kind}"] += index.numel()
-        self.gram_counters[f"encoder_tokens_{kind}"] += int(tokens["attention_mask"].sum())
+        if count:
+            kind = "backward" if with_grad else "forward"
+            self.gram_counters[f"encoder_items_{kind}"] += index.numel()
+            self.gram_counters[f"encoder_tokens_{kind}"] += int(tokens["attention_mask"].sum())
         tokens = {k: v.to(self.args.device) for k, v in tokens.items()}
         return gram_model.encode_items(**tokens)
 
@@ -373,11 +377,7 @@ class GramTrainer(Trainer):
             batches = tqdm(batches, desc=f"Encoding {len(index):,} items", disable=self.args.disable_tqdm, leave=False)
         try:
             for batch_index in batches:
-                if count:
-                    yield batch_index, self._encode(gram_model, batch_index, with_grad=False)
-                else:
-                    tokens = {k: v.to(self.args.device) for k, v in self.item_catalog.batch(batch_index).items()}
-                    yield batch_index, gram_model.encode_items(**tokens)
+                yield batch_index, self._encode(gram_model, batch_index, with_grad=False, count=count)
         finally:
             encoder.train(was_training)
 
