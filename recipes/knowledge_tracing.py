@@ -63,7 +63,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def compute_metrics(prediction) -> dict[str, float]:
-    scores, labels = prediction.predictions.reshape(-1), prediction.label_ids.reshape(-1)
+    scores, _ = prediction.predictions  # (scores, catalog index of each scored position)
+    scores, labels = scores.reshape(-1), prediction.label_ids.reshape(-1)
     mask = labels != -100
     scores, labels = scores[mask], labels[mask]
     return {"auc": roc_auc(labels, scores), "accuracy": float(((scores > 0) == (labels == 1)).mean())}

@@ -359,7 +359,11 @@ def test_evaluate_reports_loss(base_model, catalog, kt_data, tmp_path):
     metrics = trainer.evaluate(kt_data.test)
     assert "eval_loss" in metrics and 0.0 < metrics["eval_loss"] < 5.0
     prediction = trainer.predict(kt_data.test)
-    assert prediction.predictions.shape == prediction.label_ids.shape
+    scores, scored_items = prediction.predictions
+    assert scores.shape == scored_items.shape == prediction.label_ids.shape
+    padding = prediction.label_ids == -100
+    assert ((scored_items == -100) == padding).all()
+    assert scored_items[~padding].min() >= 0 and scored_items[~padding].max() < NUM_ITEMS
 
 
 def test_trainer_rejects_inconsistent_setups(base_model, catalog, kt_data, tmp_path):

@@ -37,11 +37,15 @@ class GramHead(nn.Module):
     Base class of task heads.
 
     Subclasses set `item_ref_keys`, the batch keys whose integer tensors point into the rows of `item_vectors` (-1 for
-    padding), and implement `forward(item_vectors, **batch) -> HeadOutput`. The engine uses `item_ref_keys` to expand
+    padding), optionally `scored_ref_key` (the one of them that `scores` is aligned with),
+    and implement `forward(item_vectors, **batch) -> HeadOutput`. The engine uses `item_ref_keys` to expand
     references into per-occurrence rows in `e2e` mode and to count occurrences.
     """
 
     item_ref_keys: ClassVar[tuple[str, ...]] = ()
+    # The reference key aligned with `scores` (one score per reference), if any. Evaluation then returns, next to the
+    # scores, the catalog index of every scored position, so metrics can single out e.g. cold-start items.
+    scored_ref_key: ClassVar[str | None] = None
 
     def __init__(self, item_dim: int, **kwargs: Any):
         super().__init__()

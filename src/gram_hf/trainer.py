@@ -427,7 +427,13 @@ class GramTrainer(Trainer):
         prediction_loss_only: bool,
         ignore_keys: list[str] | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Loss, scores and labels of one batch, with the item vectors `evaluation_loop` encoded for it."""
+        """
+        Loss, predictions and labels of one batch, with the item vectors `evaluation_loop` encoded for it.
+
+        The predictions are the head's scores; when the head names a `scored_ref_key`, they are the pair `(scores,
+        scored_items)` where `scored_items` holds the catalog index of every scored position (-100 for padding), so
+        `compute_metrics` can split metrics by item (e.g. cold-start AUC).
+        """
         gram_model = self.accelerator.unwrap_model(model)
         inputs = self._prepare_inputs(inputs)
         item_index = inputs.pop("item_index")
@@ -441,7 +447,13 @@ class GramTrainer(Trainer):
         loss = output.loss.detach() if output.loss is not None else None
         if prediction_loss_only:
             return loss, None, None
-        return loss, output.scores.detach(), inputs.get("labels")
+        scores = output.scores.detach()
+        ref_key = getattr(gram_model.head, "scored_ref_key", None)
+        if ref_key is not None and ref_key in inputs:
+            ref = inputs[ref_key]
+            scored_items = torch.where(ref >= 0, item_index[ref.clamp(min=0)], torch.full_like(ref, -100))
+            return loss, (scores, scored_items), inputs.get("labels")
+        return loss, scores, inputs.get("labels")
 
     def floating_point_ops(self, inputs: dict[str, torch.Tensor | Any]) -> int:
         # Batches hold item indices, not tokens; the encoder's work is in the gram/ counters instead.

@@ -1,5 +1,5 @@
 """Tasks plug into the engine: each registers its head and brings its collator, data and metrics."""
 
-from . import knowledge_tracing
+from . import knowledge_tracing, news_recommendation, next_item
 
-__all__ = ["knowledge_tracing"]
+__all__ = ["knowledge_tracing", "news_recommendation", "next_item"]

@@ -30,6 +30,7 @@ class KnowledgeTracingHead(GramHead):
     """
 
     item_ref_keys = ("item_ref",)
+    scored_ref_key = "item_ref"
 
     def __init__(self, item_dim: int, hidden_size: int | None = None, num_layers: int = 2, dropout: float = 0.0):
         super().__init__(item_dim)
