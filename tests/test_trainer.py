@@ -379,12 +379,6 @@ def test_trainer_rejects_inconsistent_setups(base_model, catalog, kt_data, tmp_p
         make_trainer(small_id_model, catalog, kt_data, tmp_path, gram_mode="nocontent")
 
 
-def test_trainer_refuses_several_processes(base_model, catalog, kt_data, tmp_path, monkeypatch):
-    monkeypatch.setattr(GramTrainingArguments, "world_size", property(lambda self: 2))
-    with pytest.raises(NotImplementedError, match="single process"):
-        make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_mode="gram")
-
-
 def test_evaluation_encodes_each_needed_item_exactly_once(tiny_bert_config, tokenizer, tmp_path, monkeypatch):
     num_items = 10_000
     catalog = ItemCatalog([f"i{i}" for i in range(num_items)], [f"item {i}" for i in range(num_items)], tokenizer)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,14 +14,21 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback
 from transformers.optimization import get_scheduler
-from transformers.trainer_utils import has_length
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
+from transformers.utils import logging
 
+from . import distributed
 from .item_table import ItemTable
 from .items import ItemCatalog
 from .modeling import GramModel
 from .training_args import GramTrainingArguments
 
+logger = logging.get_logger(__name__)
+
 GRAM_STATE_NAME = "gram_state.pt"
+# Written last into a checkpoint folder, after every process has saved its part: a folder without it was interrupted
+# while saving (a killed process) and is never resumed from.
+CHECKPOINT_COMPLETE_NAME = "gram_checkpoint_complete.json"
 COUNTER_NAMES = (
     "occurrences",
     "unique_items",
@@ -126,11 +135,6 @@ class GramTrainer(Trainer):
                 raise ValueError(
                     f"The catalog has {item_catalog.num_items} items, the ID table {model.config.num_items} rows."
                 )
-        if args.world_size > 1:
-            raise NotImplementedError(
-                "GramTrainer does not synchronise item vectors and encoder gradients across processes yet; "
-                "run it in a single process."
-            )
         if model.encoder is not None and mode == "nofinetune":
             # The encoder is a fixed feature extractor: no gradients, no optimizer. In the other modes the parameters
             # the user froze (or PEFT froze) stay frozen.
@@ -143,6 +147,9 @@ class GramTrainer(Trainer):
         self.encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.item_table: ItemTable | None = None
         self.gram_counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        # This process's work since the last optimizer step; merged (summed over processes) into `gram_counters` at
+        # step boundaries so the counters are global and identical on every process.
+        self._pending_counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._update_steps_per_epoch: int | None = None
         self._eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -259,22 +266,27 @@ class GramTrainer(Trainer):
             raise KeyError("GramTrainer batches need 'item_index' (the catalog indices of the batch's unique items).")
         item_index = inputs.pop("item_index")
         refs = {key: inputs[key] for key in gram_model.head.item_ref_keys}
-        self.gram_counters["occurrences"] += sum(int((ref >= 0).sum()) for ref in refs.values())
-        self.gram_counters["unique_items"] += item_index.numel()
+        self._pending_counts["occurrences"] += sum(int((ref >= 0).sum()) for ref in refs.values())
+        self._pending_counts["unique_items"] += item_index.numel()
         sync_step = self.accelerator.sync_gradients
         mode = self.args.gram_mode
 
         if mode == "nocontent":
             with self.compute_loss_context_manager():
                 loss = gram_model(item_index=item_index, **inputs).loss
+            self._check_finite(loss)
             self._backward(loss)
+            if sync_step:
+                distributed.all_reduce_gradients(gram_model.parameters(), average=True)
         elif mode == "e2e":
             occurrence_index, occurrence_refs = expand_occurrences(item_index, refs)
             with self.compute_loss_context_manager():
                 vectors = self._encode(gram_model, occurrence_index, with_grad=True)
                 loss = gram_model.head(vectors, **{**inputs, **occurrence_refs}).loss
+            self._check_finite(loss)
             self._backward(loss)
             if sync_step:
+                distributed.all_reduce_gradients(gram_model.parameters(), average=True)
                 self._encoder_optimizer_step()
                 self.encoder_lr_scheduler.step()
         elif not self._uses_item_table:
@@ -283,14 +295,44 @@ class GramTrainer(Trainer):
                 vectors = self._encode(gram_model, item_index, with_grad=True)
                 leaves = vectors.detach().float().requires_grad_()
                 loss = gram_model.head(leaves, **inputs).loss
+            self._check_finite(loss)
             self._backward(loss)
             vectors.backward((leaves.grad * self.args.item_learning_rate).to(vectors.dtype))
             if sync_step:
+                # The encoder gradient is linear in dL/dh, so averaging it over processes equals back-propagating
+                # the averaged item gradients.
+                distributed.all_reduce_gradients(gram_model.parameters(), average=True)
                 self._encoder_optimizer_step()
                 self.encoder_lr_scheduler.step()
         else:
             loss = self._item_table_step(gram_model, item_index, inputs, sync_step)
+        if sync_step:
+            self._merge_counters()
         return loss.detach() / self.current_gradient_accumulation_steps
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Stops training on a NaN/inf loss (on every process at once), before it reaches any parameter."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if not distributed.any_process(bad, loss.device):
+            return
+        step = self.state.global_step + 1
+        last = _last_complete_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        where = f"the last complete checkpoint is {last}" if last else "no checkpoint was saved yet"
+        raise FloatingPointError(
+            f"The training loss is {loss.item() if bad else 'finite here but not on another process'} at optimizer "
+            f"step {step} (epoch {self.state.epoch or 0:.2f}); training stopped before the bad gradients were "
+            f"applied. {where[0].upper() + where[1:]}; lower the learning rate, check the data or precision, and "
+            "resume from it."
+        )
+
+    def _merge_counters(self) -> None:
+        """Adds every process's pending work to the (global) counters."""
+        pending = torch.tensor([self._pending_counts[name] for name in COUNTER_NAMES], dtype=torch.long)
+        if distributed.world_size() > 1:
+            pending = distributed.all_reduce_sum(pending.to(self.args.device)).cpu()
+        for name, value in zip(COUNTER_NAMES, pending.tolist()):
+            self.gram_counters[name] += value
+        self._pending_counts = dict.fromkeys(COUNTER_NAMES, 0)
 
     def _backward(self, loss: torch.Tensor) -> None:
         self.accelerator.backward(loss / self.current_gradient_accumulation_steps)
@@ -301,21 +343,31 @@ class GramTrainer(Trainer):
         table = self.item_table
         train_items = self.args.gram_mode == "gram"
         with self.compute_loss_context_manager():
-            stale = table.stale(item_index)
+            # The table is identical on every process, so the union of the processes' stale items is stale everywhere
+            # and is encoded once, split over the processes.
+            stale = distributed.union(table.stale(item_index))
             if stale.numel():
                 self._refresh_item_table(gram_model, stale)
             vectors = table.lookup(item_index).requires_grad_(train_items)
             loss = gram_model.head(vectors, **inputs).loss
+        self._check_finite(loss)
         self._backward(loss)
+        if sync_step:
+            distributed.all_reduce_gradients(gram_model.parameters(), average=True)
         if not train_items:
             return loss
         # Pseudo-target updates wait for the optimizer-step boundary so that every micro-batch of one step reads the
         # same vectors, as one large batch would.
         self._pending_item_grads.append((item_index, vectors.grad))
         if sync_step:
-            for index, grad in self._pending_item_grads:
-                table.apply_gradient(index, grad, self.args.item_learning_rate)
+            index = torch.cat([index for index, _ in self._pending_item_grads])
+            grads = torch.cat([grad for _, grad in self._pending_item_grads])
             self._pending_item_grads.clear()
+            # Every process applies every process's item gradients in rank order, scaled like the averaged CF loss,
+            # so the table stays bit-identical everywhere and equals one process with the combined batch.
+            scale = self.args.item_learning_rate / distributed.world_size()
+            for rank_index, rank_grads in zip(distributed.all_gather_rows(index), distributed.all_gather_rows(grads)):
+                table.apply_gradient(rank_index, rank_grads, scale)
             if self._is_window_end(self.state.global_step + 1):
                 self._fit_encoder_to_item_table(gram_model)
                 table.invalidate()
@@ -327,19 +379,26 @@ class GramTrainer(Trainer):
         index = table.touched_indices().cpu()
         # Mini-batch order is seeded by the step, so a resumed run fits exactly as an uninterrupted one.
         generator = torch.Generator().manual_seed(args.seed + self.state.global_step)
+        encoder_params = list(gram_model.encoder.parameters())
         for _ in range(args.encoder_epochs):
             batches = self.item_catalog.length_sorted_batches(index, args.encoder_batch_size)
             if args.encoder_update == "per_batch":
                 batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
             for batch_index in batches:
-                with self.compute_loss_context_manager():
-                    predictions = self._encode(gram_model, batch_index, with_grad=True)
-                targets = table.vectors[batch_index.to(table.device)]
-                loss = 0.5 * (predictions.float() - targets).pow(2).sum()
-                loss.backward()
+                # Each process fits its share of every mini-batch and the summed gradients equal one process fitting
+                # the whole mini-batch; every process runs the same number of steps, whatever its share.
+                local_index = distributed.shard(batch_index)
+                if local_index.numel():
+                    with self.compute_loss_context_manager():
+                        predictions = self._encode(gram_model, local_index, with_grad=True)
+                    targets = table.vectors[local_index.to(table.device)]
+                    loss = 0.5 * (predictions.float() - targets).pow(2).sum()
+                    loss.backward()
                 if args.encoder_update == "per_batch":
+                    distributed.all_reduce_gradients(encoder_params, average=False)
                     self._encoder_optimizer_step()
             if args.encoder_update == "accumulate":
+                distributed.all_reduce_gradients(encoder_params, average=False)
                 self._encoder_optimizer_step()
         self.encoder_lr_scheduler.step()
 
@@ -358,8 +417,8 @@ class GramTrainer(Trainer):
         tokens = self.item_catalog.batch(index)
         if count:
             kind = "backward" if with_grad else "forward"
-            self.gram_counters[f"encoder_items_{kind}"] += index.numel()
-            self.gram_counters[f"encoder_tokens_{kind}"] += int(tokens["attention_mask"].sum())
+            self._pending_counts[f"encoder_items_{kind}"] += index.numel()
+            self._pending_counts[f"encoder_tokens_{kind}"] += int(tokens["attention_mask"].sum())
         tokens = {k: v.to(self.args.device) for k, v in tokens.items()}
         return gram_model.encode_items(**tokens)
 
@@ -369,6 +428,8 @@ class GramTrainer(Trainer):
         Yields `(batch_index, vectors)` over the unique items at `index`: eval mode, no grad, length-sorted batches of
         `encoder_eval_batch_size`. `count` adds the work to the training counters.
         """
+        if index.numel() == 0:
+            return
         encoder = gram_model.encoder
         was_training = encoder.training
         encoder.eval()
@@ -382,9 +443,31 @@ class GramTrainer(Trainer):
             encoder.train(was_training)
 
     def _refresh_item_table(self, gram_model: GramModel, index: torch.Tensor) -> None:
-        """Encodes the unique items at `index` into the ItemTable."""
-        for batch_index, vectors in self._encode_for_inference(gram_model, index, count=True):
-            self.item_table.fill(batch_index.to(self.item_table.device), vectors)
+        """
+        Encodes the unique items at `index` into the ItemTable. With several processes each encodes a share (dealt
+        from the length-sorted order, so shares cost alike) and every process stores every share, so the table stays
+        identical everywhere.
+        """
+        table = self.item_table
+        if distributed.world_size() == 1:
+            for batch_index, vectors in self._encode_for_inference(gram_model, index, count=True):
+                table.fill(batch_index.to(table.device), vectors)
+            return
+        local_index = distributed.shard(index[torch.argsort(self.item_catalog.lengths[index.cpu()], stable=True)])
+        local_vectors = torch.empty(0, table.dim, dtype=torch.float32, device=table.device)
+        parts_index, parts_vectors = [], []
+        for batch_index, vectors in self._encode_for_inference(gram_model, local_index, count=True):
+            parts_index.append(batch_index.to(table.device))
+            parts_vectors.append(vectors.float())
+        if parts_index:
+            local_index = torch.cat(parts_index)
+            local_vectors = torch.cat(parts_vectors)
+        local_index = local_index.to(table.device)
+        for rank_index, rank_vectors in zip(
+            distributed.all_gather_rows(local_index), distributed.all_gather_rows(local_vectors)
+        ):
+            if rank_index.numel():
+                table.fill(rank_index, rank_vectors)
 
     # ------------------------------------------------------------- evaluation
 
@@ -485,7 +568,65 @@ class GramTrainer(Trainer):
             state["encoder_lr_scheduler"] = self.encoder_lr_scheduler.state_dict()
         if self.item_table is not None:
             state["item_table"] = {k: v.cpu() for k, v in self.item_table.state_dict().items()}
-        torch.save(state, os.path.join(output_dir, GRAM_STATE_NAME))
+        path = os.path.join(output_dir, GRAM_STATE_NAME)
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """
+        The Trainer's checkpoint, made crash-safe: the folder is marked complete only after every process has written
+        its part, older checkpoints are rotated out only after that, and an unmarked folder left by an interrupted
+        save is replaced rather than mixed with.
+        """
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(folder) and not _is_complete_checkpoint(folder):
+            logger.warning(f"Replacing {folder}, left incomplete by an interrupted save.")
+            shutil.rmtree(folder)
+        self.accelerator.wait_for_everyone()
+        save_total_limit = self.args.save_total_limit
+        # Rotation must not delete the last complete checkpoint before this one is complete.
+        self.args.save_total_limit = None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = save_total_limit
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            marker = os.path.join(folder, CHECKPOINT_COMPLETE_NAME)
+            with open(marker + ".tmp", "w") as file:
+                json.dump({"global_step": self.state.global_step, "files": sorted(os.listdir(folder))}, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(marker + ".tmp", marker)
+            if save_total_limit:
+                rotate_checkpoints(
+                    output_dir=self._get_output_dir(trial=trial),
+                    save_total_limit=save_total_limit,
+                    best_model_checkpoint=self.state.best_model_checkpoint,
+                    use_mtime=True,
+                )
+        self.accelerator.wait_for_everyone()
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial: Any = None, **kwargs: Any):
+        """
+        [`~transformers.Trainer.train`], where `resume_from_checkpoint=True` picks the last *complete* checkpoint in
+        `output_dir` (skipping, with a warning, one a killed process left half-written) and an explicit path to an
+        incomplete checkpoint is refused.
+        """
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = _last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint found in output directory ({self.args.output_dir}).")
+        elif isinstance(resume_from_checkpoint, str | os.PathLike) and not _is_complete_checkpoint(
+            resume_from_checkpoint
+        ):
+            parent = os.path.dirname(os.path.abspath(resume_from_checkpoint))
+            raise ValueError(
+                f"{resume_from_checkpoint} is not a complete GramTrainer checkpoint (no {CHECKPOINT_COMPLETE_NAME}): "
+                "it was interrupted while saving or written by another trainer. Resume from an earlier checkpoint "
+                f"(the last complete one in its folder: {_last_complete_checkpoint(parent)})."
+            )
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         super()._load_optimizer_and_scheduler(checkpoint)
@@ -506,6 +647,29 @@ class GramTrainer(Trainer):
             self.item_table.load_state_dict(state["item_table"])
 
 
+def _is_complete_checkpoint(folder: str | os.PathLike) -> bool:
+    return os.path.isfile(os.path.join(folder, CHECKPOINT_COMPLETE_NAME))
+
+
+def _last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The highest-step complete checkpoint in `output_dir`, warning about newer incomplete ones it skips."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = {}
+    for name in os.listdir(output_dir):
+        prefix, _, step = name.rpartition("-")
+        if prefix == PREFIX_CHECKPOINT_DIR and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
+            steps[int(step)] = os.path.join(output_dir, name)
+    skipped = []
+    for step in sorted(steps, reverse=True):
+        if _is_complete_checkpoint(steps[step]):
+            if skipped:
+                logger.warning(f"Skipping incomplete checkpoint(s) {skipped}; resuming from {steps[step]}.")
+            return steps[step]
+        skipped.append(steps[step])
+    return None
+
+
 class _CloseWindowAtTrainEnd(TrainerCallback):
     """
     Ends an open GRAM window when training stops before the window's last step (early stopping, a callback), so the
@@ -523,6 +687,7 @@ class _CloseWindowAtTrainEnd(TrainerCallback):
             return
         if not (args.load_best_model_at_end and state.best_model_checkpoint is not None):
             trainer._fit_encoder_to_item_table(trainer.gram_model)
+            trainer._merge_counters()
         table.invalidate()
 
 
