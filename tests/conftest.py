@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # huggingface_hub reads HF_HUB_OFFLINE when it is imported, so set it before the first import of transformers.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# `evaluate` and `datasets` read their cache folders from HF_HOME when first imported (possibly at collection), so a
+# throwaway HF_HOME is set before anything imports them; the fixtures below re-point it per session.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="gram_hf_tests_hf_home_")
 
 import pytest  # noqa: E402
 from transformers import AutoTokenizer, BertConfig  # noqa: E402

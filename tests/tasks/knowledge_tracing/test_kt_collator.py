@@ -75,3 +75,85 @@ def test_invalid_examples_name_their_position(bad, match, kwargs):
     with pytest.raises(ValueError, match=match) as info:
         collator([OK, OK, bad])
     assert "Example 2" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ feature columns
+
+WITH_FEATURES = [
+    {"user_id": "a", "items": [7, 2, 7], "responses": [1, 0, 1], "part": [3, 1, 3], "elapsed_time": [4, 0, 9]},
+    {"user_id": "b", "items": [2], "responses": [0], "part": np.array([1], dtype=np.int32), "elapsed_time": [2]},
+]
+
+
+def test_feature_columns_are_padded_with_zero():
+    batch = KnowledgeTracingCollator(feature_columns=("part", "elapsed_time"))(WITH_FEATURES)
+    assert set(batch) == {"item_index", "item_ref", "labels", "part", "elapsed_time"}
+    assert batch["part"].dtype == batch["elapsed_time"].dtype == torch.long
+    assert batch["part"].tolist() == [[3, 1, 3], [1, 0, 0]]
+    assert batch["elapsed_time"].tolist() == [[4, 0, 9], [2, 0, 0]]
+    assert batch["item_ref"].tolist() == [[1, 0, 1], [0, -1, -1]]
+    # without feature_columns the feature columns are ignored, like user_id
+    assert set(KnowledgeTracingCollator()(WITH_FEATURES)) == {"item_index", "item_ref", "labels"}
+
+
+def test_a_single_feature_column_name_is_accepted():
+    batch = KnowledgeTracingCollator(feature_columns="part")(WITH_FEATURES)
+    assert batch["part"].tolist() == [[3, 1, 3], [1, 0, 0]]
+
+
+def test_matches_a_per_example_reference_on_random_batches():
+    generator = np.random.default_rng(4)
+    for _ in range(5):
+        examples = []
+        for _ in range(int(generator.integers(1, 7))):
+            length = int(generator.integers(1, 12))
+            examples.append(
+                {
+                    "items": generator.integers(0, 30, size=length),
+                    "responses": generator.integers(0, 2, size=length),
+                    "part": generator.integers(0, 8, size=length),
+                }
+            )
+        batch = KnowledgeTracingCollator(feature_columns=["part"])(examples)
+        width = max(len(e["items"]) for e in examples)
+        assert batch["part"].shape == batch["item_ref"].shape == (len(examples), width)
+        for row, example in enumerate(examples):
+            length = len(example["items"])
+            assert batch["item_index"][batch["item_ref"][row, :length]].tolist() == example["items"].tolist()
+            assert batch["part"][row, :length].tolist() == example["part"].tolist()
+            assert (batch["part"][row, length:] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"items": [1, 2], "responses": [0, 1]}, "no feature column 'part'"),
+        ({"items": [1, 2], "responses": [0, 1], "part": [1]}, "feature 'part' has shape"),
+        ({"items": [1, 2], "responses": [0, 1], "part": [1.0, 2.0]}, "needs integer ids"),
+        ({"items": [1, 2], "responses": [0, 1], "part": [1, -2]}, "feature 'part' must be >= 0, got -2"),
+    ],
+)
+def test_invalid_features_name_their_position(bad, match):
+    ok = {"items": [1, 2], "responses": [0, 1], "part": [1, 2]}
+    with pytest.raises(ValueError, match=match) as info:
+        KnowledgeTracingCollator(feature_columns=["part"])([ok, ok, bad])
+    assert "Example 2" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"feature_columns": ["labels"]}, "clash"),
+        ({"feature_columns": ["items"]}, "clash"),
+        ({"feature_columns": ["part", "part"]}, "duplicates"),
+        ({"max_seq_len": 0}, "max_seq_len"),
+    ],
+)
+def test_invalid_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        KnowledgeTracingCollator(**kwargs)
+
+
+def test_empty_batch_raises():
+    with pytest.raises(ValueError, match="empty batch"):
+        KnowledgeTracingCollator()([])
