@@ -138,3 +138,44 @@ def test_loading_an_invalid_saved_config_is_validated(tmp_path, tiny_bert_config
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="pooling must be one of"):
         AutoConfig.from_pretrained(tmp_path)
+
+
+def test_encoder_lora_is_stored_as_a_plain_dict_and_round_trips(tmp_path, tiny_bert_config):
+    from peft import LoraConfig
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["value", "query"], base_model_name_or_path="somewhere")
+    config = GramConfig(
+        encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora=lora, encoder_name_or_path=tmp_path
+    )
+    assert isinstance(config.encoder_lora, dict)
+    assert config.encoder_lora["peft_type"] == "LORA"
+    assert config.encoder_lora["target_modules"] == ["query", "value"]  # a set in peft, a sorted list here
+    assert "base_model_name_or_path" not in config.encoder_lora  # the origin is encoder_name_or_path
+    assert config.encoder_name_or_path == str(tmp_path)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["encoder_lora"]["r"] == 4
+    loaded = GramConfig.from_pretrained(tmp_path)
+    assert loaded.encoder_lora == config.encoder_lora
+    assert loaded.encoder_name_or_path == str(tmp_path)
+
+
+def test_encoder_lora_without_it_is_not_saved(tmp_path, tiny_bert_config):
+    GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing").save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved.get("encoder_lora") is None
+    assert GramConfig.from_pretrained(tmp_path).encoder_lora is None
+
+
+def test_encoder_lora_validation(tiny_bert_config):
+    with pytest.raises(ValueError, match="item_encoder='id'"):
+        GramConfig(item_encoder="id", item_dim=8, num_items=5, head_type="knowledge_tracing", encoder_lora={"r": 4})
+    with pytest.raises(ValueError, match="peft_type 'LORA'"):
+        GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora={"peft_type": "IA3"})
+    with pytest.raises(TypeError, match="encoder_lora"):
+        GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora=4)
+    with pytest.raises(TypeError, match="JSON-serializable"):
+        GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora={"r": 4, "x": object()})
+    # a dict without peft_type is a LoRA config
+    config = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora={"r": 4})
+    assert config.encoder_lora == {"r": 4, "peft_type": "LORA"}

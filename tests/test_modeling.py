@@ -229,3 +229,32 @@ def test_gradient_reaches_the_encoder(tiny_bert_config, catalog, kt_batch):
     embedding_grad = model.encoder.backbone.embeddings.word_embeddings.weight.grad
     assert embedding_grad is not None and embedding_grad.abs().sum() > 0
     assert model.head.output.weight.grad.abs().sum() > 0
+
+
+def test_from_encoder_pretrained_records_the_encoder_origin(tmp_path, tiny_bert_config):
+    from transformers import BertModel
+
+    BertModel(tiny_bert_config).save_pretrained(tmp_path / "base")
+    model = GramModel.from_encoder_pretrained(tmp_path / "base", head_type="knowledge_tracing")
+    assert model.config.encoder_name_or_path == str(tmp_path / "base")
+    assert model.config.encoder_lora is None and not model.encoder.has_adapter
+    model.save_pretrained(tmp_path / "gram")
+    assert GramConfig.from_pretrained(tmp_path / "gram").encoder_name_or_path == str(tmp_path / "base")
+
+
+def test_encoder_parameter_counts(tiny_bert_config):
+    model = make_model(tiny_bert_config, pooling="attention", item_dim=16, attention_pooling_dim=8)
+    total = sum(p.numel() for p in model.encoder.parameters())
+    assert model.num_encoder_parameters() == model.num_trainable_encoder_parameters() == total
+    model.encoder.backbone.requires_grad_(False)
+    assert model.num_trainable_encoder_parameters() == (32 * 8 + 8 + 8) + (32 * 16 + 16)
+    assert model.trainable_encoder_parameters_summary() == (
+        f"content encoder: trainable params: 800 || all params: {total:,} || trainable%: {100 * 800 / total:.4f}"
+    )
+    assert model.encoder.pooling_state_dict().keys() == {
+        "pooling.projection.weight",
+        "pooling.projection.bias",
+        "pooling.query.weight",
+        "projection.weight",
+        "projection.bias",
+    }

@@ -4,7 +4,10 @@ from transformers import AutoConfig, AutoModel
 
 # Tasks register their heads on import (the engine never imports a task).
 from . import tasks  # noqa: E402, I001
+from .adapters import LoraArguments, build_lora_config
 from .configuration import GramConfig
+from .data import InteractionData
+from .export import push_encoder_to_hub, save_encoder
 from .heads import HEAD_REGISTRY, GramHead, HeadOutput, get_head_class, register_head
 from .item_table import ItemTable
 from .items import ItemCatalog
@@ -27,11 +30,16 @@ __all__ = [
     "GramTrainer",
     "GramTrainingArguments",
     "HeadOutput",
+    "InteractionData",
     "ItemCatalog",
     "ItemTable",
+    "LoraArguments",
+    "build_lora_config",
     "default_encoder_path",
     "expand_occurrences",
     "get_head_class",
+    "push_encoder_to_hub",
     "register_head",
+    "save_encoder",
     "tasks",
 ]

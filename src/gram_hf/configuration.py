@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import json
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PretrainedConfig
@@ -9,6 +11,44 @@ from transformers.configuration_utils import SubConfigSpec
 
 POOLING_TYPES = ("mean", "cls", "attention")
 ITEM_ENCODER_TYPES = ("content", "id")
+# Keys of a serialized `peft.LoraConfig` that describe where an adapter was created or saved, not the adapter itself:
+# the backbone's origin is `GramConfig.encoder_name_or_path`, and an adapter rebuilt from the config always trains.
+_LORA_RUNTIME_KEYS = ("base_model_name_or_path", "revision", "inference_mode")
+
+
+def lora_config_to_dict(lora_config: Any) -> dict[str, Any]:
+    """
+    A `peft.LoraConfig` (or its `to_dict()`) as a JSON-serializable dict for [`GramConfig.encoder_lora`]: sets become
+    sorted lists, enums their values, and the keys that only record where the adapter came from are dropped. Does not
+    import `peft`, so a saved `GramConfig` loads without it.
+    """
+    if lora_config is None:
+        raise ValueError("lora_config must be a peft.LoraConfig or a dict, got None.")
+    if hasattr(lora_config, "to_dict") and not isinstance(lora_config, dict):
+        lora_config = lora_config.to_dict()
+    if not isinstance(lora_config, dict):
+        raise TypeError(f"encoder_lora must be a peft.LoraConfig or a dict, got {type(lora_config).__name__}.")
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, (set, frozenset)):
+            return sorted(plain(v) for v in value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    result = {key: plain(value) for key, value in lora_config.items() if key not in _LORA_RUNTIME_KEYS}
+    peft_type = result.setdefault("peft_type", "LORA")
+    if peft_type != "LORA":
+        raise ValueError(f"encoder_lora holds a LoRA adapter configuration (peft_type 'LORA'), got {peft_type!r}.")
+    try:
+        json.dumps(result)
+    except TypeError as error:
+        raise TypeError(f"encoder_lora must be JSON-serializable to be saved in config.json: {error}") from None
+    return result
 
 
 class GramConfig(PretrainedConfig):
@@ -36,6 +76,15 @@ class GramConfig(PretrainedConfig):
             Name of a registered task head (see [`register_head`]), e.g. `"knowledge_tracing"`.
         head_config (`dict`, *optional*):
             Keyword arguments of the head's constructor.
+        encoder_name_or_path (`str`, *optional*):
+            Hub id or folder the backbone was loaded from (set by [`GramModel.from_encoder_pretrained`]). Exports use
+            it to find the tokenizer and to name the base model of a LoRA adapter; building a `GramModel` never loads
+            it, since the backbone's weights are in the checkpoint.
+        encoder_lora (`dict`, *optional*):
+            A `peft.LoraConfig` as a dict when the backbone carries a LoRA adapter (set by
+            [`GramModel.add_encoder_adapter`]). `GramModel(config)` and `from_pretrained` then rebuild the wrapped
+            backbone, so `save_pretrained`, Trainer checkpoints and `AutoModel.from_pretrained` round-trip it. Needs
+            `peft` only to build the model, not to read the config.
     """
 
     model_type: ClassVar[str] = "gram"
@@ -51,6 +100,8 @@ class GramConfig(PretrainedConfig):
     num_items: int = 0
     head_type: str | None = None
     head_config: dict[str, Any] | None = None
+    encoder_name_or_path: str | None = None
+    encoder_lora: dict[str, Any] | None = None
 
     def __post_init__(self, **kwargs):
         if self.item_encoder not in ITEM_ENCODER_TYPES:
@@ -62,6 +113,12 @@ class GramConfig(PretrainedConfig):
         if self.item_encoder == "id" and (self.item_dim is None or self.num_items <= 0):
             raise ValueError("item_encoder='id' needs item_dim and num_items > 0 (the shape of the ID table).")
         self.head_config = dict(self.head_config or {})
+        if self.encoder_lora is not None:
+            if self.item_encoder != "content":
+                raise ValueError("encoder_lora adapts a content encoder's backbone; item_encoder='id' has none.")
+            self.encoder_lora = lora_config_to_dict(self.encoder_lora)
+        if self.encoder_name_or_path is not None:
+            self.encoder_name_or_path = str(self.encoder_name_or_path)
         super().__post_init__(**kwargs)
 
     @property

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-from .configuration import GramConfig
+from .adapters import is_peft_backbone, trainable_parameters_line, wrap_backbone_with_lora
+from .configuration import GramConfig, lora_config_to_dict
 from .heads import GramHead, HeadOutput, get_head_class
 from .pooling import build_pooling
+
+if TYPE_CHECKING:
+    from huggingface_hub import CommitInfo
+    from peft import LoraConfig
+    from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
 
 
 def default_encoder_path() -> str:
@@ -27,6 +37,10 @@ class ContentEncoder(nn.Module):
     """
     Maps tokenized item text to one vector per item: an `AutoModel` backbone, pooling over its last hidden states and
     an optional linear projection to `item_dim`.
+
+    The backbone may carry a PEFT LoRA adapter ([`ContentEncoder.add_lora`]): it is then a `peft.PeftModel` whose base
+    weights are frozen, while pooling and projection stay ordinary trainable modules (they are new, task-specific
+    weights that LoRA has no reason to restrict, and they are small).
 
     Args:
         backbone (`PreTrainedModel`):
@@ -51,10 +65,46 @@ class ContentEncoder(nn.Module):
         self.backbone = backbone
         self.pooling = build_pooling(pooling, hidden_size, attention_pooling_dim)
         self.projection = nn.Linear(hidden_size, item_dim) if item_dim not in (None, hidden_size) else None
+        # Names of the backbone's parameters the adapter leaves trainable; loading replaces every parameter with a
+        # fresh trainable one, so the adapter's freezing is re-applied from this after `from_pretrained`.
+        self._adapter_trainable: frozenset[str] | None = None
 
     @property
     def output_dim(self) -> int:
         return self.projection.out_features if self.projection is not None else self.backbone.config.hidden_size
+
+    @property
+    def has_adapter(self) -> bool:
+        """Whether the backbone carries a PEFT (LoRA) adapter."""
+        return is_peft_backbone(self.backbone)
+
+    def add_lora(self, lora_config: LoraConfig | dict[str, Any]) -> None:
+        """Wraps the backbone in a fresh LoRA adapter (base weights frozen; the adapted backbone starts unchanged)."""
+        self.backbone = wrap_backbone_with_lora(self.backbone, lora_config)
+        self._adapter_trainable = frozenset(n for n, p in self.backbone.named_parameters() if p.requires_grad)
+
+    def restore_adapter_trainability(self) -> None:
+        """Freezes the adapted backbone's base weights again and makes the adapter's trainable (see `add_lora`)."""
+        if self._adapter_trainable is None:
+            return
+        for name, param in self.backbone.named_parameters():
+            param.requires_grad_(name in self._adapter_trainable)
+
+    def merge_lora(self) -> None:
+        """Merges the LoRA update into the backbone's weights and drops the adapter; the vectors stay the same."""
+        if not self.has_adapter:
+            raise ValueError("The content encoder's backbone has no adapter to merge.")
+        self.backbone = self.backbone.merge_and_unload()
+        # A plain backbone trains as a whole, as it does when this model is saved and loaded again.
+        self.backbone.requires_grad_(True)
+        self._adapter_trainable = None
+
+    def pooling_state_dict(self) -> dict[str, torch.Tensor]:
+        """
+        The weights outside the backbone (attention pooling, projection), keyed as in this module (`pooling.*`,
+        `projection.*`); empty for mean or CLS pooling without projection.
+        """
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden_states = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -101,6 +151,21 @@ class GramModel(GramPreTrainedModel):
             self.item_embeddings = nn.Embedding(config.num_items, config.item_dim)
         self.head: GramHead = get_head_class(config.head_type)(item_dim=config.item_vector_dim, **config.head_config)
         self.post_init()
+        if config.encoder_lora is not None:
+            # After post_init: its weight initialisation would overwrite LoRA's (B = 0, the identity update).
+            self.encoder.add_lora(config.encoder_lora)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any):
+        """
+        `PreTrainedModel.from_pretrained`, re-applying a LoRA adapter's freezing of the backbone's base weights
+        (loading replaces every parameter with a new, trainable one).
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if isinstance(model, GramModel) and model.encoder is not None:
+            model.encoder.restore_adapter_trainability()
+        return loaded
 
     @classmethod
     def from_encoder_pretrained(
@@ -112,6 +177,7 @@ class GramModel(GramPreTrainedModel):
         pooling: str = "mean",
         item_dim: int | None = None,
         attention_pooling_dim: int = 200,
+        lora_config: LoraConfig | dict[str, Any] | None = None,
         **encoder_kwargs,
     ) -> GramModel:
         """
@@ -126,6 +192,9 @@ class GramModel(GramPreTrainedModel):
                 Keyword arguments of the head.
             pooling, item_dim, attention_pooling_dim:
                 See [`GramConfig`].
+            lora_config (`peft.LoraConfig` or `dict`, *optional*):
+                Adds a LoRA adapter to the backbone ([`GramModel.add_encoder_adapter`]): the encoder then trains only
+                the adapter, pooling and projection. See [`build_lora_config`] for the recipes' flags.
             encoder_kwargs:
                 Passed to `AutoModel.from_pretrained` (e.g. `attn_implementation`, `revision`).
         """
@@ -138,10 +207,13 @@ class GramModel(GramPreTrainedModel):
             attention_pooling_dim=attention_pooling_dim,
             head_type=head_type,
             head_config=head_config,
+            encoder_name_or_path=str(encoder_name_or_path),
         )
         model = cls(config)
         # The randomly initialised backbone built from the config is replaced by the pre-trained one.
         model.encoder.backbone = backbone
+        if lora_config is not None:
+            model.add_encoder_adapter(lora_config)
         return model
 
     @classmethod
@@ -157,6 +229,114 @@ class GramModel(GramPreTrainedModel):
     @property
     def item_dim(self) -> int:
         return self.config.item_vector_dim
+
+    # ------------------------------------------------------------------------------------------------- adapters
+
+    def _require_encoder(self, what: str) -> ContentEncoder:
+        if self.encoder is None:
+            raise ValueError(
+                f"{what} needs a content encoder; this GramModel has an item-ID table (item_encoder='id')."
+            )
+        return self.encoder
+
+    def add_encoder_adapter(self, lora_config: LoraConfig | dict[str, Any]) -> None:
+        """
+        Puts a PEFT LoRA adapter on the content encoder's backbone. The backbone's weights are frozen and the adapter's
+        `B` matrices start at zero, so item vectors are unchanged until training; [`GramTrainer`]'s encoder optimizer
+        then trains the adapter plus the pooling and projection (which stay trainable). The configuration is stored in
+        `config.encoder_lora`, so `save_pretrained` / `from_pretrained` and Trainer checkpoints rebuild the adapter.
+
+        Args:
+            lora_config (`peft.LoraConfig` or `dict`):
+                The adapter, e.g. `build_lora_config(r=8, lora_alpha=16, target_modules="query,value")`.
+        """
+        encoder = self._require_encoder("A LoRA adapter")
+        encoder.add_lora(lora_config)
+        self.config.encoder_lora = lora_config_to_dict(encoder.backbone.peft_config["default"])
+        logger.info(self.trainable_encoder_parameters_summary())
+
+    def merge_encoder_adapter(self) -> None:
+        """
+        Merges the LoRA adapter into the backbone's weights and removes it (`config.encoder_lora` becomes `None`): the
+        model computes the same vectors with a plain backbone, all of whose parameters are trainable again (as after
+        saving and loading). Do this after training: an optimizer built before holds the adapter's parameters.
+        """
+        encoder = self._require_encoder("Merging an adapter")
+        encoder.merge_lora()
+        self.config.encoder_lora = None
+
+    def num_encoder_parameters(self, only_trainable: bool = False) -> int:
+        """Parameters of the content encoder (backbone, adapter, pooling, projection); 0 for an ID-table model."""
+        if self.encoder is None:
+            return 0
+        return sum(p.numel() for p in self.encoder.parameters() if p.requires_grad or not only_trainable)
+
+    def num_trainable_encoder_parameters(self) -> int:
+        """
+        Trainable parameters of the content encoder: with LoRA, the adapter's plus pooling and projection; without,
+        all of them (unless frozen, e.g. by `gram_mode="nofinetune"`).
+        """
+        return self.num_encoder_parameters(only_trainable=True)
+
+    def trainable_encoder_parameters_summary(self) -> str:
+        """
+        A `peft.print_trainable_parameters`-style line for the content encoder, e.g. `content encoder (LoRA r=8):
+        trainable params: 148,224 || all params: 22,861,440 || trainable%: 0.6484`.
+        """
+        what = "content encoder"
+        if self.config.encoder_lora is not None:
+            what += f" (LoRA r={self.config.encoder_lora.get('r')})"
+        return trainable_parameters_line(self.num_trainable_encoder_parameters(), self.num_encoder_parameters(), what)
+
+    # --------------------------------------------------------------------------------------------------- export
+
+    def save_encoder(
+        self,
+        save_directory: str | os.PathLike,
+        tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None = None,
+        *,
+        adapter_only: bool = False,
+        max_length: int | None = None,
+    ) -> str:
+        """
+        Saves the content encoder as a standard model folder that loads with plain `transformers.AutoModel` (no
+        gram-hf needed), written atomically. See [`gram_hf.export.save_encoder`] for the layout and arguments.
+        """
+        from .export import save_encoder
+
+        return save_encoder(self, save_directory, tokenizer, adapter_only=adapter_only, max_length=max_length)
+
+    def push_encoder_to_hub(
+        self,
+        repo_id: str,
+        tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None = None,
+        *,
+        adapter_only: bool = False,
+        max_length: int | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        commit_message: str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ) -> CommitInfo:
+        """
+        Uploads the content-encoder export of [`GramModel.save_encoder`] to the Hub repository `repo_id` (created if
+        needed). See [`gram_hf.export.push_encoder_to_hub`].
+        """
+        from .export import push_encoder_to_hub
+
+        return push_encoder_to_hub(
+            self,
+            repo_id,
+            tokenizer,
+            adapter_only=adapter_only,
+            max_length=max_length,
+            private=private,
+            token=token,
+            commit_message=commit_message,
+            revision=revision,
+            create_pr=create_pr,
+        )
 
     def encode_items(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Item vectors `[N, item_dim]` from tokenized item text."""

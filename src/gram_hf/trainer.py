@@ -140,6 +140,8 @@ class GramTrainer(Trainer):
             # the user froze (or PEFT froze) stay frozen.
             model.encoder.requires_grad_(False)
         super().__init__(model=model, args=args, **kwargs)
+        if model.encoder is not None:
+            logger.info(model.trainable_encoder_parameters_summary())
         # The head computes a per-batch mean; the Trainer scales it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
         self.item_catalog = item_catalog
@@ -555,6 +557,45 @@ class GramTrainer(Trainer):
         if "loss" in logs or "train_loss" in logs:
             logs = {**logs, **self.gram_metrics()}
         super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ export
+
+    def save_encoder(self, output_dir: str | None = None, **kwargs: Any) -> str | None:
+        """
+        Saves the content encoder as a plain `AutoModel` folder ([`GramModel.save_encoder`]): by default to
+        `<output_dir>/encoder`, with the trainer's tokenizer and the catalog's `max_length`. Written by the main
+        process only; every process waits for it.
+        """
+        output_dir = output_dir if output_dir is not None else os.path.join(self.args.output_dir, "encoder")
+        kwargs = self._encoder_export_kwargs(kwargs)
+        path = self.gram_model.save_encoder(output_dir, **kwargs) if self.is_world_process_zero() else None
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def push_encoder_to_hub(self, repo_id: str | None = None, **kwargs: Any):
+        """
+        Uploads the content encoder export ([`GramModel.push_encoder_to_hub`]) to `repo_id` (default:
+        `<hub_model_id>-encoder`), with the trainer's Hub token and privacy settings. Main process only.
+        """
+        if repo_id is None:
+            if not self.args.hub_model_id:
+                raise ValueError("push_encoder_to_hub needs a repo_id (or --hub_model_id, then '-encoder' is added).")
+            repo_id = f"{self.args.hub_model_id}-encoder"
+        kwargs = self._encoder_export_kwargs(kwargs)
+        kwargs.setdefault("token", self.args.hub_token)
+        kwargs.setdefault("private", self.args.hub_private_repo)
+        info = self.gram_model.push_encoder_to_hub(repo_id, **kwargs) if self.is_world_process_zero() else None
+        self.accelerator.wait_for_everyone()
+        return info
+
+    def _encoder_export_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.gram_model.encoder is None:
+            raise ValueError("This GramModel has an item-ID table (nocontent), not a content encoder to export.")
+        kwargs = dict(kwargs)
+        kwargs.setdefault("tokenizer", self.processing_class)  # None: loaded from config.encoder_name_or_path
+        if self.item_catalog is not None:
+            kwargs.setdefault("max_length", self.item_catalog.max_length)
+        return kwargs
 
     # ---------------------------------------------------------- checkpointing
 

@@ -1,12 +1,43 @@
 """Knowledge tracing: predict a learner's next response from their history and the items' content."""
 
+from .canonical import KnowledgeTracingRawBuilder, build_interaction_data
 from .collator import KnowledgeTracingCollator
+from .csv import KnowledgeTracingCSVBuilder, load_kt_csv
+from .duolingo import DuolingoBuilder, load_duolingo
+from .ednet import EdNetBuilder, load_ednet
 from .head import KnowledgeTracingHead
+from .poj import POJBuilder, load_poj
+from .raw_synthetic import (
+    PRESETS,
+    KTPreset,
+    SyntheticKTTruth,
+    write_synthetic_duolingo,
+    write_synthetic_ednet,
+    write_synthetic_kt_csv,
+    write_synthetic_poj,
+)
 from .synthetic import SyntheticKnowledgeTracing, make_synthetic_knowledge_tracing
 
 __all__ = [
+    "PRESETS",
+    "DuolingoBuilder",
+    "EdNetBuilder",
+    "KTPreset",
+    "KnowledgeTracingCSVBuilder",
     "KnowledgeTracingCollator",
     "KnowledgeTracingHead",
+    "KnowledgeTracingRawBuilder",
+    "POJBuilder",
+    "SyntheticKTTruth",
     "SyntheticKnowledgeTracing",
+    "build_interaction_data",
+    "load_duolingo",
+    "load_ednet",
+    "load_kt_csv",
+    "load_poj",
     "make_synthetic_knowledge_tracing",
+    "write_synthetic_duolingo",
+    "write_synthetic_ednet",
+    "write_synthetic_kt_csv",
+    "write_synthetic_poj",
 ]

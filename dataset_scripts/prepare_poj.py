@@ -1,0 +1,45 @@
+"""
+Turns the POJ (Peking Online Judge) submission log circulated with pyKT into a Hub-ready knowledge-tracing dataset
+folder; problem statements come from a `problem_id,text` table of your own.
+
+    python dataset_scripts/prepare_poj.py --log_csv poj_log.csv --problem_text problem_text.csv --output_dir poj-kt
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from gram_hf.tasks.knowledge_tracing.canonical import (
+    add_canonical_arguments,
+    canonical_kwargs,
+    dataset_card,
+    write_prepared,
+)
+from gram_hf.tasks.knowledge_tracing.poj import load_poj
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log_csv", required=True, help="poj_log.csv (User, Problem, Result, Submit Time, ...).")
+    parser.add_argument("--problem_text", required=True, help="CSV or Parquet problem_id,text.")
+    add_canonical_arguments(parser)
+    args = parser.parse_args(argv)
+    data = load_poj(args.log_csv, args.problem_text, **canonical_kwargs(args))
+    card = dataset_card(
+        data,
+        title="POJ submissions as knowledge tracing",
+        description=(
+            "One interaction per submission to the Peking Online Judge: the item is the problem (its statement as "
+            "text), the response is 1 only for `Accepted`. Timestamps are the submit times, read as UTC."
+        ),
+        source="The POJ log distributed with the pyKT toolkit, converted with dataset_scripts/prepare_poj.py.",
+    )
+    return write_prepared(data, args, card, pretty_name="POJ KT")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

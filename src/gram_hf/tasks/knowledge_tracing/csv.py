@@ -1,0 +1,273 @@
+"""
+The generic knowledge-tracing table: interactions `user_id,item_id,timestamp,correct` and items `item_id,text`, CSV
+or Parquet — the canonical form the Duolingo, EdNet and POJ loaders reduce to, and the way in for any other dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ...data import InteractionData
+from .canonical import (
+    KnowledgeTracingRawBuilder,
+    KnowledgeTracingRawConfig,
+    is_parquet,
+    iter_csv,
+    load_with_builder,
+    read_parquet_columns,
+    read_text_table,
+)
+
+TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_TRUE = {"1", "true", "t", "yes", "y", "1.0"}
+_FALSE = {"0", "false", "f", "no", "n", "0.0"}
+
+
+def parse_timestamp(value: str, unit_scale: float) -> float:
+    """A number in `unit_scale` seconds, or an ISO-8601 date-time (naive ones are read as UTC) -> seconds."""
+    try:
+        return float(value) * unit_scale
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(value.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def group_by_user(
+    user_ids: Sequence[str], columns: dict[str, np.ndarray | list], splits: np.ndarray | None = None
+) -> Iterator[dict[str, Any]]:
+    """
+    Rows of a long table grouped into one raw row per learner (first-appearance order of learners, file order within
+    a learner), as [`KnowledgeTracingRawBuilder`] yields them.
+    """
+    codes: dict[str, int] = {}
+    user_code = np.fromiter((codes.setdefault(user, len(codes)) for user in user_ids), np.int64, len(user_ids))
+    order = np.argsort(user_code, kind="stable")
+    boundaries = np.flatnonzero(np.diff(user_code[order])) + 1
+    arrays = {
+        name: np.asarray(values, dtype=object if isinstance(values, list) else None)
+        for name, values in columns.items()
+    }
+    names = list(codes)
+    for chunk in np.split(order, boundaries) if len(order) else []:
+        row = {"user_id": names[user_code[chunk[0]]]}
+        row.update({name: values[chunk] for name, values in arrays.items()})
+        if splits is not None:
+            row["splits"] = splits[chunk]
+        yield row
+
+
+@dataclass
+class KnowledgeTracingCSVConfig(KnowledgeTracingRawConfig):
+    """Reader options of [`KnowledgeTracingCSVBuilder`] (see [`load_kt_csv`])."""
+
+    interactions: str = ""
+    items: str = ""
+    user_column: str = "user_id"
+    item_column: str = "item_id"
+    timestamp_column: str = "timestamp"
+    correct_column: str = "correct"
+    text_column: str = "text"
+    feature_columns: tuple[str, ...] = ()
+    timestamp_unit: str = "s"
+
+
+class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
+    """Reads the generic knowledge-tracing tables (CSV with a header, or Parquet)."""
+
+    BUILDER_CONFIG_CLASS = KnowledgeTracingCSVConfig
+    BUILDER_CONFIGS = [KnowledgeTracingCSVConfig(name="interactions"), KnowledgeTracingCSVConfig(name="items")]
+    DATASET_NAME = "kt_csv"
+
+    def interaction_features(self) -> dict[str, datasets.Value]:
+        # Values are kept as strings and encoded 1..K by the canonical step, whatever their type in the file.
+        return {name: datasets.Value("string") for name in self.config.feature_columns}
+
+    def generate_items(self) -> Iterator[dict[str, Any]]:
+        texts = read_text_table(self.config.items, self.config.item_column, self.config.text_column)
+        for item_id, text in texts.items():
+            yield {"item_id": item_id, "text": text}
+
+    def generate_users(self) -> Iterator[dict[str, Any]]:
+        config = self.config
+        path = config.interactions
+        required = [config.user_column, config.item_column, config.timestamp_column, config.correct_column]
+        required += list(config.feature_columns)
+        scale = TIMESTAMP_UNITS[config.timestamp_unit]
+        if is_parquet(path):
+            users, columns = self._read_parquet(path, required, scale)
+        else:
+            users, columns = self._read_csv(path, required, scale)
+        yield from group_by_user(users, columns)
+
+    def _read_csv(self, path: str, required: list[str], scale: float) -> tuple[list[str], dict[str, Any]]:
+        config = self.config
+        users, item_ids, timestamps, responses = [], [], [], []
+        features: dict[str, list[str]] = {name: [] for name in config.feature_columns}
+        for line, row in iter_csv(path, required):
+            user, item = row[config.user_column].strip(), row[config.item_column].strip()
+            if not user or not item:
+                raise ValueError(f"{path}:{line}: empty {config.user_column if not user else config.item_column}.")
+            raw_time = row[config.timestamp_column]
+            try:
+                timestamps.append(parse_timestamp(raw_time, scale))
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{line}: {config.timestamp_column} {raw_time!r} is neither a number nor an ISO-8601 "
+                    "date-time."
+                ) from None
+            correct = row[config.correct_column].strip().lower()
+            if correct in _TRUE:
+                responses.append(1)
+            elif correct in _FALSE:
+                responses.append(0)
+            else:
+                raise ValueError(f"{path}:{line}: {config.correct_column} must be 0 or 1, got {correct!r}.")
+            users.append(user)
+            item_ids.append(item)
+            for name in config.feature_columns:
+                features[name].append(row[name].strip())
+        columns = {
+            "item_ids": item_ids,
+            "timestamps": np.asarray(timestamps, dtype=np.float64),
+            "responses": np.asarray(responses, dtype=np.int8),
+            **features,
+        }
+        return users, columns
+
+    def _read_parquet(self, path: str, required: list[str], scale: float) -> tuple[list[str], dict[str, Any]]:
+        config = self.config
+        table = read_parquet_columns(path, required)
+        for name in (config.user_column, config.item_column, config.timestamp_column, config.correct_column):
+            if table[name].null_count:
+                row = int(np.flatnonzero(table[name].is_null().to_numpy(zero_copy_only=False))[0])
+                raise ValueError(f"{path}: row {row}: {name} is missing.")
+        users = table[config.user_column].cast(pa.string()).to_pylist()
+        items = table[config.item_column].cast(pa.string()).to_pylist()
+        time_column = table[config.timestamp_column]
+        if pa.types.is_timestamp(time_column.type):
+            seconds = pc.cast(time_column, pa.timestamp("us", tz=time_column.type.tz)).cast(pa.int64())
+            timestamps = seconds.to_numpy().astype(np.float64) * 1e-6
+        elif pa.types.is_integer(time_column.type) or pa.types.is_floating(time_column.type):
+            timestamps = time_column.to_numpy().astype(np.float64) * scale
+        else:
+            raw = time_column.cast(pa.string()).to_pylist()
+            timestamps = np.empty(len(raw))
+            for row, value in enumerate(raw):
+                try:
+                    timestamps[row] = parse_timestamp(value, scale)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}: row {row}: {config.timestamp_column} {value!r} is neither a number nor an ISO-8601 "
+                        "date-time."
+                    ) from None
+        correct = table[config.correct_column]
+        if pa.types.is_boolean(correct.type):
+            responses = correct.to_numpy(zero_copy_only=False).astype(np.int8)
+        else:
+            values = correct.cast(pa.float64()).to_numpy()
+            bad = ~np.isin(values, (0.0, 1.0))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{path}: row {row}: {config.correct_column} must be 0 or 1, got {values[row]}.")
+            responses = values.astype(np.int8)
+        features = {
+            name: pc.fill_null(table[name].cast(pa.string()), "").to_pylist() for name in config.feature_columns
+        }
+        return users, {"item_ids": items, "timestamps": timestamps, "responses": responses, **features}
+
+
+def load_kt_csv(
+    interactions: str | os.PathLike,
+    items: str | os.PathLike,
+    *,
+    user_column: str = "user_id",
+    item_column: str = "item_id",
+    timestamp_column: str = "timestamp",
+    correct_column: str = "correct",
+    text_column: str = "text",
+    feature_columns: Sequence[str] = (),
+    timestamp_unit: str = "s",
+    max_seq_len: int = 100,
+    test_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    cold_start_items: int | Sequence[str] = 200,
+    seed: int = 0,
+    min_interactions: int = 1,
+    strict: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    rebuild: bool = False,
+) -> InteractionData:
+    """
+    Loads a knowledge-tracing dataset from the generic tables into gram-hf's canonical form.
+
+    Args:
+        interactions (`str` or `os.PathLike`):
+            A CSV (with header) or Parquet file (`.parquet`) with one row per interaction: `user_id`, `item_id`,
+            `timestamp` (a number in `timestamp_unit`, or an ISO-8601 date-time; naive date-times are UTC) and
+            `correct` (1/0, true/false).
+        items (`str` or `os.PathLike`):
+            A CSV or Parquet file `item_id,text` (or any two columns: id, text). Texts may hold commas, quotes and
+            newlines when CSV-quoted.
+        user_column, item_column, timestamp_column, correct_column, text_column (`str`, *optional*):
+            Column names, when they differ from the defaults.
+        feature_columns (`Sequence[str]`, *optional*):
+            Interaction columns to keep as categorical features: their values are encoded 1..K in sorted order
+            (empty = 0) and their vocabulary sizes recorded in `stats["features"]`.
+        timestamp_unit (`str`, *optional*, defaults to `"s"`):
+            Unit of numeric timestamps: `"s"`, `"ms"`, `"us"` or `"ns"`. Output timestamps are in seconds.
+        max_seq_len, test_fraction, validation_fraction, cold_start_items, seed, min_interactions, strict:
+            See [`build_interaction_data`]: windows of `max_seq_len`, the user split (paper: 8:2 then 10% of train
+            users for validation), cold-start items removed from train, learners with fewer interactions dropped,
+            `strict=True` raises on interactions naming items absent from `items` (otherwise: dropped, one warning).
+        cache_dir (`str` or `os.PathLike`, *optional*):
+            The `datasets` cache of the parsed tables (default: `HF_DATASETS_CACHE`). The cache key includes the raw
+            files' size and modification time, so edited files are re-read.
+        rebuild (`bool`, *optional*, defaults to `False`):
+            Re-parse even when a cache exists.
+
+    Returns:
+        [`~gram_hf.data.InteractionData`]: splits `train`/`validation`/`test` of rows `user_id`, `items`,
+        `responses`, `timestamps` (+ features), and items `item_id`, `text`, `cold_start`.
+    """
+    if timestamp_unit not in TIMESTAMP_UNITS:
+        raise ValueError(f"timestamp_unit must be one of {sorted(TIMESTAMP_UNITS)}, got {timestamp_unit!r}.")
+    options = {
+        "interactions": os.path.abspath(interactions),
+        "items": os.path.abspath(items),
+        "user_column": user_column,
+        "item_column": item_column,
+        "timestamp_column": timestamp_column,
+        "correct_column": correct_column,
+        "text_column": text_column,
+        "feature_columns": tuple(feature_columns),
+        "timestamp_unit": timestamp_unit,
+    }
+    return load_with_builder(
+        KnowledgeTracingCSVBuilder,
+        [interactions, items],
+        options,
+        cache_dir=cache_dir,
+        rebuild=rebuild,
+        max_seq_len=max_seq_len,
+        test_fraction=test_fraction,
+        validation_fraction=validation_fraction,
+        cold_start_items=cold_start_items,
+        seed=seed,
+        min_interactions=min_interactions,
+        strict=strict,
+    )
+
+
+__all__ = ["KnowledgeTracingCSVBuilder", "KnowledgeTracingCSVConfig", "load_kt_csv"]
