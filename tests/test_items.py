@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from gram_hf import ItemCatalog
+from gram_hf.items import special_token_template
 
 MAX_LENGTH = 12
 ITEM_IDS = ["q0", "q1", "q2", "q3", "q4", "q5"]
@@ -226,3 +227,105 @@ def test_from_dataset_missing_column_raises(tokenizer, missing):
     dataset = datasets.Dataset.from_dict(columns)
     with pytest.raises(ValueError, match=f"no column '{missing}'"):
         ItemCatalog.from_dataset(dataset, tokenizer)
+
+
+# ------------------------------------------------------------------------------- multi-field text (news title, ...)
+
+TITLES = ["a short title", "a considerably longer title about rivers, markets and the weather", "", "x"]
+ABSTRACTS = ["an abstract", "", "", None]
+BODIES = ["body text here that goes on and on and on", "b", "", "y"]
+
+
+def field_ids(tokenizer, text, length):
+    return tokenizer(text or "", add_special_tokens=False, truncation=True, max_length=length)["input_ids"]
+
+
+def test_multi_field_per_field_truncation_and_special_tokens(tokenizer):
+    lengths = (4, 3, 5)
+    catalog = ItemCatalog.from_fields(
+        ["n0", "n1", "n2", "n3"],
+        {"title": TITLES, "abstract": ABSTRACTS, "body": BODIES},
+        tokenizer,
+        max_length=lengths,
+    )
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for index in range(4):
+        segments = [
+            field_ids(tokenizer, text, length)
+            for text, length in zip((TITLES[index], ABSTRACTS[index], BODIES[index]), lengths)
+        ]
+        expected = [cls]
+        for segment in (s for s in segments if s):  # empty fields are skipped, no empty [SEP] [SEP] segment
+            expected += segment + [sep]
+        if expected == [cls]:
+            expected = [cls, sep]
+        assert catalog.batch([index])["input_ids"][0].tolist() == expected
+    # the title is cut to 4 tokens even though the total budget is larger
+    title, body = field_ids(tokenizer, TITLES[1], 4), field_ids(tokenizer, BODIES[1], 5)
+    assert catalog.batch([1])["input_ids"][0].tolist() == [cls, *title, sep, *body, sep]
+    assert catalog.max_length == sum(lengths) + 4  # [CLS] + 3 x [SEP]
+    assert catalog.text_fields == ("title", "abstract", "body")
+    assert catalog.field_max_lengths == lengths
+    assert catalog.num_empty_texts == 1  # n2: every field empty
+
+
+def test_multi_field_from_dataset_equals_from_fields(tokenizer):
+    dataset = datasets.Dataset.from_dict(
+        {"item_id": ["n0", "n1", "n2", "n3"], "title": TITLES, "abstract": ABSTRACTS, "body": BODIES}
+    )
+    from_dataset = ItemCatalog.from_dataset(dataset, tokenizer, text_column=["title", "abstract"], max_length=[5, 2])
+    direct = ItemCatalog.from_fields(
+        dataset["item_id"], {"title": TITLES, "abstract": ABSTRACTS}, tokenizer, max_length=[5, 2]
+    )
+    assert torch.equal(from_dataset.flat_input_ids, direct.flat_input_ids)
+    assert torch.equal(from_dataset.lengths, direct.lengths)
+    assert from_dataset.max_length == direct.max_length == 5 + 2 + 3
+    assert from_dataset.text_fields == ("title", "abstract")
+    # one int: the same budget for every field
+    same = ItemCatalog.from_dataset(dataset, tokenizer, text_column=("title", "abstract"), max_length=3)
+    assert same.field_max_lengths == (3, 3)
+    # a one-element sequence is the per-field path: the budget excludes special tokens
+    title_only = ItemCatalog.from_dataset(dataset, tokenizer, text_column=["title"], max_length=4)
+    assert int(title_only.lengths.max()) == 6
+    assert title_only.batch([1])["input_ids"][0].tolist() == [101, *field_ids(tokenizer, TITLES[1], 4), 102]
+
+
+def test_single_column_path_is_unchanged(tokenizer):
+    dataset = datasets.Dataset.from_dict({"item_id": ["a", "b"], "text": ["hello there world", "x"]})
+    catalog = ItemCatalog.from_dataset(dataset, tokenizer, max_length=4)
+    assert catalog.text_fields is None and catalog.field_max_lengths is None
+    assert catalog.batch([0])["input_ids"][0].tolist() == reference_ids(tokenizer, "hello there world", 4)
+
+
+@pytest.mark.parametrize(
+    ("text_column", "max_length", "match"),
+    [
+        ("text", [4, 5], "With one text column max_length is one int"),
+        (["title", "abstract"], [4], "1 max lengths for 2 text fields"),
+        (["title", "abstract"], [4, 0], "positive integers"),
+        (["title", "missing"], 4, "no column 'missing'"),
+        ([], 4, "at least one column"),
+    ],
+)
+def test_multi_field_invalid_arguments(tokenizer, text_column, max_length, match):
+    dataset = datasets.Dataset.from_dict({"item_id": ["a"], "text": ["t"], "title": ["t"], "abstract": ["a"]})
+    with pytest.raises(ValueError, match=match):
+        ItemCatalog.from_dataset(dataset, tokenizer, text_column=text_column, max_length=max_length)
+
+
+def test_from_fields_checks_lengths(tokenizer):
+    with pytest.raises(ValueError, match="Field 'abstract' has 1 texts for 2 item_ids"):
+        ItemCatalog.from_fields(["a", "b"], {"title": ["x", "y"], "abstract": ["z"]}, tokenizer, max_length=4)
+
+
+def test_special_token_template_of_bert(tokenizer):
+    template = special_token_template(tokenizer)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert template.join([]) == [cls, sep]
+    assert template.join([[7]]) == [cls, 7, sep]
+    assert template.join([[7], [8, 9], [10]]) == [cls, 7, sep, 8, 9, sep, 10, sep]
+    # two fields are wrapped exactly as the tokenizer wraps a text pair
+    pair = tokenizer("first words", "second")["input_ids"]
+    first, second = field_ids(tokenizer, "first words", 10), field_ids(tokenizer, "second", 10)
+    assert template.join([first, second]) == pair
+    assert template.max_length([24, 50]) == 24 + 50 + 3

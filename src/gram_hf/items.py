@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,6 +16,111 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SpecialTokenTemplate:
+    """
+    How a tokenizer wraps text in special tokens: one segment becomes `single_prefix + A + single_suffix`, several
+    become `prefix + A + separator + B + separator + ... + suffix` (the pair template generalised to any number of
+    segments). For BERT `prefix = [CLS]`, `separator = suffix = [SEP]`; for RoBERTa `separator = </s></s>`.
+    """
+
+    single_prefix: tuple[int, ...]
+    single_suffix: tuple[int, ...]
+    prefix: tuple[int, ...]
+    separator: tuple[int, ...]
+    suffix: tuple[int, ...]
+
+    def join(self, segments: Sequence[Sequence[int]]) -> list[int]:
+        """The token ids of the (non-empty) `segments` wrapped in special tokens."""
+        if len(segments) <= 1:
+            return [*self.single_prefix, *(segments[0] if segments else ()), *self.single_suffix]
+        ids = [*self.prefix, *segments[0]]
+        for segment in segments[1:]:
+            ids.extend(self.separator)
+            ids.extend(segment)
+        ids.extend(self.suffix)
+        return ids
+
+    def max_length(self, field_lengths: Sequence[int]) -> int:
+        """The longest `join` of segments of at most `field_lengths` tokens."""
+        single = len(self.single_prefix) + len(self.single_suffix) + max(field_lengths, default=0)
+        multi = len(self.prefix) + len(self.suffix) + (len(field_lengths) - 1) * len(self.separator)
+        return max(single, multi + sum(field_lengths))
+
+
+def _find(haystack: list[int], needle: list[int], start: int = 0) -> int:
+    for position in range(start, len(haystack) - len(needle) + 1):
+        if haystack[position : position + len(needle)] == needle:
+            return position
+    return -1
+
+
+def special_token_template(tokenizer: PreTrainedTokenizerBase) -> SpecialTokenTemplate:
+    """
+    Reads `tokenizer`'s special-token template by tokenizing two probe words alone and as a pair, so that multi-field
+    item text is wrapped exactly as the tokenizer wraps a text pair (works for any tokenizer, fast or slow).
+    """
+    first = tokenizer("first", add_special_tokens=False)["input_ids"]
+    second = tokenizer("second", add_special_tokens=False)["input_ids"]
+    single = tokenizer("first")["input_ids"]
+    start = _find(single, first)
+    if not first or not second or start < 0:
+        raise ValueError(f"Could not read the special-token template of {type(tokenizer).__name__}.")
+    single_prefix, single_suffix = single[:start], single[start + len(first) :]
+    try:
+        pair = tokenizer("first", "second")["input_ids"]
+    except Exception:  # tokenizers without a pair template: segments joined by the single template's suffix
+        pair = None
+    first_at = _find(pair, first) if pair is not None else -1
+    second_at = _find(pair, second, first_at + len(first)) if first_at >= 0 else -1
+    if second_at < 0:
+        prefix, suffix = tuple(single_prefix), tuple(single_suffix)
+        return SpecialTokenTemplate(prefix, suffix, prefix=prefix, separator=suffix, suffix=suffix)
+    return SpecialTokenTemplate(
+        single_prefix=tuple(single_prefix),
+        single_suffix=tuple(single_suffix),
+        prefix=tuple(pair[:first_at]),
+        separator=tuple(pair[first_at + len(first) : second_at]),
+        suffix=tuple(pair[second_at + len(second) :]),
+    )
+
+
+def _as_texts(texts: Sequence[str | None]) -> list[str]:
+    return [str(text) if text is not None else "" for text in texts]
+
+
+def _joined_texts(columns: Sequence[Sequence[str]]) -> list[str]:
+    """Per item, its fields joined by spaces (only used to count items whose every field is empty)."""
+    if len(columns) == 1:
+        return list(columns[0])
+    return [" ".join(parts) for parts in zip(*columns)]
+
+
+def _field_max_lengths(names: Sequence[str], max_length: int | Sequence[int]) -> tuple[int, ...]:
+    if not names:
+        raise ValueError("At least one text field is needed.")
+    lengths = (max_length,) * len(names) if isinstance(max_length, int) else tuple(max_length)
+    if len(lengths) != len(names):
+        raise ValueError(f"{len(lengths)} max lengths for {len(names)} text fields {list(names)}.")
+    if any(not isinstance(length, int) or length < 1 for length in lengths):
+        raise ValueError(f"Per-field max lengths must be positive integers, got {list(lengths)}.")
+    return lengths
+
+
+def _tokenize_fields(
+    tokenizer: PreTrainedTokenizerBase,
+    columns: Sequence[Sequence[str]],
+    field_lengths: Sequence[int],
+    template: SpecialTokenTemplate,
+) -> list[list[int]]:
+    """One token list per item: each field tokenized alone (batched), truncated to its length, then joined."""
+    per_field = [
+        tokenizer(list(column), add_special_tokens=False, truncation=True, max_length=length)["input_ids"]
+        for column, length in zip(columns, field_lengths)
+    ]
+    return [template.join([segment for segment in segments if segment]) for segments in zip(*per_field)]
+
+
 class ItemCatalog:
     """
     Item ids mapped to indices `0..num_items-1` and their text tokenized once.
@@ -22,6 +128,10 @@ class ItemCatalog:
     Tokens are stored ragged (one flat tensor plus offsets), so a batch of any index list is padded only to its own
     longest item, and whole-catalog passes can go in length-sorted batches. Batches carry catalog indices only; the
     trainer fetches the tokens of the unique items it encodes from here.
+
+    Item text is one string per item (this constructor) or several fields with their own token budgets
+    ([`ItemCatalog.from_fields`], or [`ItemCatalog.from_dataset`] with a sequence of text columns), e.g. a news
+    title and abstract encoded as `[CLS] title [SEP] abstract [SEP]`.
 
     Args:
         item_ids (`Sequence[str]`):
@@ -85,6 +195,59 @@ class ItemCatalog:
         if len(token_lists) > 1:
             self.offsets[1:] = torch.cumsum(self.lengths[:-1], 0)
         self.flat_input_ids = torch.tensor([t for tokens in token_lists for t in tokens], dtype=torch.long)
+        # Set by the multi-field constructors: the text fields and their per-field token budgets.
+        self.text_fields: tuple[str, ...] | None = None
+        self.field_max_lengths: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_fields(
+        cls,
+        item_ids: Sequence[str],
+        fields: Mapping[str, Sequence[str | None]],
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int | Sequence[int],
+        tokenize_batch_size: int = 1024,
+    ) -> ItemCatalog:
+        """
+        A catalog whose item text is several fields (e.g. a news title, abstract and body), each truncated to its own
+        length before they are joined, so that a long first field cannot crowd out the others.
+
+        Each field is tokenized without special tokens and truncated to its own number of tokens; the non-empty fields
+        are then joined with the tokenizer's pair template generalised to any number of segments, e.g.
+        `[CLS] title [SEP] abstract [SEP] body [SEP]` for BERT or `<s> title </s></s> abstract </s>` for RoBERTa
+        (see [`special_token_template`]). Empty fields are skipped (no empty segment between separators); an item whose
+        fields are all empty is its special tokens only, as in the single-text catalog.
+
+        Args:
+            item_ids (`Sequence[str]`):
+                Item identifiers, unique; the position of an id is its catalog index.
+            fields (`Mapping[str, Sequence[str | None]]`):
+                Field name -> the items' text of that field (aligned with `item_ids`), in the order they are joined.
+            tokenizer (`PreTrainedTokenizerBase`):
+                The content encoder's tokenizer.
+            max_length (`int` or `Sequence[int]`):
+                Tokens kept per field, special tokens excluded: one value for every field or one per field (the GRAM
+                paper's news encoder keeps 24 title, 50 abstract and 400 body tokens). The catalog's `max_length` is
+                their sum plus the special tokens.
+            tokenize_batch_size (`int`, *optional*, defaults to 1024):
+                Texts tokenized per tokenizer call.
+        """
+        names = list(fields)
+        field_lengths = _field_max_lengths(names, max_length)
+        columns = [_as_texts(fields[name]) for name in names]
+        for name, column in zip(names, columns):
+            if len(column) != len(item_ids):
+                raise ValueError(f"Field {name!r} has {len(column)} texts for {len(item_ids)} item_ids.")
+        template = special_token_template(tokenizer)
+        token_lists: list[list[int]] = []
+        for start in range(0, len(item_ids), tokenize_batch_size):
+            chunk = [column[start : start + tokenize_batch_size] for column in columns]
+            token_lists.extend(_tokenize_fields(tokenizer, chunk, field_lengths, template))
+        catalog = cls.__new__(cls)
+        texts = _joined_texts(columns)
+        catalog._setup(item_ids, texts, token_lists, tokenizer, template.max_length(field_lengths))
+        catalog.text_fields, catalog.field_max_lengths = tuple(names), field_lengths
+        return catalog
 
     @classmethod
     def from_dataset(
@@ -92,27 +255,72 @@ class ItemCatalog:
         dataset: datasets.Dataset,
         tokenizer: PreTrainedTokenizerBase,
         id_column: str = "item_id",
-        text_column: str = "text",
-        max_length: int = 128,
+        text_column: str | Sequence[str] = "text",
+        max_length: int | Sequence[int] = 128,
     ) -> ItemCatalog:
-        """A catalog from a `datasets.Dataset` of items (one row per item)."""
-        for column in (id_column, text_column):
+        """
+        A catalog from a `datasets.Dataset` of items (one row per item). The tokens are computed with `Dataset.map`,
+        so an Arrow-backed dataset caches them and a catalog is tokenized once across runs.
+
+        Args:
+            dataset (`datasets.Dataset`):
+                One row per item; row `i` becomes catalog index `i`.
+            tokenizer (`PreTrainedTokenizerBase`):
+                The content encoder's tokenizer.
+            id_column (`str`, *optional*, defaults to `"item_id"`):
+                The column of item identifiers.
+            text_column (`str` or `Sequence[str]`, *optional*, defaults to `"text"`):
+                One text column, or several (e.g. `("title", "abstract")`) joined as in [`ItemCatalog.from_fields`].
+            max_length (`int` or `Sequence[int]`, *optional*, defaults to 128):
+                With one text column (a `str`): tokens per item, special tokens included. With a sequence of columns:
+                tokens per field, special tokens excluded, one value for all fields or one per field.
+        """
+        fields = [text_column] if isinstance(text_column, str) else list(text_column)
+        if not fields:
+            raise ValueError("text_column must name at least one column.")
+        for column in (id_column, *fields):
             if column not in dataset.column_names:
                 raise ValueError(f"The items dataset has no column {column!r}; columns: {dataset.column_names}.")
+        multi_field = not isinstance(text_column, str)
+        if not multi_field and not isinstance(max_length, int):
+            raise ValueError(
+                f"With one text column max_length is one int (tokens per item), got {max_length!r}; pass "
+                "text_column as a sequence of columns for per-field lengths."
+            )
 
-        def tokenize(batch):
-            texts = [text if text is not None else "" for text in batch[text_column]]
-            return {"input_ids": tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]}
+        if multi_field:
+            field_lengths = _field_max_lengths(fields, max_length)
+            template = special_token_template(tokenizer)
+            total_length = template.max_length(field_lengths)
+
+            def tokenize(batch):
+                columns = [_as_texts(batch[name]) for name in fields]
+                return {"input_ids": _tokenize_fields(tokenizer, columns, field_lengths, template)}
+
+        else:
+            total_length = max_length
+
+            def tokenize(batch):
+                texts = _as_texts(batch[text_column])
+                return {"input_ids": tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]}
 
         # `map` caches the tokens next to an Arrow-backed dataset, so a catalog is tokenized once across runs.
         tokenized = dataset.map(tokenize, batched=True, desc="Tokenizing items")
         catalog = cls.__new__(cls)
-        texts = [text if text is not None else "" for text in tokenized[text_column]]
-        catalog._setup(tokenized[id_column], texts, tokenized["input_ids"], tokenizer, max_length)
+        texts = _joined_texts([_as_texts(tokenized[name]) for name in fields])
+        catalog._setup(tokenized[id_column], texts, tokenized["input_ids"], tokenizer, total_length)
+        if multi_field:
+            catalog.text_fields, catalog.field_max_lengths = tuple(fields), field_lengths
         return catalog
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def __repr__(self) -> str:
+        fields = ""
+        if self.text_fields:
+            fields = f", text_fields={self.text_fields}, field_max_lengths={self.field_max_lengths}"
+        return f"{type(self).__name__}(num_items={self.num_items}, max_length={self.max_length}{fields})"
 
     @property
     def num_items(self) -> int:
