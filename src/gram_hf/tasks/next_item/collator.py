@@ -1,0 +1,160 @@
+"""Batching of item sequences into GRAM's batch contract, for full-catalog and sampled next-item losses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES
+
+if TYPE_CHECKING:
+    from .head import SASRecHead
+
+COLLATOR_MODES = ("train", "eval")
+
+
+@dataclass
+class NextItemCollator:
+    r"""
+    Collates user sequences `{items: [catalog index, ...]}` (chronological) into next-item batches.
+
+    **Training** (`mode="train"`): inputs are `items[:-1]`, targets `items[1:]`, both truncated to the last
+    `max_length` positions and right-padded.
+    - Full-catalog losses (`"ce"`, `"cce"`): `item_index = arange(num_items)` (the whole catalog), `input_ref`
+      (`[B, T]`), `catalog_ref = arange(num_items)` (the output layer, a reference key so that `e2e` encodes the
+      catalog once more as the output layer and `gram` gives every catalog vector its pseudo-target) and `labels`
+      (`[B, T]`, the next item as a column of `catalog_ref`, i.e. its catalog index; -100 for padding).
+    - Sampled losses (`"bce"`, `"ce_sampled"`, `"cce_sampled"`): `item_index` = the unique items of inputs, targets
+      and negatives, `input_ref` and `target_ref` (`[B, T]`) and `negative_ref` (`[B, T, K]`): `K = num_negatives`
+      items drawn uniformly from the catalog per position; a negative equal to the position's target (an accidental
+      hit, detected by catalog index) is removed (-1), so it is neither encoded nor scored.
+
+    **Evaluation** (`mode="eval"`, any loss): the last item is held out. `item_index = catalog_ref =
+    arange(num_items)`, `input_ref` (`items[:-1]`, last `max_length`), `labels` and `target_ref` (`[B]`, the held-out
+    item's catalog index) and, with `exclude_seen`, `seen_ref` (`[B, H]`, the whole history, not truncated) so that
+    seen items are not recommended. Because the catalog is in catalog order, the head's top-`k` columns are catalog
+    indices.
+
+    Negatives are drawn from `generator` when given, else from torch's global generator, which the Trainer seeds and
+    which `DataLoader` workers re-seed per worker (a generator object would be copied into every worker).
+
+    Args:
+        num_items (`int`): catalog size.
+        loss_type (`str`, *optional*, defaults to `"cce"`): the head's `loss_type`, which decides the training layout.
+        num_negatives (`int`, *optional*): negatives per position for the sampled losses (defaults as the head's).
+        max_length (`int`, *optional*, defaults to 200): inputs keep their last `max_length` items.
+        mode (`str`, *optional*, defaults to `"train"`): `"train"` or `"eval"`.
+        exclude_seen (`bool`, *optional*, defaults to `True`): evaluation excludes the history from the ranking.
+        items_column (`str`, *optional*, defaults to `"items"`): the column of catalog indices.
+        generator (`torch.Generator`, *optional*): source of the negatives.
+    """
+
+    num_items: int
+    loss_type: str = "cce"
+    num_negatives: int | None = None
+    max_length: int = 200
+    mode: str = "train"
+    exclude_seen: bool = True
+    items_column: str = "items"
+    generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        if self.num_items < 1:
+            raise ValueError(f"num_items must be positive, got {self.num_items}.")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}.")
+        if self.mode not in COLLATOR_MODES:
+            raise ValueError(f"mode must be one of {COLLATOR_MODES}, got {self.mode!r}.")
+        if self.max_length < 1:
+            raise ValueError(f"max_length must be positive, got {self.max_length}.")
+        if self.loss_type in SAMPLED_LOSSES:
+            if self.num_negatives is None:
+                self.num_negatives = DEFAULT_NUM_NEGATIVES[self.loss_type]
+            if self.num_negatives < 1:
+                raise ValueError(f"num_negatives must be positive, got {self.num_negatives}.")
+
+    @classmethod
+    def from_head(cls, head: SASRecHead, num_items: int, mode: str = "train", **kwargs: Any) -> NextItemCollator:
+        """A collator matching `head`'s loss type, number of negatives and maximum length."""
+        settings = {"loss_type": head.loss_type, "num_negatives": head.num_negatives, "max_length": head.max_length}
+        return cls(num_items=num_items, mode=mode, **{**settings, **kwargs})
+
+    def _sequences(self, features: Sequence[dict[str, Any]], minimum: int) -> list[torch.LongTensor]:
+        sequences = []
+        for position, feature in enumerate(features):
+            sequence = torch.as_tensor(feature[self.items_column], dtype=torch.long)
+            if sequence.ndim != 1:
+                raise ValueError(f"Example {position} of the batch: '{self.items_column}' must be a 1-D sequence.")
+            if sequence.numel() < minimum:
+                raise ValueError(
+                    f"Example {position} of the batch has {sequence.numel()} items; {self.mode} needs at least "
+                    f"{minimum} (an input and a next item)."
+                )
+            if sequence.numel() and (int(sequence.min()) < 0 or int(sequence.max()) >= self.num_items):
+                raise ValueError(f"Example {position}: catalog indices must lie in [0, {self.num_items}).")
+            sequences.append(sequence)
+        return sequences
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if self.mode == "eval":
+            return self._eval_batch(self._sequences(features, 1))
+        sequences = self._sequences(features, 2)
+        inputs = [sequence[:-1][-self.max_length :] for sequence in sequences]
+        targets = [sequence[1:][-self.max_length :] for sequence in sequences]
+        input_items = _pad(inputs, -1)
+        target_items = _pad(targets, -1)
+        if self.loss_type in FULL_CATALOG_LOSSES:
+            catalog = torch.arange(self.num_items)
+            return {
+                "item_index": catalog,
+                "input_ref": input_items,
+                "catalog_ref": catalog.clone(),
+                "labels": target_items.masked_fill(target_items < 0, -100),
+            }
+        valid = target_items >= 0
+        shape = (*target_items.shape, self.num_negatives)
+        negatives = torch.randint(0, self.num_items, shape, generator=self.generator)
+        keep = valid.unsqueeze(-1) & (negatives != target_items.unsqueeze(-1))
+        negatives = negatives.masked_fill(~keep, -1)
+        used = torch.cat([input_items[input_items >= 0], target_items[valid], negatives[keep]])
+        item_index, positions = torch.unique(used, return_inverse=True)
+        lookup = torch.full((self.num_items,), -1, dtype=torch.long)
+        lookup[item_index] = torch.arange(item_index.numel())
+        # Negative values stay -1 through the lookup's padding slot.
+        lookup = torch.cat([lookup, torch.tensor([-1])])
+        return {
+            "item_index": item_index,
+            "input_ref": lookup[input_items],
+            "target_ref": lookup[target_items],
+            "negative_ref": lookup[negatives],
+        }
+
+    def _eval_batch(self, sequences: list[torch.LongTensor]) -> dict[str, torch.Tensor]:
+        catalog = torch.arange(self.num_items)
+        histories = [sequence[:-1] for sequence in sequences]
+        held_out = torch.stack([sequence[-1] for sequence in sequences])
+        batch = {
+            "item_index": catalog,
+            "input_ref": _pad([history[-self.max_length :] for history in histories], -1),
+            "catalog_ref": catalog.clone(),
+            "labels": held_out,
+            "target_ref": held_out.clone(),
+        }
+        if self.exclude_seen:
+            batch["seen_ref"] = _pad(histories, -1)
+        return batch
+
+
+def _pad(sequences: list[torch.LongTensor], value: int) -> torch.LongTensor:
+    """Right-pads 1-D sequences to the longest (at least 1 column)."""
+    width = max([1, *(sequence.numel() for sequence in sequences)])
+    out = torch.full((len(sequences), width), value, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        out[row, : sequence.numel()] = sequence
+    return out
+
+
+__all__ = ["NextItemCollator"]

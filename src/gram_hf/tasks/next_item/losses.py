@@ -1,0 +1,505 @@
+"""
+Next-item losses over large catalogs: cut (linear) cross-entropy that never materialises the logits, its sampled
+variant, the materialised references, and blockwise full-catalog ranking for evaluation.
+
+With a batch of `N` scored positions and a catalog of `V` items, full softmax cross-entropy builds the `N x V` logits,
+their log-softmax and, in backward, their gradient: at `N = 256 * 100` and `V = 1M` that is ~95 GB per fp32 copy.
+[`linear_cross_entropy`] (Cut Cross-Entropy, Wijmans et al. 2024) computes the same loss and gradients while holding
+only one `N x block_size` block of logits at a time: the forward pass streams over catalog blocks with an online
+log-sum-exp; the backward pass recomputes each block's logits from the saved log-sum-exp and accumulates the
+gradients for the hidden states and the catalog vectors. [`sampled_linear_cross_entropy`] (CCE-) streams the same way
+over each position's own candidate set (target plus sampled negatives), which never materialises the `N x K x d`
+gathered negative vectors that the sampled softmax (CE-) needs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import torch
+import torch.nn.functional as F
+
+REDUCTIONS = ("mean", "sum", "none")
+IMPLS = ("auto", "torch", "cce")
+# Elements of one block of logits when the caller gives no block size. On CPU 2**22 fp32 values (16 MiB) already make
+# the per-block overhead of the Python loop negligible; on an accelerator 2**26 (256 MiB) keeps the matmuls large
+# enough to fill it (SASRec's 25,600 positions get blocks of 2,621 items), still tiny next to the ~95 GB of logits.
+DEFAULT_BLOCK_ELEMENTS = 2**22
+DEFAULT_BLOCK_ELEMENTS_ACCELERATOR = 2**26
+MIN_BLOCK_SIZE = 256
+# The sampled loss gathers `rows x chunk x d` candidate vectors per chunk; its point is to stay far below the
+# `rows x (1 + K) x d` that the materialised sampled softmax gathers (twice, with its gradient): a smaller budget.
+DEFAULT_CHUNK_ELEMENTS = 2**20
+MIN_CHUNK_SIZE = 16
+
+
+def cut_cross_entropy_available() -> bool:
+    """Whether the optional `cut-cross-entropy` package (Apple's CUDA kernels for CCE) is importable."""
+    return importlib.util.find_spec("cut_cross_entropy") is not None
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
+
+
+def _block_elements(tensor: torch.Tensor) -> int:
+    return DEFAULT_BLOCK_ELEMENTS if tensor.device.type == "cpu" else DEFAULT_BLOCK_ELEMENTS_ACCELERATOR
+
+
+def _auto_block_size(
+    rows: int,
+    width: int,
+    block_size: int | None,
+    elements: int = DEFAULT_BLOCK_ELEMENTS,
+    minimum: int = MIN_BLOCK_SIZE,
+) -> int:
+    """A block width such that `rows x block` stays near `elements` values, between `minimum` and `width`."""
+    if block_size is not None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be a positive integer, got {block_size}.")
+        return min(block_size, max(width, 1))
+    return max(1, min(max(width, 1), max(minimum, elements // max(rows, 1))))
+
+
+def _reduce(per_row: torch.Tensor, valid: torch.Tensor, shape: torch.Size, reduction: str) -> torch.Tensor:
+    """Applies `reduction` to the losses of the valid rows; `"none"` scatters them back with 0 at ignored rows."""
+    if reduction == "sum":
+        return per_row.sum()
+    if reduction == "mean":
+        # As F.cross_entropy: the mean over non-ignored positions, NaN when every position is ignored.
+        return per_row.sum() / valid.sum()
+    full = per_row.new_zeros(valid.numel())
+    full = full.index_copy(0, valid.nonzero().squeeze(1), per_row)
+    return full.reshape(shape)
+
+
+# ------------------------------------------------------------------------------------------------------- full catalog
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    """
+    Per-row cross-entropy of `hidden @ catalog.T` against `targets`, streamed over catalog blocks.
+
+    Inputs are the valid rows only: `hidden [N, d]`, `catalog [V, d]`, `targets [N]` in `[0, V)`. Returns the fp32
+    per-row losses `[N]`. Memory beyond inputs and gradients: one `N x block_size` fp32 block and `O(N)` statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, catalog: torch.Tensor, targets: torch.Tensor, block_size: int):
+        hidden32 = hidden.float()
+        rows = hidden.shape[0]
+        running_max = hidden32.new_full((rows,), -math.inf)
+        running_sum = hidden32.new_zeros(rows)
+        for start in range(0, catalog.shape[0], block_size):
+            logits = hidden32 @ catalog[start : start + block_size].float().T
+            block_max = logits.amax(dim=1)
+            new_max = torch.maximum(running_max, block_max)
+            # Online log-sum-exp: rescale the running sum to the new maximum, then add the block (in place, so one
+            # block of memory suffices).
+            running_sum.mul_(torch.exp(running_max - new_max))
+            running_sum.add_(logits.sub_(new_max.unsqueeze(1)).exp_().sum(dim=1))
+            running_max = new_max
+            del logits  # one block alive at a time: free it before the next matmul allocates
+        lse = running_max + torch.log(running_sum)
+        target_logits = (hidden32 * catalog[targets].float()).sum(dim=1)
+        ctx.save_for_backward(hidden, catalog, targets, lse)
+        ctx.block_size = block_size
+        return lse - target_logits
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        hidden, catalog, targets, lse = ctx.saved_tensors
+        need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        hidden32 = hidden.float()
+        grad = grad_loss.float()
+        grad_hidden = torch.zeros_like(hidden32) if need_hidden else None
+        grad_catalog = torch.zeros(catalog.shape, dtype=torch.float32, device=catalog.device) if need_catalog else None
+        for start in range(0, catalog.shape[0], ctx.block_size):
+            block = catalog[start : start + ctx.block_size].float()
+            # d loss_n / d logit_nv = softmax_nv - [v = target_n]; the softmax part is recomputed per block from the
+            # saved log-sum-exp, scaled by the incoming gradient, and the one-hot part is added once below.
+            probs = (hidden32 @ block.T).sub_(lse.unsqueeze(1)).exp_().mul_(grad.unsqueeze(1))
+            if need_hidden:
+                grad_hidden.addmm_(probs, block)
+            if need_catalog:
+                grad_catalog[start : start + ctx.block_size] = probs.T @ hidden32
+            del probs
+        if need_hidden:
+            grad_hidden.sub_(catalog[targets].float() * grad.unsqueeze(1))
+            grad_hidden = grad_hidden.to(hidden.dtype)
+        if need_catalog:
+            grad_catalog.index_add_(0, targets, hidden32 * grad.unsqueeze(1), alpha=-1.0)
+            grad_catalog = grad_catalog.to(catalog.dtype)
+        return grad_hidden, grad_catalog, None, None
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    block_size: int | None = None,
+    impl: str = "auto",
+    filter_eps: float | str | None = None,
+) -> torch.Tensor:
+    r"""
+    Cross-entropy of the logits `hidden @ catalog.T` against `targets`, without materialising the logits (Cut
+    Cross-Entropy). Equals `F.cross_entropy((hidden @ catalog.T).float(), targets, ignore_index=..., reduction=...)`
+    in value and in the gradients for `hidden` and `catalog`.
+
+    With the pure-PyTorch implementation the forward pass streams over blocks of `block_size` catalog rows, keeping a
+    running maximum and sum per row (online log-sum-exp); the backward pass recomputes each block's logits and adds
+    its contribution to the gradients. Peak memory beyond the inputs and their gradients is one `N x block_size` fp32
+    block instead of several `N x V` tensors, for one extra matmul (the recomputation).
+
+    Args:
+        hidden (`torch.Tensor` of shape `(..., d)`):
+            The sequence model's output states (e.g. SASRec's hidden state at every position).
+        catalog (`torch.Tensor` of shape `(V, d)`):
+            The catalog's item vectors: the (tied) output layer.
+        targets (`torch.LongTensor` of shape `(...)`):
+            Row of `catalog` that is the next item at each position, or `ignore_index` (padding).
+        ignore_index (`int`, *optional*, defaults to -100):
+            Target value of positions that contribute nothing.
+        reduction (`str`, *optional*, defaults to `"mean"`):
+            `"mean"` over non-ignored positions (NaN when there are none, as `F.cross_entropy`), `"sum"`, or `"none"`
+            (a tensor shaped like `targets`, 0 at ignored positions).
+        block_size (`int`, *optional*):
+            Catalog rows per block; by default about 2**22 logits per block on CPU (16 MiB in fp32), 2**26 on
+            accelerators.
+        impl (`str`, *optional*, defaults to `"auto"`):
+            `"torch"`: the streaming pure-PyTorch implementation (any device, exact in fp32); `"cce"`: the CUDA
+            kernels of the optional `cut-cross-entropy` package; `"auto"`: `"cce"` for CUDA tensors when that package
+            is installed, `"torch"` otherwise.
+        filter_eps (`float`, `str` or `None`, *optional*):
+            Passed to `cut-cross-entropy` (`impl="cce"`): its gradient filtering skips blocks whose softmax is below
+            this value. The default `None` keeps the kernel exact; `"auto"` is the package's (bf16-oriented) default.
+
+    Returns:
+        `torch.Tensor`: the fp32 loss (a scalar, or shaped like `targets` with `reduction="none"`).
+    """
+    _check_reduction(reduction)
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}.")
+    if catalog.ndim != 2 or hidden.shape[-1] != catalog.shape[1]:
+        raise ValueError(
+            f"hidden (..., d) and catalog (V, d) must agree in d, got {tuple(hidden.shape)}, {tuple(catalog.shape)}."
+        )
+    if tuple(targets.shape) != tuple(hidden.shape[:-1]):
+        raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
+    if impl == "auto":
+        impl = "cce" if hidden.is_cuda and cut_cross_entropy_available() else "torch"
+    if impl == "cce":
+        return _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction, filter_eps)
+
+    flat_targets = targets.reshape(-1)
+    valid = flat_targets != ignore_index
+    rows = valid.nonzero().squeeze(1)
+    valid_targets = flat_targets[rows]
+    if valid_targets.numel() and (int(valid_targets.min()) < 0 or int(valid_targets.max()) >= catalog.shape[0]):
+        raise IndexError(f"targets must lie in [0, {catalog.shape[0]}) or equal ignore_index={ignore_index}.")
+    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
+    block = _auto_block_size(rows.numel(), catalog.shape[0], block_size, _block_elements(hidden))
+    per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block)
+    return _reduce(per_row, valid, targets.shape, reduction)
+
+
+def _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction, filter_eps) -> torch.Tensor:
+    if not hidden.is_cuda:
+        raise ValueError("impl='cce' runs the cut-cross-entropy CUDA kernels: pass CUDA tensors.")
+    if not cut_cross_entropy_available():
+        raise ImportError("impl='cce' needs the optional package `cut-cross-entropy` (pip install cut-cross-entropy).")
+    from cut_cross_entropy import linear_cross_entropy as cce_linear_cross_entropy
+
+    # The kernels want one dtype for both operands; the loss is returned in fp32 like the PyTorch path.
+    catalog = catalog.to(hidden.dtype)
+    loss = cce_linear_cross_entropy(
+        hidden, catalog, targets, ignore_index=ignore_index, reduction=reduction, filter_eps=filter_eps, impl="cce"
+    )
+    return loss.float()
+
+
+# ------------------------------------------------------------------------------------------------ sampled candidates
+
+
+def _candidates(
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    negative_mask: torch.Tensor | None,
+    ignore_index: int,
+    remove_accidental_hits: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flattens targets and negatives into the valid rows' candidate indices `[n, 1 + K]` (target first) and mask."""
+    if negatives.ndim != targets.ndim + 1 or tuple(negatives.shape[:-1]) != tuple(targets.shape):
+        raise ValueError(f"negatives must have shape {tuple(targets.shape)} + (K,), got {tuple(negatives.shape)}.")
+    if negative_mask is not None and negative_mask.shape != negatives.shape:
+        raise ValueError(f"negative_mask must have the shape of negatives {tuple(negatives.shape)}.")
+    flat_targets = targets.reshape(-1)
+    valid = flat_targets != ignore_index
+    rows = valid.nonzero().squeeze(1)
+    row_targets = flat_targets[rows]
+    row_negatives = negatives.reshape(-1, negatives.shape[-1])[rows]
+    keep = row_negatives >= 0
+    if negative_mask is not None:
+        keep &= negative_mask.reshape(-1, negatives.shape[-1])[rows].bool()
+    if remove_accidental_hits:
+        keep &= row_negatives != row_targets.unsqueeze(1)
+    candidates = torch.cat([row_targets.unsqueeze(1), row_negatives.clamp(min=0)], dim=1)
+    mask = torch.cat([torch.ones_like(keep[:, :1]), keep], dim=1)
+    return candidates, mask, valid, rows
+
+
+class SampledLinearCrossEntropyFunction(torch.autograd.Function):
+    """
+    Per-row cross-entropy over each row's own candidates (`candidates[:, 0]` the target), streamed over candidate
+    chunks: `hidden [n, d]`, `catalog [V, d]`, `candidates [n, C]` rows of `catalog`, `mask [n, C]` (False = not a
+    candidate). Memory beyond inputs and gradients: one `n x chunk x d` gather at a time.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, catalog, candidates, mask, chunk):
+        hidden32 = hidden.float()
+        rows = hidden.shape[0]
+        running_max = hidden32.new_full((rows,), -math.inf)
+        running_sum = hidden32.new_zeros(rows)
+        for start in range(0, candidates.shape[1], chunk):
+            logits = SampledLinearCrossEntropyFunction._logits(hidden32, catalog, candidates, mask, start, chunk)
+            new_max = torch.maximum(running_max, logits.amax(dim=1))
+            running_sum.mul_(torch.exp(running_max - new_max))
+            running_sum.add_(logits.sub_(new_max.unsqueeze(1)).exp_().sum(dim=1))
+            running_max = new_max
+            del logits
+        lse = running_max + torch.log(running_sum)
+        target_logits = (hidden32 * catalog[candidates[:, 0]].float()).sum(dim=1)
+        ctx.save_for_backward(hidden, catalog, candidates, mask, lse)
+        ctx.chunk = chunk
+        return lse - target_logits
+
+    @staticmethod
+    def _logits(hidden32, catalog, candidates, mask, start, chunk):
+        vectors = catalog[candidates[:, start : start + chunk]].float()  # [n, c, d]
+        logits = torch.bmm(vectors, hidden32.unsqueeze(2)).squeeze(2)
+        return logits.masked_fill_(~mask[:, start : start + chunk], -math.inf)
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        hidden, catalog, candidates, mask, lse = ctx.saved_tensors
+        need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        hidden32 = hidden.float()
+        grad = grad_loss.float()
+        grad_hidden = torch.zeros_like(hidden32) if need_hidden else None
+        grad_catalog = torch.zeros(catalog.shape, dtype=torch.float32, device=catalog.device) if need_catalog else None
+        for start in range(0, candidates.shape[1], ctx.chunk):
+            index = candidates[:, start : start + ctx.chunk]
+            vectors = catalog[index].float()
+            logits = torch.bmm(vectors, hidden32.unsqueeze(2)).squeeze(2)
+            logits.masked_fill_(~mask[:, start : start + ctx.chunk], -math.inf)
+            probs = logits.sub_(lse.unsqueeze(1)).exp_().mul_(grad.unsqueeze(1))  # masked -> exp(-inf) = 0
+            if need_hidden:
+                grad_hidden.add_(torch.bmm(probs.unsqueeze(1), vectors).squeeze(1))
+            if need_catalog:
+                # A candidate drawn several times (or by several rows) receives the sum of its contributions.
+                contributions = probs.unsqueeze(2) * hidden32.unsqueeze(1)
+                grad_catalog.index_add_(0, index.reshape(-1), contributions.reshape(-1, hidden32.shape[1]))
+                del contributions
+            del vectors, logits, probs
+        targets = candidates[:, 0]
+        if need_hidden:
+            grad_hidden.sub_(catalog[targets].float() * grad.unsqueeze(1))
+            grad_hidden = grad_hidden.to(hidden.dtype)
+        if need_catalog:
+            grad_catalog.index_add_(0, targets, hidden32 * grad.unsqueeze(1), alpha=-1.0)
+            grad_catalog = grad_catalog.to(catalog.dtype)
+        return grad_hidden, grad_catalog, None, None, None
+
+
+def sampled_linear_cross_entropy(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    negative_mask: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    remove_accidental_hits: bool = True,
+    block_size: int | None = None,
+) -> torch.Tensor:
+    r"""
+    Sampled softmax cross-entropy (CE-) streamed like Cut Cross-Entropy (CCE-): for every position, the cross-entropy
+    of the target's logit against the target plus that position's negatives, without materialising the gathered
+    negative vectors `[N, K, d]` or the logits `[N, 1 + K]` at once. Equals [`sampled_cross_entropy`] in value and
+    gradients.
+
+    Args:
+        hidden (`torch.Tensor` of shape `(..., d)`): output states.
+        catalog (`torch.Tensor` of shape `(V, d)`): item vectors that targets and negatives index.
+        targets (`torch.LongTensor` of shape `(...)`): target rows of `catalog`, or `ignore_index`.
+        negatives (`torch.LongTensor` of shape `(..., K)`): negative rows of `catalog` per position; negative values
+            are padding (not candidates).
+        negative_mask (`torch.BoolTensor` of shape `(..., K)`, *optional*): False removes a negative (e.g. an
+            accidental hit that the caller detected by item identity).
+        ignore_index (`int`, *optional*, defaults to -100): target value of positions that contribute nothing.
+        reduction (`str`, *optional*, defaults to `"mean"`): `"mean"`, `"sum"` or `"none"` ([`linear_cross_entropy`]).
+        remove_accidental_hits (`bool`, *optional*, defaults to `True`): masks negatives equal to the position's
+            target row, which is an accidental hit whenever the rows of `catalog` are distinct items.
+        block_size (`int`, *optional*): candidates per chunk; by default about 2**20 gathered values (at least 16
+            candidates) per chunk.
+    """
+    _check_reduction(reduction)
+    if tuple(targets.shape) != tuple(hidden.shape[:-1]):
+        raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
+    candidates, mask, valid, rows = _candidates(
+        targets, negatives, negative_mask, ignore_index, remove_accidental_hits
+    )
+    if candidates.numel() and (int(candidates[:, 0].min()) < 0 or int(candidates.max()) >= catalog.shape[0]):
+        raise IndexError(f"targets and negatives must lie in [0, {catalog.shape[0]}) (targets may be ignore_index).")
+    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
+    chunk = _auto_block_size(
+        rows.numel() * hidden.shape[-1], candidates.shape[1], block_size, DEFAULT_CHUNK_ELEMENTS, MIN_CHUNK_SIZE
+    )
+    per_row = SampledLinearCrossEntropyFunction.apply(valid_hidden, catalog, candidates, mask, chunk)
+    return _reduce(per_row, valid, targets.shape, reduction)
+
+
+def sampled_cross_entropy(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    negative_mask: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    remove_accidental_hits: bool = True,
+) -> torch.Tensor:
+    """
+    The materialised sampled softmax (CE-): logits `[n, 1 + K]` of the target and the negatives (masked ones at
+    `-inf`), cross-entropy against column 0. Arguments as [`sampled_linear_cross_entropy`].
+    """
+    _check_reduction(reduction)
+    candidates, mask, valid, rows = _candidates(
+        targets, negatives, negative_mask, ignore_index, remove_accidental_hits
+    )
+    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows].float()
+    logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float()).masked_fill(~mask, -math.inf)
+    per_row = F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long), reduction="none")
+    return _reduce(per_row, valid, targets.shape, reduction)
+
+
+def sampled_binary_cross_entropy(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    negative_mask: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    remove_accidental_hits: bool = True,
+) -> torch.Tensor:
+    """
+    SASRec's original loss: binary cross-entropy of the target's logit against 1 and of each negative's against 0,
+    `mean_positions(-log sigmoid(s_target)) + mean_negatives(-log(1 - sigmoid(s_negative)))` over valid positions and
+    valid negatives (with one negative per position exactly SASRec's). Arguments as [`sampled_linear_cross_entropy`].
+    """
+    candidates, mask, _, rows = _candidates(targets, negatives, negative_mask, ignore_index, remove_accidental_hits)
+    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows].float()
+    logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float())
+    positive = F.softplus(-logits[:, 0]).mean()
+    negative_mask = mask[:, 1:]
+    negative = F.softplus(logits[:, 1:])[negative_mask].sum() / negative_mask.sum().clamp(min=1)
+    return positive + negative
+
+
+# ------------------------------------------------------------------------------------------------------------ ranking
+
+
+@torch.no_grad()
+def rank_catalog(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    *,
+    k: int = 10,
+    exclude: torch.Tensor | None = None,
+    block_size: int | None = None,
+) -> tuple[torch.LongTensor, torch.LongTensor]:
+    r"""
+    Top-`k` items and the target's rank over the full catalog, streamed over catalog blocks so that no `B x V` score
+    matrix is ever built (evaluation at 100k+ items).
+
+    Ties are broken against the target (pessimistic ranking): the target's rank is the number of other, non-excluded
+    items scoring at least as high (within fp32 rounding of the dot product), and the top-`k` list places the target
+    after every such item, so a hit in the list and `rank < k` agree. A model that scores every item alike ranks every
+    target last among equals instead of first.
+
+    Args:
+        hidden (`torch.Tensor` of shape `(B, d)`): one state per user (SASRec's at the last position).
+        catalog (`torch.Tensor` of shape `(V, d)`): item vectors; the returned indices are rows of it.
+        targets (`torch.LongTensor` of shape `(B,)`, *optional*): the held-out item per user (negative: none).
+        k (`int`, *optional*, defaults to 10): list length.
+        exclude (`torch.LongTensor` of shape `(B, H)`, *optional*): rows never recommended to that user (e.g. items
+            already seen), -1 for padding. An excluded target gets rank `V` (a miss).
+        block_size (`int`, *optional*): catalog rows per block.
+
+    Returns:
+        `(top_items, target_rank)`: `LongTensor [B, k]` of catalog rows, best first (-1 where fewer than `k` items
+        can be recommended), and `LongTensor [B]`, the 0-based rank of each target (-1 without a target).
+    """
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}.")
+    batch, dim = hidden.shape
+    num_items = catalog.shape[0]
+    device = hidden.device
+    hidden32 = hidden.float()
+    has_target = torch.zeros(batch, dtype=torch.bool, device=device) if targets is None else targets >= 0
+    safe_targets = torch.zeros(batch, dtype=torch.long, device=device) if targets is None else targets.clamp(min=0)
+    target_vectors = catalog[safe_targets].float()
+    target_scores = (hidden32 * target_vectors).sum(dim=1)
+    # Items within the rounding error of the target's dot product (|err| <= d * eps * |h| * |w| for both products)
+    # count as ties, and ties count against the target. Its own score is put just below that threshold.
+    tolerance = 4 * dim * torch.finfo(torch.float32).eps * hidden32.norm(dim=1) * target_vectors.norm(dim=1)
+    threshold = target_scores - tolerance
+    below = torch.nextafter(threshold, threshold.new_tensor(-math.inf))
+    target_excluded = torch.zeros(batch, dtype=torch.bool, device=device)
+    if exclude is not None:
+        target_excluded = ((exclude == safe_targets.unsqueeze(1)) & (exclude >= 0)).any(dim=1) & has_target
+    top_scores = hidden32.new_full((batch, k), -math.inf)
+    top_items = torch.full((batch, k), -1, dtype=torch.long, device=device)
+    counts = torch.zeros(batch, dtype=torch.long, device=device)
+    block = _auto_block_size(batch, num_items, block_size, _block_elements(hidden))
+    user_index = torch.arange(batch, device=device)
+    for start in range(0, num_items, block):
+        stop = min(start + block, num_items)
+        scores = hidden32 @ catalog[start:stop].float().T
+        in_block = has_target & (safe_targets >= start) & (safe_targets < stop)
+        scores[user_index[in_block], safe_targets[in_block] - start] = below[in_block]
+        if exclude is not None:
+            hit = (exclude >= start) & (exclude < stop)
+            users, slots = hit.nonzero(as_tuple=True)
+            scores[users, exclude[users, slots] - start] = -math.inf
+        counts += (scores >= threshold.unsqueeze(1)).sum(dim=1)
+        candidate_scores = torch.cat([top_scores, scores], dim=1)
+        candidate_items = torch.cat([top_items, torch.arange(start, stop, device=device).expand(batch, -1)], dim=1)
+        top_scores, order = candidate_scores.topk(k, dim=1)
+        top_items = candidate_items.gather(1, order)
+    top_items = top_items.masked_fill(top_scores == -math.inf, -1)
+    ranks = torch.where(target_excluded, torch.full_like(counts, num_items), counts)
+    ranks = ranks.masked_fill(~has_target, -1)
+    return top_items, ranks
+
+
+__all__ = [
+    "LinearCrossEntropyFunction",
+    "SampledLinearCrossEntropyFunction",
+    "cut_cross_entropy_available",
+    "linear_cross_entropy",
+    "rank_catalog",
+    "sampled_binary_cross_entropy",
+    "sampled_cross_entropy",
+    "sampled_linear_cross_entropy",
+]

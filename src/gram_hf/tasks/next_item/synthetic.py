@@ -1,0 +1,314 @@
+"""
+Synthetic next-item datasets with a planted signal, written in the raw formats of MovieLens-20M and Amazon reviews so
+that they exercise the real loaders.
+
+The signal: every item belongs to a topic (a MovieLens genre, an Amazon category) named by words of its text. A user
+has topic preferences that drift slowly; their next item keeps the previous item's topic with probability
+`stickiness` and otherwise follows the preferences, and within a topic popular items are likelier (Zipf). The next
+item is thus predictable from the previous items' topics, which a model reads from the item text — and a popularity
+ranking, which ignores the sequence, cannot. A few "new release" items appear only as users' last interaction: they
+are cold-start items of the leave-one-out split (never in `train`), recommendable from their text only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+MOVIE_GENRES: dict[str, tuple[str, ...]] = {
+    "Action": ("fight", "explosion", "chase", "mission", "soldier", "battle", "weapon", "agent"),
+    "Comedy": ("funny", "wedding", "party", "laugh", "roommate", "prank", "vacation", "awkward"),
+    "Horror": ("haunted", "ghost", "blood", "zombie", "curse", "scream", "demon", "cellar"),
+    "Romance": ("love", "kiss", "heart", "paris", "letters", "sweetheart", "bride", "summer"),
+    "Sci-Fi": ("space", "robot", "alien", "planet", "galaxy", "future", "android", "starship"),
+    "Documentary": ("history", "nature", "ocean", "science", "journey", "truth", "wildlife", "archive"),
+    "Western": ("cowboy", "sheriff", "desert", "outlaw", "saloon", "horse", "frontier", "ranch"),
+    "Animation": ("cartoon", "puppy", "dragon", "princess", "toy", "bunny", "magic", "kingdom"),
+    "Crime": ("detective", "murder", "heist", "gangster", "police", "prison", "witness", "mafia"),
+    "Musical": ("song", "dance", "broadway", "singer", "melody", "stage", "piano", "chorus"),
+}
+BEAUTY_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Skin Care": ("moisturizer", "cleanser", "serum", "hydrating", "facial", "cream", "acne", "toner"),
+    "Hair Care": ("shampoo", "conditioner", "curl", "frizz", "scalp", "keratin", "volume", "hair"),
+    "Makeup": ("lipstick", "mascara", "foundation", "eyeliner", "blush", "concealer", "palette", "lip"),
+    "Fragrance": ("perfume", "cologne", "scent", "floral", "musk", "vanilla", "citrus", "spray"),
+    "Nail": ("polish", "nail", "manicure", "cuticle", "gel", "lacquer", "file", "topcoat"),
+    "Bath & Body": ("soap", "lotion", "bath", "shower", "scrub", "butter", "body", "foam"),
+    "Tools & Accessories": ("brush", "sponge", "mirror", "tweezers", "comb", "dryer", "curler", "clip"),
+    "Men's Grooming": ("razor", "beard", "shave", "aftershave", "trimmer", "mustache", "balm", "grooming"),
+}
+COMMON_WORDS = (
+    "the", "of", "night", "return", "last", "first", "great", "little", "secret", "city", "day", "story", "new",
+    "old", "dream", "road", "house", "golden", "lost", "best", "original", "classic", "deluxe", "natural",
+)  # fmt: skip
+# New releases are consumed after this time (2015-01-01), everything else before.
+RELEASE_TIME = 1_420_070_400
+
+
+@dataclass
+class SyntheticNextItem:
+    """
+    What a synthetic generator wrote.
+
+    Attributes:
+        files (`dict[str, str]`): the written files (`ratings`/`movies` or `reviews`/`metadata`).
+        item_ids (`list[str]`): every generated item's id (movieId or asin), generation order.
+        topics (`np.ndarray`): each generated item's topic index.
+        topic_names (`list[str]`): the topics (genres or categories).
+        new_items (`list[str]`): ids of the new releases, which occur only as a user's last interaction.
+        num_users (`int`): users written.
+        num_interactions (`int`): interactions written.
+    """
+
+    files: dict[str, str]
+    item_ids: list[str]
+    topics: np.ndarray
+    topic_names: list[str]
+    new_items: list[str]
+    num_users: int
+    num_interactions: int
+
+
+def _plant(
+    rng: np.random.Generator,
+    num_users: int,
+    num_items: int,
+    num_topics: int,
+    min_length: int,
+    max_length: int,
+    stickiness: float,
+    drift: float,
+    zipf_exponent: float,
+    new_item_fraction: float,
+    new_item_rate: float,
+):
+    """Item topics, new-release flags and per-user item sequences with the planted topic signal."""
+    if num_users < 1 or num_items < 2 * num_topics or not 3 <= min_length <= max_length:
+        raise ValueError("Need num_users >= 1, num_items >= 2 * topics and 3 <= min_length <= max_length.")
+    if not 0 <= stickiness <= 1 or not 0 <= drift <= 1 or not 0 <= new_item_rate <= 1:
+        raise ValueError("stickiness, drift and new_item_rate must lie in [0, 1].")
+    topics = np.arange(num_items) % num_topics
+    rng.shuffle(topics)
+    is_new = np.zeros(num_items, dtype=bool)
+    for topic in range(num_topics):
+        members = np.flatnonzero(topics == topic)
+        count = int(round(new_item_fraction * len(members)))
+        if count:
+            is_new[rng.choice(members, size=min(count, len(members) - 1), replace=False)] = True
+    popularity = np.zeros(num_items)
+    for topic in range(num_topics):
+        members = np.flatnonzero((topics == topic) & ~is_new)
+        weights = 1.0 / np.arange(1, len(members) + 1) ** zipf_exponent
+        popularity[rng.permutation(members)] = weights
+    sequences = []
+    for _ in range(num_users):
+        preference = rng.dirichlet(np.full(num_topics, 0.3))
+        length = int(rng.integers(min_length, max_length + 1))
+        seen = np.zeros(num_items, dtype=bool)
+        sequence = []
+        topic = int(rng.choice(num_topics, p=preference))
+        for step in range(length):
+            if rng.uniform() < drift:
+                preference = 0.7 * preference + 0.3 * rng.dirichlet(np.full(num_topics, 0.3))
+            if step and rng.uniform() >= stickiness:
+                topic = int(rng.choice(num_topics, p=preference))
+            last = step == length - 1
+            if last and rng.uniform() < new_item_rate:
+                pool = np.flatnonzero((topics == topic) & is_new & ~seen)
+                weights = np.ones(len(pool))
+            else:
+                pool = np.flatnonzero((topics == topic) & ~is_new & ~seen)
+                weights = popularity[pool]
+            if not len(pool):  # the topic is exhausted for this user: any unseen old item
+                pool = np.flatnonzero(~is_new & ~seen)
+                weights = popularity[pool]
+            item = int(rng.choice(pool, p=weights / weights.sum()))
+            seen[item] = True
+            sequence.append(item)
+        sequences.append(sequence)
+    return topics, is_new, sequences
+
+
+def _timestamps(rng: np.random.Generator, length: int) -> list[int]:
+    """Increasing timestamps: old items before 2015, the last interaction (possibly a new release) after."""
+    start = int(rng.integers(946_684_800, RELEASE_TIME - 86_400 * 400))  # 2000 .. early 2014
+    gaps = rng.integers(60, 86_400, size=length - 1)
+    times = (start + np.concatenate([[0], np.cumsum(gaps)])).tolist()
+    times[-1] = RELEASE_TIME + int(rng.integers(0, 86_400 * 300))
+    return times
+
+
+def _title(rng: np.random.Generator, words: tuple[str, ...]) -> str:
+    chosen = list(rng.choice(words, size=2, replace=False)) + [str(rng.choice(COMMON_WORDS))]
+    rng.shuffle(chosen)
+    title = " ".join(word.capitalize() for word in chosen)
+    if rng.uniform() < 0.2:  # a comma, so that movies.csv needs quoting as the real file does
+        title = title.replace(" ", ", ", 1)
+    return title
+
+
+def make_synthetic_movielens(
+    output_dir: str | os.PathLike,
+    *,
+    num_users: int = 400,
+    num_items: int = 200,
+    num_genres: int = 6,
+    min_length: int = 6,
+    max_length: int = 30,
+    stickiness: float = 0.75,
+    drift: float = 0.05,
+    zipf_exponent: float = 1.0,
+    new_item_fraction: float = 0.05,
+    new_item_rate: float = 0.3,
+    seed: int = 0,
+) -> SyntheticNextItem:
+    """
+    Writes `ratings.csv` (userId,movieId,rating,timestamp, sorted by user and time as in ML-20M) and `movies.csv`
+    (movieId,title,genres with `|`-separated genres, titles quoted when they hold a comma) into `output_dir`, with the
+    planted topic signal of this module (topics are genres; a title holds two of its genre's words and the year,
+    recent for new releases). Deterministic given the arguments.
+    """
+    rng = np.random.default_rng(seed)
+    genre_names = list(MOVIE_GENRES)[:num_genres]
+    if len(genre_names) < num_genres:
+        raise ValueError(f"num_genres must be at most {len(MOVIE_GENRES)}.")
+    topics, is_new, sequences = _plant(
+        rng,
+        num_users,
+        num_items,
+        num_genres,
+        min_length,
+        max_length,
+        stickiness,
+        drift,
+        zipf_exponent,
+        new_item_fraction,
+        new_item_rate,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    movie_ids = (np.sort(rng.choice(np.arange(1, 50 * num_items), size=num_items, replace=False))).tolist()
+    movies_path = os.path.join(output_dir, "movies.csv")
+    with open(movies_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["movieId", "title", "genres"])
+        for item, movie_id in enumerate(movie_ids):
+            genre = genre_names[topics[item]]
+            year = int(rng.integers(2015, 2016)) if is_new[item] else int(rng.integers(1970, 2013))
+            genres = [genre]
+            if rng.uniform() < 0.3:
+                genres.append(str(rng.choice([g for g in genre_names if g != genre])))
+            writer.writerow([movie_id, f"{_title(rng, MOVIE_GENRES[genre])} ({year})", "|".join(genres)])
+    ratings_path = os.path.join(output_dir, "ratings.csv")
+    interactions = 0
+    with open(ratings_path, "w", encoding="utf-8") as handle:
+        handle.write("userId,movieId,rating,timestamp\n")
+        for user, sequence in enumerate(sequences, start=1):
+            for item, timestamp in zip(sequence, _timestamps(rng, len(sequence))):
+                rating = float(rng.choice([2.0, 3.0, 3.5, 4.0, 4.5, 5.0]))
+                handle.write(f"{user},{movie_ids[item]},{rating},{timestamp}\n")
+                interactions += 1
+    return SyntheticNextItem(
+        files={"ratings": ratings_path, "movies": movies_path},
+        item_ids=[str(movie_id) for movie_id in movie_ids],
+        topics=topics,
+        topic_names=genre_names,
+        new_items=[str(movie_ids[i]) for i in np.flatnonzero(is_new)],
+        num_users=num_users,
+        num_interactions=interactions,
+    )
+
+
+def make_synthetic_amazon(
+    output_dir: str | os.PathLike,
+    *,
+    num_users: int = 400,
+    num_items: int = 200,
+    num_categories: int = 6,
+    min_length: int = 6,
+    max_length: int = 30,
+    stickiness: float = 0.75,
+    drift: float = 0.05,
+    zipf_exponent: float = 1.0,
+    new_item_fraction: float = 0.05,
+    new_item_rate: float = 0.3,
+    unreviewed_items: int = 20,
+    seed: int = 0,
+) -> SyntheticNextItem:
+    """
+    Writes `reviews_Beauty_5.json` (one JSON object per line: reviewerID, asin, reviewerName, overall, summary,
+    unixReviewTime, reviewTime) and `meta_Beauty.json` (one Python-literal dict per line as in the 2014 release:
+    asin, title, description, categories, price, salesRank) into `output_dir`, with this module's planted signal
+    (topics are Beauty sub-categories named in the title, description and categories). `unreviewed_items` extra
+    metadata records have no reviews, as in the real metadata file. Deterministic given the arguments.
+    """
+    rng = np.random.default_rng(seed)
+    category_names = list(BEAUTY_CATEGORIES)[:num_categories]
+    if len(category_names) < num_categories:
+        raise ValueError(f"num_categories must be at most {len(BEAUTY_CATEGORIES)}.")
+    topics, is_new, sequences = _plant(
+        rng,
+        num_users,
+        num_items,
+        num_categories,
+        min_length,
+        max_length,
+        stickiness,
+        drift,
+        zipf_exponent,
+        new_item_fraction,
+        new_item_rate,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    total = num_items + unreviewed_items
+    codes: dict[int, None] = {}
+    while len(codes) < total:  # distinct 9-digit codes, without materialising the range
+        codes.setdefault(int(rng.integers(10**8, 10**9)))
+    asins = [f"B{code:09d}" for code in codes]
+    metadata_path = os.path.join(output_dir, "meta_Beauty.json")
+    with open(metadata_path, "w", encoding="utf-8") as handle:
+        for item in rng.permutation(total).tolist():
+            category = category_names[topics[item]] if item < num_items else str(rng.choice(category_names))
+            words = BEAUTY_CATEGORIES[category]
+            record = {
+                "asin": asins[item],
+                "title": _title(rng, words) + (" 2015 Edition" if item < num_items and is_new[item] else ""),
+                "description": f"A {rng.choice(words)} for {rng.choice(words)} care, {rng.choice(COMMON_WORDS)} mix.",
+                "categories": [["Beauty", category]],
+                "price": float(np.round(rng.uniform(2, 80), 2)),
+                "salesRank": {"Beauty": int(rng.integers(1, 500_000))},
+            }
+            handle.write(repr(record) + "\n")
+    reviews_path = os.path.join(output_dir, "reviews_Beauty_5.json")
+    interactions = 0
+    with open(reviews_path, "w", encoding="utf-8") as handle:
+        for user, sequence in enumerate(sequences):
+            reviewer = f"A{user:06d}SYN"
+            for item, timestamp in zip(sequence, _timestamps(rng, len(sequence))):
+                day = np.datetime64(timestamp, "s").astype(object)
+                review = {
+                    "reviewerID": reviewer,
+                    "asin": asins[item],
+                    "reviewerName": f"user {user}",
+                    "overall": float(rng.integers(1, 6)),
+                    "summary": "Works as described",
+                    "unixReviewTime": timestamp,
+                    "reviewTime": day.strftime("%m %d, %Y"),
+                }
+                handle.write(json.dumps(review) + "\n")
+                interactions += 1
+    return SyntheticNextItem(
+        files={"reviews": reviews_path, "metadata": metadata_path},
+        item_ids=asins[:num_items],
+        topics=topics,
+        topic_names=category_names,
+        new_items=[asins[i] for i in np.flatnonzero(is_new)],
+        num_users=num_users,
+        num_interactions=interactions,
+    )
+
+
+__all__ = ["SyntheticNextItem", "make_synthetic_amazon", "make_synthetic_movielens"]

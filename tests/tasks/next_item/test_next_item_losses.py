@@ -1,0 +1,189 @@
+"""Cut cross-entropy and its sampled variant against the materialised losses; blockwise ranking against brute force."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gram_hf.tasks.next_item import (
+    linear_cross_entropy,
+    rank_catalog,
+    sampled_binary_cross_entropy,
+    sampled_cross_entropy,
+    sampled_linear_cross_entropy,
+)
+
+TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
+
+
+def random_problem(seed: int, batch=4, length=7, dim=16, items=53):
+    generator = torch.Generator().manual_seed(seed)
+    hidden = torch.randn(batch, length, dim, generator=generator, requires_grad=True)
+    catalog = torch.randn(items, dim, generator=generator, requires_grad=True)
+    targets = torch.randint(0, items, (batch, length), generator=generator)
+    targets[0, 4:] = -100  # padding at the end of a sequence
+    targets[2] = -100  # a sequence that is all padding
+    targets[3, 1] = -100
+    return hidden, catalog, targets
+
+
+@pytest.mark.parametrize("block_size", [1, 5, 16, 53, 1000, None])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cce_equals_full_cross_entropy_in_value_and_gradients(block_size, reduction):
+    hidden, catalog, targets = random_problem(seed=block_size or 0)
+    loss = linear_cross_entropy(hidden, catalog, targets, block_size=block_size, reduction=reduction, impl="torch")
+    logits = hidden @ catalog.T
+    reference = F.cross_entropy(logits.reshape(-1, catalog.shape[0]), targets.reshape(-1), reduction=reduction)
+    reference = reference.reshape(targets.shape) if reduction == "none" else reference
+    torch.testing.assert_close(loss, reference, **TOLERANCE)
+    upstream = torch.randn_like(loss)  # a non-uniform incoming gradient exercises the backward's scaling
+    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
+    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
+    for grad, reference_grad in zip(grads, reference_grads):
+        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+    if reduction == "none":
+        assert (loss[targets == -100] == 0).all()
+
+
+def test_cce_custom_ignore_index_and_large_logits():
+    hidden, catalog, targets = random_problem(seed=3)
+    targets = targets.masked_fill(targets == -100, 7_000)
+    with torch.no_grad():
+        catalog.mul_(30)  # logits in the thousands: the online log-sum-exp must not overflow
+    loss = linear_cross_entropy(hidden, catalog, targets, ignore_index=7_000, block_size=4)
+    reference = F.cross_entropy((hidden @ catalog.T).transpose(1, 2), targets, ignore_index=7_000)
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, reference, atol=1e-3, rtol=1e-5)
+
+
+def test_cce_gradient_only_for_what_needs_it_and_bf16_inputs():
+    hidden, catalog, targets = random_problem(seed=4)
+    frozen = catalog.detach()
+    loss = linear_cross_entropy(hidden, frozen, targets, block_size=8)
+    (grad,) = torch.autograd.grad(loss, hidden)
+    reference = F.cross_entropy((hidden @ frozen.T).transpose(1, 2), targets)
+    torch.testing.assert_close(grad, torch.autograd.grad(reference, hidden)[0], **TOLERANCE)
+    # bf16 operands are upcast per block: the loss is fp32 and matches fp32 maths on the rounded inputs.
+    h16, c16 = hidden.detach().bfloat16(), catalog.detach().bfloat16()
+    loss16 = linear_cross_entropy(h16, c16, targets, block_size=8)
+    assert loss16.dtype == torch.float32
+    expected = F.cross_entropy((h16.float() @ c16.float().T).transpose(1, 2), targets)
+    torch.testing.assert_close(loss16, expected, **TOLERANCE)
+
+
+def test_cce_all_ignored_is_nan_like_cross_entropy_and_bad_input_raises():
+    hidden, catalog, targets = random_problem(seed=5)
+    ignored = torch.full_like(targets, -100)
+    assert math.isnan(linear_cross_entropy(hidden, catalog, ignored).item())
+    assert math.isnan(F.cross_entropy((hidden @ catalog.T).transpose(1, 2), ignored).item())
+    assert linear_cross_entropy(hidden, catalog, ignored, reduction="sum").item() == 0
+    with pytest.raises(IndexError, match=r"\[0, 53\)"):
+        linear_cross_entropy(hidden, catalog, targets.masked_fill(targets == -100, 53))
+    with pytest.raises(ValueError, match="reduction"):
+        linear_cross_entropy(hidden, catalog, targets, reduction="avg")
+    with pytest.raises(ValueError, match="impl"):
+        linear_cross_entropy(hidden, catalog, targets, impl="triton")
+    with pytest.raises(ValueError, match="CUDA"):
+        linear_cross_entropy(hidden, catalog, targets, impl="cce")
+    with pytest.raises(ValueError, match="targets must have shape"):
+        linear_cross_entropy(hidden, catalog, targets[:, :3])
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8, None])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cce_sampled_equals_materialised_sampled_softmax(block_size, reduction):
+    hidden, catalog, targets = random_problem(seed=10 + (block_size or 0))
+    generator = torch.Generator().manual_seed(1)
+    negatives = torch.randint(0, catalog.shape[0], (*targets.shape, 8), generator=generator)
+    negatives[1, 2, :3] = targets[1, 2]  # accidental hits
+    negatives[1, 3, 0] = negatives[1, 3, 1]  # a negative drawn twice
+    negatives[3, 0, 5:] = -1  # padding negatives
+    mask = torch.rand(negatives.shape, generator=generator) > 0.2
+    kwargs = {"negative_mask": mask, "reduction": reduction}
+    loss = sampled_linear_cross_entropy(hidden, catalog, targets, negatives, block_size=block_size, **kwargs)
+    reference = sampled_cross_entropy(hidden, catalog, targets, negatives, **kwargs)
+    torch.testing.assert_close(loss, reference, **TOLERANCE)
+    upstream = torch.randn_like(loss)
+    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
+    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
+    for grad, reference_grad in zip(grads, reference_grads):
+        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+
+
+def test_sampled_softmax_reference_by_hand():
+    """One position: logits of the target and the kept negatives, accidental hit and masked negative removed."""
+    hidden = torch.tensor([[1.0, 0.0]])
+    catalog = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0], [-1.0, 0.0]])
+    targets = torch.tensor([0])
+    negatives = torch.tensor([[0, 1, 2, 3]])  # 0 is an accidental hit
+    mask = torch.tensor([[True, True, True, False]])  # 3 is masked by the caller
+    expected = -2.0 + math.log(math.exp(2.0) + math.exp(1.0) + math.exp(0.0))
+    for function in (sampled_cross_entropy, sampled_linear_cross_entropy):
+        loss = function(hidden, catalog, targets, negatives, negative_mask=mask)
+        assert loss.item() == pytest.approx(expected, abs=1e-6)
+    # Without removing accidental hits the target counts twice in the denominator.
+    kept = sampled_cross_entropy(hidden, catalog, targets, negatives, negative_mask=mask, remove_accidental_hits=False)
+    assert kept.item() == pytest.approx(-2.0 + math.log(2 * math.exp(2.0) + math.exp(1.0) + 1.0), abs=1e-6)
+
+
+def test_sasrec_binary_cross_entropy_by_hand():
+    hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    catalog = torch.tensor([[2.0, 0.0], [1.0, 1.0], [0.0, -1.0]])
+    targets = torch.tensor([0, 1, -100])
+    negatives = torch.tensor([[2], [1], [0]])  # row 1's negative is an accidental hit
+    loss = sampled_binary_cross_entropy(hidden, catalog, targets, negatives)
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    positive = (softplus(-2.0) + softplus(-1.0)) / 2
+    negative = softplus(0.0) / 1  # only row 0's negative (logit 0) is valid
+    assert loss.item() == pytest.approx(positive + negative, abs=1e-6)
+
+
+def brute_force_rank(hidden, catalog, targets, exclude, k):
+    scores = hidden @ catalog.T
+    tops, ranks = [], []
+    for row in range(hidden.shape[0]):
+        excluded = {int(e) for e in exclude[row] if e >= 0}
+        target = int(targets[row])
+        allowed = [i for i in range(catalog.shape[0]) if i not in excluded]
+        if target in excluded:
+            ranks.append(catalog.shape[0])
+        else:
+            ranks.append(sum(1 for i in allowed if i != target and scores[row, i] >= scores[row, target]))
+        ranked = sorted(allowed, key=lambda i: (-float(scores[row, i]), i == target))
+        tops.append(ranked[:k])
+    return tops, ranks
+
+
+@pytest.mark.parametrize("block_size", [1, 6, 64, None])
+def test_rank_catalog_equals_brute_force_with_ties_and_exclusions(block_size):
+    generator = torch.Generator().manual_seed(block_size or 0)
+    hidden = torch.randn(6, 8, generator=generator)
+    catalog = torch.randn(40, 8, generator=generator)
+    catalog[11] = catalog[3]  # a duplicate of user 0's target: a tie, ranked against the target
+    catalog[20] = catalog[21]
+    targets = torch.tensor([3, 21, 5, 0, 39, 12])
+    exclude = torch.tensor([[1, 2, -1], [-1, -1, -1], [5, 6, 7], [30, 31, 32], [-1, -1, -1], [0, 0, 1]])
+    top, ranks = rank_catalog(hidden, catalog, targets, k=5, exclude=exclude, block_size=block_size)
+    expected_top, expected_ranks = brute_force_rank(hidden, catalog, targets, exclude, 5)
+    assert ranks.tolist() == expected_ranks
+    assert ranks[2] == 40  # an excluded target is a miss
+    for row in range(6):
+        assert set(top[row].tolist()) == set(expected_top[row]), row
+        # the list and the rank agree: a hit sits exactly at its rank
+        if ranks[row] < 5:
+            assert top[row, ranks[row]] == targets[row]
+        else:
+            assert targets[row] not in top[row]
+    assert not (set(top[2].tolist()) & {5, 6, 7})
+
+
+def test_rank_catalog_constant_scores_rank_the_target_last_and_pad_short_lists():
+    hidden = torch.ones(2, 4)
+    catalog = torch.ones(3, 4)
+    top, ranks = rank_catalog(hidden, catalog, torch.tensor([1, -1]), k=5)
+    assert ranks.tolist() == [2, -1]  # pessimistic: both other items tie with the target
+    assert top[0].tolist()[:3] == [0, 2, 1] or top[0].tolist()[:3] == [2, 0, 1]
+    assert top[0, 3:].tolist() == [-1, -1]  # only 3 items to recommend
