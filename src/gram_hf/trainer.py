@@ -486,7 +486,12 @@ class GramTrainer(Trainer):
             return super().evaluation_loop(
                 dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
             )
-        needed = torch.unique(torch.cat([batch["item_index"].reshape(-1).cpu() for batch in dataloader]))
+        # A mask over the catalog rather than a concatenation of every batch's items: full-catalog heads put the whole
+        # catalog in each batch.
+        needed_mask = torch.zeros(self.item_catalog.num_items, dtype=torch.bool)
+        for batch in dataloader:
+            needed_mask[batch["item_index"].reshape(-1).cpu()] = True
+        needed = needed_mask.nonzero().squeeze(1)
         vectors = torch.empty(needed.numel(), gram_model.item_dim, dtype=torch.float32, device=self.args.device)
         rows = torch.full((self.item_catalog.num_items,), -1, dtype=torch.long)
         rows[needed] = torch.arange(needed.numel())
