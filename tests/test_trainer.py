@@ -32,7 +32,17 @@ def base_model(tiny_bert_config):
     return GramModel(GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", pooling="attention"))
 
 
-def make_trainer(model, catalog, data, tmp_path, trainer_cls=GramTrainer, callbacks=None, **overrides):
+def make_trainer(
+    model,
+    catalog,
+    data,
+    tmp_path,
+    trainer_cls=GramTrainer,
+    callbacks=None,
+    eval_dataset=None,
+    compute_metrics=None,
+    **overrides,
+):
     settings = {
         "output_dir": str(tmp_path / "out"),
         "per_device_train_batch_size": BATCH_SIZE,
@@ -53,6 +63,8 @@ def make_trainer(model, catalog, data, tmp_path, trainer_cls=GramTrainer, callba
         item_catalog=catalog,
         data_collator=KnowledgeTracingCollator(),
         train_dataset=data.train,
+        eval_dataset=eval_dataset,
+        compute_metrics=compute_metrics,
         callbacks=callbacks,
     )
 
@@ -468,3 +480,28 @@ def test_bf16_autocast_reaches_the_encoder(base_model, catalog, kt_data, tmp_pat
     assert seen and all(dtype == torch.bfloat16 for dtype in seen)
     if trainer.item_table is not None:
         assert trainer.item_table.vectors.dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", ["e2e", "gram", "nofinetune", "nocontent"])
+def test_early_stopping_on_validation_auc_in_every_mode(base_model, catalog, kt_data, tmp_path, mode):
+    from transformers import EarlyStoppingCallback
+
+    from gram_hf.metrics import KnowledgeTracingMetrics
+
+    if mode == "nocontent":
+        torch.manual_seed(0)
+        model = GramModel.for_item_ids(NUM_ITEMS, 8, head_type="knowledge_tracing")
+    else:
+        model = copy.deepcopy(base_model)
+    trainer = make_trainer(
+        model, catalog, kt_data, tmp_path, gram_mode=mode, gram_interval="1epoch", max_steps=-1, num_train_epochs=30,
+        eval_strategy="epoch", save_strategy="epoch", metric_for_best_model="auc", load_best_model_at_end=True,
+        learning_rate=0.0, callbacks=[EarlyStoppingCallback(early_stopping_patience=2)], eval_dataset=kt_data.test,
+        compute_metrics=KnowledgeTracingMetrics(),
+    )  # fmt: skip
+    trainer.train()
+    evaluations = [log for log in trainer.state.log_history if "eval_auc" in log]
+    # a learning rate of 0 never improves the AUC: stopped after 1 + patience evaluations, not 30 epochs
+    assert len(evaluations) == 3
+    assert trainer.state.best_metric == evaluations[0]["eval_auc"]
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{trainer.state.global_step // 3}")
