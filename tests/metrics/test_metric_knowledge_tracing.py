@@ -12,20 +12,8 @@ from gram_hf.metrics import available_metrics, metric_path
 from gram_hf.metrics.knowledge_tracing.knowledge_tracing import KnowledgeTracing, knowledge_tracing_metrics, roc_auc
 
 
-@pytest.fixture
-def evaluate_caches(monkeypatch, _offline_hf_env):
-    """
-    evaluate reads its cache folders from HF_HOME when first imported, which may precede the test session's HF_HOME;
-    point them at the session's temporary HF_HOME (one folder per session: the copied modules are imported by path).
-    """
-    import evaluate.config
-
-    monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", _offline_hf_env / "modules")
-    monkeypatch.setattr(evaluate.config, "HF_METRICS_CACHE", _offline_hf_env / "metrics")
-
-
 @pytest.fixture(params=["loaded", "direct"])
-def metric(request, evaluate_caches, tmp_path):
+def metric(request, tmp_path):
     """The metric as `evaluate.load(metric_path(...))` gives it, and instantiated from its class."""
     if request.param == "loaded":
         import evaluate
@@ -110,7 +98,7 @@ def test_cold_start_without_flagged_or_single_class_is_nan(metric):
     assert one_class["cold_start_accuracy"] == 1.0
 
 
-def test_cold_start_configuration_streams_flags(evaluate_caches, tmp_path):
+def test_cold_start_configuration_streams_flags(tmp_path):
     import evaluate
 
     scores, references = random_data(3, size=60)

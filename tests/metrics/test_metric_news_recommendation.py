@@ -19,20 +19,8 @@ from gram_hf.metrics.news_recommendation.news_recommendation import (
 KEYS = ("auc", "mrr", "ndcg@5", "ndcg@10")
 
 
-@pytest.fixture
-def evaluate_caches(monkeypatch, _offline_hf_env):
-    """
-    evaluate reads its cache folders from HF_HOME when first imported, which may precede the test session's HF_HOME;
-    point them at the session's temporary HF_HOME (one folder per session: the copied modules are imported by path).
-    """
-    import evaluate.config
-
-    monkeypatch.setattr(evaluate.config, "HF_MODULES_CACHE", _offline_hf_env / "modules")
-    monkeypatch.setattr(evaluate.config, "HF_METRICS_CACHE", _offline_hf_env / "metrics")
-
-
 @pytest.fixture(params=["loaded", "direct"])
-def metric(request, evaluate_caches, tmp_path):
+def metric(request, tmp_path):
     """The metric as `evaluate.load(metric_path(...))` gives it, and instantiated from its class."""
     if request.param == "loaded":
         import evaluate
