@@ -1,0 +1,992 @@
+"""
+Shared harness of the gram-hf benchmarks (`speed.py`, `quality.py`, `scaling.py`).
+
+It builds the same data, encoder and trainer for every training mode, runs each mode in its own subprocess (so that
+the resident-memory high-water mark is that mode's), measures wall time, peak memory and the trainer's cost counters,
+and writes JSON, markdown tables and PNG charts with the exact command, library versions and hardware.
+
+Data are the synthetic raw datasets of gram-hf (`write_synthetic_duolingo` / `_ednet` / `_poj`, `make_synthetic_mind`)
+read back by the real loaders (`load_duolingo`, `load_ednet`, `load_poj`, `load_mind`): raw files are written once per
+data specification into `--workdir` and the loaders' `datasets` cache is reused by every mode.
+
+Run a single mode by hand (what the parent scripts do):
+
+    python benchmarks/common.py worker --config run.json --output result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BENCHMARKS_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCHMARKS_DIR.parent
+RESULTS_DIR = BENCHMARKS_DIR / "results"
+
+# Training modes compared by the benchmarks: name -> (gram_mode, gram_interval).
+MODES: dict[str, tuple[str, str]] = {
+    "e2e": ("e2e", "1"),
+    "gram-1s": ("gram", "1"),
+    "gram-10s": ("gram", "10"),
+    "gram-0.5e": ("gram", "0.5epoch"),
+    "gram-1e": ("gram", "1epoch"),
+    "nofinetune": ("nofinetune", "1"),
+    "nocontent": ("nocontent", "1"),
+}
+MODE_LABELS = {
+    "e2e": "E2E",
+    "gram-1s": "GRAM 1S",
+    "gram-10s": "GRAM 10S",
+    "gram-0.5e": "GRAM 0.5E",
+    "gram-1e": "GRAM 1E",
+    "nofinetune": "NoFinetune",
+    "nocontent": "NoContent",
+}
+DEFAULT_MODES = tuple(MODES)
+
+# Content encoders. Speed does not depend on weight values, so the TinyBERT-shaped encoder (the paper's 6 layers,
+# hidden 768) is randomly initialised from a config; every encoder uses the shipped MiniLM tokenizer (BERT uncased
+# vocabulary, 30,522 word pieces).
+ENCODERS: dict[str, str] = {
+    "minilm": "all-MiniLM-L6-v2, pre-trained (6 layers, hidden 384, 22.7M parameters)",
+    "minilm-l2": "the first 2 layers of pre-trained all-MiniLM-L6-v2 (hidden 384)",
+    "tinybert-shape": "BERT of TinyBERT-6L's shape (6 layers, hidden 768, 12 heads, FFN 3072), random init",
+    "tiny-random": "tiny random BERT (2 layers, hidden 32; harness tests only)",
+}
+NO_GRAD_COST = 1.0 / 3.0
+"""Cost of a no-grad encoder forward relative to a forward+backward, used for the counted-ideal speed-up."""
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataSpec:
+    """
+    A synthetic dataset: which raw format, preset and scale, read back by the real loader.
+
+    Args:
+        dataset (`str`): `"duolingo"`, `"ednet"`, `"poj"` (knowledge tracing) or `"mind"` (news recommendation).
+        preset (`str`): a knowledge-tracing preset (`en_es`, `fr_en`, `poj`, `toeic`) or a MIND preset (`small`).
+        scale (`float`): the generators' `scale`.
+        seed (`int`): generator and split seed.
+        item_max_length (`int`): item text is truncated to this many word pieces (news: the title budget).
+        max_seq_len (`int`): knowledge tracing: learner sequences are chunked to this length by the loader.
+        preset_overrides (`dict`): knowledge tracing: `KTPreset` fields replaced (custom sizes, text length).
+        mind_overrides (`dict`): news: keyword arguments of `make_synthetic_mind` (counts, history length, ...).
+    """
+
+    dataset: str = "duolingo"
+    preset: str = "en_es"
+    scale: float = 1.0
+    seed: int = 0
+    item_max_length: int = 128
+    max_seq_len: int = 100
+    preset_overrides: dict[str, Any] = field(default_factory=dict)
+    mind_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return "news" if self.dataset == "mind" else "kt"
+
+    def key(self) -> str:
+        """A folder name unique to this specification (the loaders' cache ignores file contents)."""
+        digest = hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.dataset}-{self.preset}-s{self.scale:g}-{digest}"
+
+    def describe(self) -> str:
+        extra = ""
+        if self.preset_overrides:
+            extra = " " + ", ".join(f"{k}={v}" for k, v in sorted(self.preset_overrides.items()))
+        if self.mind_overrides:
+            extra = " " + ", ".join(f"{k}={v}" for k, v in sorted(self.mind_overrides.items()))
+        return f"synthetic {self.dataset} preset {self.preset} scale {self.scale:g}{extra}"
+
+
+def _kt_preset(spec: DataSpec):
+    from gram_hf.tasks.knowledge_tracing import PRESETS
+
+    preset = PRESETS[spec.preset]
+    if spec.preset_overrides:
+        preset = dataclasses.replace(preset, **spec.preset_overrides)
+    return preset
+
+
+def prepare_data(spec: DataSpec, workdir: str | os.PathLike) -> Path:
+    """
+    Writes the raw files of `spec` (once) and loads them once so that the loader's `datasets` cache is filled; returns
+    the folder. A `meta.json` there records the loader's arguments and the dataset's statistics.
+    """
+    import datasets
+
+    datasets.disable_progress_bars()
+    folder = Path(workdir) / spec.key()
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / "raw"
+    start = time.perf_counter()
+    meta: dict[str, Any] = {"spec": dataclasses.asdict(spec)}
+    if spec.dataset == "mind":
+        from gram_hf.tasks.news_recommendation import make_synthetic_mind
+
+        make_synthetic_mind(raw, spec.preset, spec.scale, seed=spec.seed, **spec.mind_overrides)
+        meta["loader"] = {}
+    else:
+        from gram_hf.tasks.knowledge_tracing import (
+            write_synthetic_duolingo,
+            write_synthetic_ednet,
+            write_synthetic_poj,
+        )
+
+        writer = {"duolingo": write_synthetic_duolingo, "ednet": write_synthetic_ednet, "poj": write_synthetic_poj}
+        truth = writer[spec.dataset](raw, _kt_preset(spec), spec.scale, spec.seed)
+        meta["loader"] = {"files": truth.files, "cold_start_items": truth.cold_start_items}
+        meta["generated"] = {"users": truth.num_users, "interactions": truth.num_interactions}
+    meta["generate_seconds"] = time.perf_counter() - start
+    (folder / "meta.tmp").write_text(json.dumps(meta, default=str))
+    data = load_data(spec, workdir, meta=meta)
+    meta["stats"] = json.loads(json.dumps(data.stats, default=str))
+    meta_path.write_text(json.dumps(meta, indent=2, default=str))
+    (folder / "meta.tmp").unlink()
+    return folder
+
+
+def load_data(spec: DataSpec, workdir: str | os.PathLike, meta: dict[str, Any] | None = None):
+    """The [`InteractionData`] of `spec` through the real loader (served from its cache after `prepare_data`)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    folder = Path(workdir) / spec.key()
+    if meta is None:
+        meta = json.loads((folder / "meta.json").read_text())
+    cache = folder / "cache"
+    if spec.dataset == "mind":
+        from gram_hf.tasks.news_recommendation import load_mind
+
+        return load_mind(folder / "raw", text_fields=("title",), validation_fraction=0.1, seed=spec.seed,
+                         cache_dir=cache)  # fmt: skip
+    files = meta["loader"]["files"]
+    common = {
+        "cache_dir": cache,
+        "cold_start_items": meta["loader"]["cold_start_items"],
+        "max_seq_len": spec.max_seq_len,
+        "seed": spec.seed,
+    }
+    if spec.dataset == "duolingo":
+        from gram_hf.tasks.knowledge_tracing import load_duolingo
+
+        return load_duolingo(folder / "raw", files["track"], **common)
+    if spec.dataset == "ednet":
+        from gram_hf.tasks.knowledge_tracing import load_ednet
+
+        return load_ednet(files["kt1_dir"], files["questions_csv"], files["item_text"], **common)
+    if spec.dataset == "poj":
+        from gram_hf.tasks.knowledge_tracing import load_poj
+
+        return load_poj(files["log_csv"], files["problem_text"], **common)
+    raise ValueError(f"Unknown dataset {spec.dataset!r}; choose duolingo, ednet, poj or mind.")
+
+
+def data_summary(data, spec: DataSpec) -> dict[str, Any]:
+    """Interactions, items and users of the loaded data, with R_dataset = interactions / items."""
+    stats = data.stats
+    if spec.task == "kt":
+        interactions = stats["interactions"]["total"] + stats["cold_start_interactions"]["removed_from_train"]
+        train = stats["interactions"]["train"]
+        summary = {
+            "users": stats["users"]["total"],
+            "items": data.num_items,
+            "cold_start_items": stats["items"].get("cold_start", 0),
+            "interactions": interactions,
+            "train_interactions": train,
+            "train_sequences": len(data["train"]),
+        }
+    else:
+        train = sum(len(h) + len(c) for h, c in zip(data["train"]["history"], data["train"]["candidates"]))
+        summary = {
+            "items": data.num_items,
+            "train_examples": len(data["train"]),
+            "validation_impressions": len(data["validation"]),
+            "train_item_references": train,
+            "interactions": train,
+            "train_interactions": train,
+        }
+    summary["r_dataset"] = summary["interactions"] / max(summary["items"], 1)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------- model, trainer
+
+
+def tokenizer_path() -> str:
+    from gram_hf import default_encoder_path
+
+    return default_encoder_path()
+
+
+def encoder_config(encoder: str, dropout: bool = True):
+    """The `BertConfig` of a randomly initialised encoder (`tinybert-shape`, `tiny-random`)."""
+    from transformers import BertConfig
+
+    drop = {} if dropout else {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    if encoder == "tinybert-shape":
+        return BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=6, num_attention_heads=12,
+                          intermediate_size=3072, max_position_embeddings=512, **drop)  # fmt: skip
+    if encoder == "tiny-random":
+        return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=512, **drop)  # fmt: skip
+    raise ValueError(f"{encoder!r} is not a config-built encoder.")
+
+
+def build_model(
+    encoder: str,
+    mode: str,
+    task: str,
+    num_items: int,
+    seed: int = 0,
+    encoder_dropout: bool = True,
+    head_dropout: float = 0.1,
+):
+    """
+    The [`GramModel`] of a benchmark run. The head (and a random encoder) is initialised from `seed`, so every mode
+    starts from the same weights; `nocontent` gets an ID table of the encoder's width instead of the encoder.
+    """
+    import torch
+
+    from gram_hf import GramConfig, GramModel
+
+    if encoder not in ENCODERS:
+        raise ValueError(f"Unknown encoder {encoder!r}; choose from {sorted(ENCODERS)}.")
+    if task == "kt":
+        head_type, head_config, pooling = "knowledge_tracing", {"dropout": head_dropout}, "mean"
+    else:
+        from gram_hf.tasks.news_recommendation import NEWS_DEFAULT_POOLING
+
+        head_type, head_config, pooling = "news_recommendation", {"dropout": head_dropout}, NEWS_DEFAULT_POOLING
+    torch.manual_seed(seed)
+    if encoder.startswith("minilm"):
+        kwargs: dict[str, Any] = {}
+        if encoder == "minilm-l2":
+            kwargs["num_hidden_layers"] = 2
+        if not encoder_dropout:
+            kwargs.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        hidden = 384
+        if mode == "nocontent":
+            return GramModel.for_item_ids(num_items, hidden, head_type=head_type, head_config=head_config)
+        return GramModel.from_encoder_pretrained(
+            tokenizer_path(), head_type=head_type, head_config=head_config, pooling=pooling, **kwargs
+        )
+    config = encoder_config(encoder, encoder_dropout)
+    if mode == "nocontent":
+        return GramModel.for_item_ids(num_items, config.hidden_size, head_type=head_type, head_config=head_config)
+    return GramModel(GramConfig(encoder=config, head_type=head_type, head_config=head_config, pooling=pooling))
+
+
+def build_catalog(data, spec: DataSpec, tokenizer):
+    if spec.task == "news":
+        from gram_hf.tasks.news_recommendation import build_news_catalog
+
+        return build_news_catalog(data, tokenizer, max_lengths={"title": spec.item_max_length})
+    return data.catalog(tokenizer, max_length=spec.item_max_length)
+
+
+def build_collator(spec: DataSpec):
+    if spec.task == "news":
+        from gram_hf.tasks.news_recommendation import NewsRecommendationCollator
+
+        return NewsRecommendationCollator()
+    from gram_hf.tasks.knowledge_tracing import KnowledgeTracingCollator
+
+    return KnowledgeTracingCollator()
+
+
+def build_metrics(data, spec: DataSpec):
+    from gram_hf.metrics import KnowledgeTracingMetrics, NewsRecommendationMetrics
+
+    if spec.task == "news":
+        return NewsRecommendationMetrics()
+    return KnowledgeTracingMetrics(cold_start_items=data.items["cold_start"])
+
+
+# ----------------------------------------------------------------------------------------------------- measuring
+
+
+class PeakRSSSampler:
+    """Samples the process's resident set size in a background thread; `peak` is the highest sample (bytes)."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._process = psutil.Process()
+        self.interval = interval
+        self.peak = self._process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __enter__(self) -> PeakRSSSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def max_rss_bytes() -> int:
+    """The process's RSS high-water mark (`getrusage(RUSAGE_SELF).ru_maxrss`, KiB on Linux, bytes on macOS)."""
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(value if sys.platform == "darwin" else value * 1024)
+
+
+class PhaseTimer:
+    """
+    Wall time of GRAM's phases, by wrapping the trainer's methods on the instance: `encoder_fit` (fitting the encoder
+    to pseudo-targets at window ends), `encoder_nograd` (lazy no-grad encodes of stale items) and
+    `encoder_grad_forward`
+    (encoder forwards with gradients outside fits: E2E and Single-step GRAM; their backward runs with the CF's).
+    """
+
+    def __init__(self, trainer, cuda: bool = False):
+        self.seconds: dict[str, float] = {"encoder_fit": 0.0, "encoder_nograd": 0.0, "encoder_grad_forward": 0.0}
+        self.cuda = cuda
+        self._in_fit = False
+        self._wrap(trainer, "_fit_encoder_to_item_table", "encoder_fit", fit=True)
+        self._wrap(trainer, "_refresh_item_table", "encoder_nograd")
+        original_encode = trainer._encode
+
+        def encode(gram_model, index, with_grad, count=True):
+            if not with_grad or self._in_fit:
+                return original_encode(gram_model, index, with_grad, count)
+            start = self._now()
+            try:
+                return original_encode(gram_model, index, with_grad, count)
+            finally:
+                self.seconds["encoder_grad_forward"] += self._now() - start
+
+        trainer._encode = encode
+
+    def _now(self) -> float:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def _wrap(self, trainer, name: str, phase: str, fit: bool = False) -> None:
+        original = getattr(trainer, name)
+
+        def wrapped(*args, **kwargs):
+            start = self._now()
+            self._in_fit = fit
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._in_fit = False
+                self.seconds[phase] += self._now() - start
+
+        setattr(trainer, name, wrapped)
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+
+def _counters(trainer) -> dict[str, int]:
+    return dict(trainer.gram_counters)
+
+
+def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before.get(key, 0) for key in after}
+
+
+def make_training_args(config: dict[str, Any], output_dir: str, **overrides: Any):
+    """`GramTrainingArguments` of a run: the mode, batch sizes, device, precision and quiet logging."""
+    from gram_hf import GramTrainingArguments
+
+    gram_mode, interval = MODES[config["mode"]]
+    accumulation = int(config.get("gradient_accumulation_steps", 1))
+    if config["batch_size"] % accumulation:
+        raise ValueError(f"batch_size {config['batch_size']} is not a multiple of the accumulation {accumulation}.")
+    settings = {
+        "output_dir": output_dir,
+        "gram_mode": gram_mode,
+        "gram_interval": interval,
+        # A CF batch of `batch_size` examples per optimizer step, in `accumulation` micro-batches (E2E's memory).
+        "per_device_train_batch_size": config["batch_size"] // accumulation,
+        "gradient_accumulation_steps": accumulation,
+        "per_device_eval_batch_size": config.get("eval_batch_size", 64),
+        "learning_rate": config.get("learning_rate", 1e-3),
+        "encoder_learning_rate": config.get("encoder_learning_rate", 1e-4),
+        "item_learning_rate": config.get("item_learning_rate", 1.0),
+        "encoder_batch_size": config.get("encoder_batch_size", 32),
+        "encoder_eval_batch_size": config.get("encoder_eval_batch_size", 256),
+        "num_train_epochs": config.get("epochs", 1),
+        "lr_scheduler_type": "constant",
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "seed": config.get("seed", 0),
+        "use_cpu": config.get("device", "cpu") == "cpu",
+        "bf16": bool(config.get("bf16", False)),
+    }
+    settings.update(overrides)
+    return GramTrainingArguments(**settings)
+
+
+def _setup(config: dict[str, Any]):
+    """Data, catalog, model and collator of a worker run."""
+    import torch
+    from transformers import AutoTokenizer, set_seed
+
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    spec = DataSpec(**config["data"])
+    data = load_data(spec, config["workdir"])
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
+    catalog = build_catalog(data, spec, tokenizer)
+    set_seed(config.get("seed", 0))
+    model = build_model(
+        config["encoder"],
+        config["mode"],
+        spec.task,
+        catalog.num_items,
+        seed=config.get("seed", 0),
+        encoder_dropout=config.get("encoder_dropout", True),
+        head_dropout=config.get("head_dropout", 0.1),
+    )
+    return spec, data, catalog, model
+
+
+def run_speed_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """
+    Trains one mode for a full epoch or for `warmup_steps + measure_steps` optimizer steps (slow modes), and returns
+    its timings, counters and memory. See `speed.py` for the fields.
+    """
+    import torch
+    from transformers import TrainerCallback
+
+    from gram_hf import GramTrainer
+
+    load_before = os.getloadavg()
+    spec, data, catalog, model = _setup(config)
+    cuda = config.get("device", "cpu").startswith("cuda")
+    full_epoch = bool(config.get("full_epoch", False))
+    gram_mode, interval = MODES[config["mode"]]
+    window = int(interval) if gram_mode == "gram" and interval.isdigit() else 1
+    # Slow modes are timed over whole windows after one warm-up window (steady state: no first-step allocations, and
+    # every measured window includes its encoder fit).
+    warmup = max(int(config.get("warmup_steps", 1)), 0)
+    warmup = math.ceil(warmup / window) * window
+    measure = max(math.ceil(int(config.get("measure_steps", 3)) / window) * window, window)
+    budget = float(config.get("measure_seconds", float("inf")))
+    accumulation = int(config.get("gradient_accumulation_steps", 1))
+    micro_batches = math.ceil(len(data["train"]) / (config["batch_size"] // accumulation))
+    steps_per_epoch = micro_batches // accumulation + int(micro_batches % accumulation > 0)
+    if not full_epoch and warmup + measure >= steps_per_epoch:
+        full_epoch = True
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = make_training_args(config, output_dir)
+        trainer = GramTrainer(model=model, args=args, item_catalog=catalog, data_collator=build_collator(spec),
+                              train_dataset=data["train"])  # fmt: skip
+        phases = PhaseTimer(trainer, cuda=cuda)
+        record: dict[str, Any] = {"step_times": []}
+
+        def now() -> float:
+            if cuda:
+                torch.cuda.synchronize()
+            return time.perf_counter()
+
+        class StepTimer(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                record["begin"] = now()
+                record["counters_begin"] = _counters(trainer)
+                record["phases_begin"] = phases.snapshot()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                record["step_times"].append(now())
+                step = state.global_step
+                if full_epoch:
+                    return
+                if step == warmup:
+                    record["counters_begin"] = _counters(trainer)
+                    record["phases_begin"] = phases.snapshot()
+                measured = step - warmup
+                if measured <= 0 or measured % window:
+                    return
+                start = record["step_times"][warmup - 1] if warmup else record["begin"]
+                if measured >= measure or record["step_times"][-1] - start >= budget:
+                    record["counters_end"] = _counters(trainer)
+                    record["phases_end"] = phases.snapshot()
+                    record["measured_steps"] = measured
+                    control.should_training_stop = True
+
+        trainer.add_callback(StepTimer())
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        import psutil
+
+        rss_before = psutil.Process().memory_info().rss
+        maxrss_before = max_rss_bytes()
+        with PeakRSSSampler() as sampler:
+            trainer.train()
+        times = record["step_times"]
+        if full_epoch:
+            start, end = record["begin"], times[-1]
+            measured_steps = len(times)
+            counters = _delta(_counters(trainer), record["counters_begin"])
+            phase_seconds = _delta(phases.snapshot(), record["phases_begin"])
+            measurement = f"full epoch ({measured_steps} steps)"
+        else:
+            start = times[warmup - 1] if warmup else record["begin"]
+            measured_steps = record["measured_steps"]
+            end = times[warmup + measured_steps - 1]
+            counters = _delta(record["counters_end"], record["counters_begin"])
+            phase_seconds = _delta(record["phases_end"], record["phases_begin"])
+            measurement = f"extrapolated from {measured_steps} steps (after {warmup} warm-up)"
+        seconds = end - start
+        factor = steps_per_epoch / measured_steps
+        epoch_seconds = seconds * factor
+        first_step = times[0] - record["begin"] if times else float("nan")
+        result = {
+            "mode": config["mode"],
+            "label": MODE_LABELS[config["mode"]],
+            "gram_mode": gram_mode,
+            "gram_interval": interval,
+            "full_epoch": full_epoch,
+            "measurement": measurement,
+            "steps_per_epoch": steps_per_epoch,
+            "measured_steps": measured_steps,
+            "warmup_steps": 0 if full_epoch else warmup,
+            "measured_seconds": seconds,
+            "seconds_per_step": seconds / measured_steps,
+            "first_step_seconds": first_step,
+            "step_seconds": [b - a for a, b in zip([record["begin"], *times[:-1]], times)],
+            "catalog_items": catalog.num_items,
+            "epoch_seconds": epoch_seconds,
+            "counters_measured": counters,
+            "counters_per_epoch": {k: v * factor for k, v in counters.items()},
+            "r_batch": counters["occurrences"] / counters["unique_items"] if counters["unique_items"] else 0.0,
+            "phase_seconds_measured": phase_seconds,
+            "phase_seconds_per_epoch": {k: v * factor for k, v in phase_seconds.items()},
+            "interactions_per_second": counters["occurrences"] / seconds if seconds > 0 else float("nan"),
+            "memory": {
+                "rss_before_train_bytes": rss_before,
+                "peak_rss_during_train_bytes": sampler.peak,
+                "train_rss_increase_bytes": sampler.peak - rss_before,
+                "process_max_rss_bytes": max_rss_bytes(),
+                "process_max_rss_before_train_bytes": maxrss_before,
+            },
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "torch_threads": torch.get_num_threads(),
+            "gradient_accumulation_steps": accumulation,
+        }
+        if cuda:
+            result["memory"]["cuda_max_memory_allocated_bytes"] = torch.cuda.max_memory_allocated()
+        return result
+
+
+def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """
+    Trains one mode until the validation AUC has not improved for `patience` evaluations (one per epoch) or
+    `max_epochs`, evaluating validation and test after every epoch; returns the curve and the test metrics at the best
+    validation epoch.
+    """
+    from transformers import TrainerCallback
+
+    from gram_hf import GramTrainer
+
+    spec, data, catalog, model = _setup(config)
+    patience = int(config.get("patience", 2))
+    curve: list[dict[str, Any]] = []
+    clock = {"eval": 0.0}
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = make_training_args(config, output_dir, eval_strategy="epoch", num_train_epochs=config["max_epochs"])
+        trainer = GramTrainer(
+            model=model,
+            args=args,
+            item_catalog=catalog,
+            data_collator=build_collator(spec),
+            train_dataset=data["train"],
+            eval_dataset={"validation": data["validation"], "test": data[config.get("test_split", "test")]},
+            compute_metrics=build_metrics(data, spec),
+        )
+        original_evaluate = trainer.evaluate
+
+        def timed_evaluate(*args, **kwargs):
+            start = clock["eval_start"] = time.perf_counter()
+            try:
+                return original_evaluate(*args, **kwargs)
+            finally:
+                clock["eval"] += time.perf_counter() - start
+
+        trainer.evaluate = timed_evaluate
+
+        class Curve(TrainerCallback):
+            best = -math.inf
+            bad = 0
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                clock["begin"] = time.perf_counter()
+
+            def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+                metrics = metrics or {}
+                if "eval_validation_auc" in metrics:
+                    # Training time so far: up to this evaluation, minus the earlier evaluations.
+                    train_seconds = clock["eval_start"] - clock["begin"] - clock["eval"]
+                    curve.append({"epoch": state.epoch, "step": state.global_step, "train_seconds": train_seconds,
+                                  "validation": _strip(metrics, "eval_validation_")})  # fmt: skip
+                    auc = metrics["eval_validation_auc"]
+                    if auc > self.best + 1e-6:
+                        self.best, self.bad = auc, 0
+                    else:
+                        self.bad += 1
+                        if self.bad >= patience:
+                            control.should_training_stop = True
+                elif "eval_test_auc" in metrics and curve:
+                    curve[-1]["test"] = _strip(metrics, "eval_test_")
+
+        trainer.add_callback(Curve())
+        start = time.perf_counter()
+        trainer.train()
+        total = time.perf_counter() - start - clock["eval"]
+    best = max(curve, key=lambda point: point["validation"]["auc"])
+    return {
+        "mode": config["mode"],
+        "label": MODE_LABELS[config["mode"]],
+        "epochs_run": len(curve),
+        "best_epoch": best["epoch"],
+        "train_seconds_total": total,
+        "train_seconds_to_best": best["train_seconds"],
+        "seconds_per_epoch": total / max(len(curve), 1),
+        "validation_at_best": best["validation"],
+        "test_at_best": best.get("test", {}),
+        "curve": curve,
+        "counters": dict(trainer.gram_counters),
+        "max_rss_bytes": max_rss_bytes(),
+    }
+
+
+def _strip(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix) and isinstance(v, (int, float))}
+
+
+WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "speed": run_speed_worker,
+    "quality": run_quality_worker,
+}
+
+
+def run_in_subprocess(kind: str, config: dict[str, Any], log_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """
+    Runs `WORKERS[kind](config)` in a fresh Python process (its own memory high-water mark) and returns its result.
+    The worker's output goes to `<log_dir>/<mode>.log` when `log_dir` is given; a failure raises with the log's tail.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path, output_path = Path(tmp) / "config.json", Path(tmp) / "result.json"
+        config_path.write_text(json.dumps(config))
+        command = [sys.executable, str(Path(__file__).resolve()), "worker", "--kind", kind,
+                   "--config", str(config_path), "--output", str(output_path)]  # fmt: skip
+        log_path = Path(log_dir) / f"{kind}-{config['mode']}.log" if log_dir else Path(tmp) / "worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "src"),
+                                                                          os.environ.get("PYTHONPATH")]))}  # fmt: skip
+        with open(log_path, "w") as log:
+            process = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if process.returncode != 0:
+            tail = log_path.read_text()[-4000:]
+            raise RuntimeError(f"Benchmark worker {kind}/{config['mode']} failed (exit {process.returncode}):\n{tail}")
+        return json.loads(output_path.read_text())
+
+
+# --------------------------------------------------------------------------------------------------- environment
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_tag(device: str) -> str:
+    """`cpu-<cpu model>` or `cuda-<gpu name>`, lower-case, for the results folder."""
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name(torch.device(device))
+        base = "cuda-" + name
+    else:
+        base = "cpu-" + cpu_model()
+    cleaned = "".join(c.lower() if c.isalnum() else "-" for c in base.replace("(R)", "").replace("(TM)", ""))
+    return "-".join(part for part in cleaned.split("-") if part)[:40]
+
+
+def environment_info(device: str = "cpu") -> dict[str, Any]:
+    """Versions, hardware and the exact command, for the results JSON."""
+    import datasets
+    import torch
+    import transformers
+
+    import gram_hf
+
+    info: dict[str, Any] = {
+        # The script as `benchmarks/<name>.py` wherever it was run from (a copy of the folder runs the same code).
+        "command": " ".join(
+            shlex.quote(arg) for arg in ["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]]
+        ),
+        "cwd": os.getcwd(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            "gram_hf": getattr(gram_hf, "__version__", "unknown"),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "datasets": datasets.__version__,
+        },
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "load_average": os.getloadavg(),
+    }
+    try:
+        import psutil
+
+        info["memory_total_bytes"] = psutil.virtual_memory().total
+    except ImportError:  # pragma: no cover
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        info["cuda"] = torch.version.cuda
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=10)  # fmt: skip
+        info["git_commit"] = commit.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        info["git_commit"] = None
+    return info
+
+
+def hardware_line(env: dict[str, Any]) -> str:
+    if env.get("gpu"):
+        return f"{env['gpu']} (CUDA {env.get('cuda')}), torch {env['versions']['torch']}"
+    memory = env.get("memory_total_bytes", 0) / 2**30
+    return (
+        f"{env['cpu']}, {env['cpu_count']} cores ({env['torch_threads']} torch threads), {memory:.0f} GiB RAM, "
+        f"torch {env['versions']['torch']}"
+    )
+
+
+# -------------------------------------------------------------------------------------------------------- output
+
+
+def write_json(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "n/a"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.2f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def fmt_bytes(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def fmt_count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def pyplot():
+    """matplotlib's pyplot with a file-only backend (install the `bench` extra for matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark script shares."""
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (or 'cuda:N'). Default: cpu.")
+    parser.add_argument("--bf16", action="store_true", help="Train in bf16 mixed precision (GPU; CPU autocast).")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (default: torch's).")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gram_hf_bench"),
+                        help="Raw synthetic data and the loaders' caches (reused between runs).")  # fmt: skip
+    parser.add_argument("--output-dir", default=None,
+                        help="Results folder (default: benchmarks/results/<device tag>).")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the data, the initial weights and the order.")
+
+
+def results_dir(args: argparse.Namespace) -> Path:
+    return Path(args.output_dir) if args.output_dir else RESULTS_DIR / device_tag(args.device)
+
+
+# --------------------------------------------------------------------------------------------------- PERFORMANCE.md
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def target_lines(folder: Path) -> list[str]:
+    """The issue's measured targets, checked against the results in `folder` (met / missed and by how much)."""
+    lines = []
+    for path in sorted(folder.glob("speed_*.json")):
+        payload = _load_json(path)
+        results = {r["mode"]: r for r in payload["results"]}
+        where = f"{payload['data_description']}, encoder {payload['config']['encoder']}"
+        single = results.get("gram-1s")
+        if single and "speedup_vs_e2e" in single:
+            ratio = single["speedup_vs_e2e"] / single["r_batch"]
+            lines.append(
+                f"GRAM 1S speed-up {single['speedup_vs_e2e']:.2f}x vs counted ideal R_batch {single['r_batch']:.2f} "
+                f"= {ratio:.2f} of ideal (target >= 0.8): {'met' if ratio >= 0.8 else 'missed'} ({where})."
+            )
+        epoch = results.get("gram-1e")
+        if epoch and "speedup_vs_e2e" in epoch:
+            target = {"en_es": 20, "toeic": 100}.get(payload["data_spec"]["preset"])
+            scale = payload["data_spec"]["scale"]
+            if target and payload["config"]["encoder"] == "minilm":
+                verdict = "met" if epoch["speedup_vs_e2e"] >= target else (
+                    f"missed by {target / epoch['speedup_vs_e2e']:.1f}x")  # fmt: skip
+                extra = ""
+                if "encoder_only_speedup_vs_e2e" in epoch:
+                    extra = f"; encoder part alone {epoch['encoder_only_speedup_vs_e2e']:.0f}x"
+                lines.append(f"GRAM 1E speed-up {epoch['speedup_vs_e2e']:.1f}x (target >= {target}x at the paper's "
+                             f"scale; measured at scale {scale:g}): {verdict}{extra} ({where}).")  # fmt: skip
+            memory = epoch.get("memory_ratio_vs_e2e", {})
+            key = "cuda_max_memory_allocated" if "cuda_max_memory_allocated" in memory else "train_rss_increase"
+            if key in memory:
+                lines.append(
+                    f"GRAM 1E peak memory ({key.replace('_', ' ')}) = {100 * memory[key]:.0f}% of E2E "
+                    f"(target <= 35%): {'met' if memory[key] <= 0.35 else 'missed'} ({where})."
+                )
+        for result in payload["results"]:
+            check = result.get("accounting", {})
+            if check.get("ok") is False:
+                lines.append(f"Counter check FAILED for {result['label']} ({check['rule']}) ({where}).")
+    for task in ("kt", "news"):
+        payload = _load_json(folder / f"quality_{task}.json")
+        if payload:
+            lines += [f"{line} (quality, {task})" for line in payload.get("verdicts", [])]
+    return lines
+
+
+def write_performance(folders: Sequence[Path], output: Path) -> Path:
+    """
+    `PERFORMANCE.md`: the committed results of `folders` as one markdown section (tables, plots, targets), with the
+    machine, encoder and data of every number, for the README's "Performance" section.
+    """
+    parts = [
+        "## Performance",
+        "",
+        "Generated by `python benchmarks/common.py report` from the JSON results under `benchmarks/results/`; every "
+        "table names its machine, encoder and data. Wall-clock numbers are ratios within one run on one machine "
+        "(DESIGN.md section 5); on a shared CPU they are noisy (load averages are in the JSON). Rows marked "
+        '"extrapolated from N steps" time N optimizer steps after a warm-up and scale to an epoch; the others ran a '
+        "full epoch. The encoder-work counters (items and tokens through the encoder) do not depend on the machine.",
+        "",
+    ]
+    for folder in folders:
+        env = None
+        for path in sorted(folder.glob("*.json")):
+            env = (_load_json(path) or {}).get("environment") or env
+        if env is None:
+            continue
+        parts += [f"### Results on {hardware_line(env)} (`{folder.relative_to(REPO_ROOT)}`)", ""]
+        targets = target_lines(folder)
+        if targets:
+            parts += ["Targets of issue 7, as measured:", "", *[f"- {line}" for line in targets], ""]
+        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + ["quality_kt", "quality_news", "scaling"]:
+            md = folder / f"{stem}.md"
+            if not md.is_file():
+                continue
+            text = md.read_text().replace("\n### ", "\n#### ")
+            text = ("#" + text) if text.startswith("### ") else text
+            parts += [text.rstrip(), ""]
+            png = folder / f"{stem}.png"
+            if png.is_file():
+                parts += [f"![{stem}]({png.relative_to(REPO_ROOT)})", ""]
+    output.write_text("\n".join(parts))
+    return output
+
+
+def _worker_main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Runs one benchmark mode (used by the benchmark scripts).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="Run one mode from a JSON config and write its JSON result.")
+    worker.add_argument("--kind", choices=sorted(WORKERS), default="speed", help="Which measurement to run.")
+    worker.add_argument("--config", required=True, help="JSON file with the run's configuration.")
+    worker.add_argument("--output", required=True, help="Where to write the JSON result.")
+    report = sub.add_parser("report", help="Write benchmarks/results/PERFORMANCE.md from the committed results.")
+    report.add_argument(
+        "--folders",
+        nargs="*",
+        default=None,
+        help="Result folders to include (default: every benchmarks/results/cpu-*/cuda-* folder).",
+    )
+    report.add_argument("--output", default=str(RESULTS_DIR / "PERFORMANCE.md"), help="The markdown file to write.")
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        folders = [Path(f).resolve() for f in args.folders] if args.folders else sorted(
+            p for p in RESULTS_DIR.glob("*-*") if p.is_dir())  # fmt: skip
+        print(write_performance(folders, Path(args.output)))
+        return
+    config = json.loads(Path(args.config).read_text())
+    result = WORKERS[args.kind](config)
+    write_json(args.output, result)
+
+
+if __name__ == "__main__":
+    _worker_main()
