@@ -1,0 +1,176 @@
+"""Smoke tests of the recipes: every program runs in-process on tiny synthetic data with a tiny encoder and writes its
+results, the model and an encoder export that plain `transformers.AutoModel` loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+
+import gram_hf
+from gram_hf.recipes import RESULTS_NAME
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+# Per recipe: a synthetic scale that gives a few learners/impressions in every split, and recipe-specific flags.
+SMOKE = {
+    "knowledge_tracing": ["--synthetic_scale", "0.005"],
+    "toeic": ["--synthetic_scale", "0.00005"],
+    "duolingo": ["--synthetic_scale", "0.005"],
+    "poj": ["--synthetic_scale", "0.002"],
+    # The MIND-large preset has the labelless test split that --predict_test writes a submission for.
+    "mind": ["--synthetic_preset", "large", "--synthetic_scale", "0.0001", "--predict_test"],
+}
+
+
+def load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(f"gram_hf_recipe_{name}", RECIPES_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through the module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and a busy machine makes multi-threaded small ops very slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory, tokenizer):
+    """A 2-layer, hidden-32 BERT with the MiniLM vocabulary, saved with the MiniLM tokenizer."""
+    folder = tmp_path_factory.mktemp("tiny_encoder")
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=37, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def smoke_argv(name: str, tiny_encoder: str, tmp_path: Path) -> list[str]:
+    return [
+        *SMOKE[name],
+        "--encoder_name_or_path", tiny_encoder,
+        "--synthetic_dir", str(tmp_path / "synthetic"),
+        "--dataset_cache_dir", str(tmp_path / "datasets"),
+        "--output_dir", str(tmp_path / "out"),
+        "--max_steps", "2",
+        "--per_device_train_batch_size", "4",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(SMOKE))
+def test_recipe_runs_and_exports(name, tiny_encoder, tmp_path):
+    results = load_recipe(name).main(smoke_argv(name, tiny_encoder, tmp_path))
+    out = tmp_path / "out"
+    written = json.loads((out / RESULTS_NAME).read_text())
+    assert written == json.loads(json.dumps(results))
+    assert written["synthetic"] and written["gram_mode"] == "gram" and written["gram_interval"] == "1epoch"
+    assert written["steps"] == 2
+    # The demo defaults apply where the command line is silent, and only there.
+    assert written["demo_settings"]["learning_rate"] == 1e-3
+    assert "per_device_train_batch_size" not in written["demo_settings"]
+    metrics = written["test_metrics"]
+    news = ("test_auc", "test_mrr", "test_ndcg@5", "test_ndcg@10")
+    expected = news if name == "mind" else ("test_auc", "test_accuracy")
+    for key in expected:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    if name != "mind":
+        assert "test_cold_start_auc" in metrics
+    counters = written["gram_counters"]
+    assert 0 < counters["gram/encoder_items_backward"] <= counters["gram/unique_items"] < counters["gram/occurrences"]
+    assert written["train_seconds"] > 0 and written["total_seconds"] >= written["train_seconds"]
+
+    # The whole model (trainer.save_model) and the encoder export (AutoModel, no gram-hf needed).
+    model = AutoModel.from_pretrained(out)
+    assert isinstance(model, gram_hf.GramModel)
+    assert written["encoder_export"] == str(out / "encoder")
+    encoder = AutoModel.from_pretrained(out / "encoder")
+    encoder_tokenizer = AutoTokenizer.from_pretrained(out / "encoder")
+    inputs = encoder_tokenizer(["a short item text"], return_tensors="pt")
+    backbone = model.encoder.backbone.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            encoder(**inputs).last_hidden_state, backbone(**inputs).last_hidden_state, atol=1e-5, rtol=0
+        )
+    if name == "mind":
+        assert written["test_split"] == "dev"
+        with zipfile.ZipFile(out / "prediction.zip") as archive:
+            lines = archive.read("prediction.txt").decode().splitlines()
+        assert lines and all(line.split(" ")[1].startswith("[") for line in lines)
+
+
+def test_synthetic_data_is_generated_once_and_reused(tmp_path):
+    from gram_hf.recipes import synthetic_knowledge_tracing
+
+    first = synthetic_knowledge_tracing("poj", "poj", 0.002, seed=1, synthetic_dir=tmp_path)
+    assert first.created and first.folder == tmp_path / "poj-poj-0.002-1"
+    log = Path(first.paths["log_csv"])
+    modified = log.stat().st_mtime_ns
+    second = synthetic_knowledge_tracing("poj", "poj", 0.002, seed=1, synthetic_dir=tmp_path)
+    assert not second.created and second.paths == first.paths and log.stat().st_mtime_ns == modified
+    assert second.info == first.info and second.info["cold_start_items"] >= 1
+    # Nothing but the dataset is left in the cache folder (no staging folders).
+    assert [path.name for path in tmp_path.iterdir()] == ["poj-poj-0.002-1"]
+
+
+def test_paper_defaults_for_real_data_and_demo_defaults_only_where_not_given(tmp_path):
+    toeic = load_recipe("toeic")
+    real = ["--kt1_dir", "KT1", "--questions_csv", "q.csv", "--item_text", "t.csv", "--output_dir", str(tmp_path)]
+    args = toeic.parse_recipe_args(
+        toeic.DataArguments, real, defaults=toeic.DEFAULTS, demo_defaults=toeic.DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.kt1_dir is None,
+    )  # fmt: skip
+    training = args.training
+    assert not args.synthetic and args.demo_settings == {}
+    assert training.learning_rate == training.encoder_lr == 1e-4
+    assert training.per_device_train_batch_size == 32 and args.data.max_seq_len == 100
+    assert training.metric_for_best_model == "auc" and training.greater_is_better and training.load_best_model_at_end
+    assert str(training.eval_strategy) in ("epoch", "IntervalStrategy.EPOCH")
+    assert args.data.early_stopping_patience == 10 and training.gram_interval == "1epoch"
+    assert args.data.features == "part,elapsed_time" and args.data.current_features == "part"
+
+    demo = ["--num_train_epochs", "7", "--output_dir", str(tmp_path)]
+    args = toeic.parse_recipe_args(
+        toeic.DataArguments, demo, defaults=toeic.DEFAULTS, demo_defaults=toeic.DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.kt1_dir is None,
+    )  # fmt: skip
+    assert args.synthetic and args.training.num_train_epochs == 7 and args.training.learning_rate == 1e-3
+    assert "num_train_epochs" not in args.demo_settings and args.demo_settings["learning_rate"] == 1e-3
+
+    with pytest.raises(ValueError, match="missing"):
+        toeic.main(["--kt1_dir", "KT1", "--output_dir", str(tmp_path)])
+
+
+def test_lora_flags_wrap_the_backbone_and_nocontent_builds_an_id_table(tiny_encoder, tmp_path):
+    pytest.importorskip("peft")
+    from gram_hf import GramTrainingArguments
+    from gram_hf.recipes import ModelArguments, build_model
+
+    training = GramTrainingArguments(output_dir=str(tmp_path))
+    model_args = ModelArguments(
+        encoder_name_or_path=tiny_encoder, lora_r=2, lora_alpha=4, lora_target_modules="query,value"
+    )
+    model = build_model(model_args, training, head_type="knowledge_tracing", num_items=10)
+    assert model.encoder.has_adapter and model.config.encoder_lora["r"] == 2
+    trainable = {name for name, p in model.encoder.backbone.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+
+    nocontent = GramTrainingArguments(output_dir=str(tmp_path), gram_mode="nocontent")
+    model = build_model(ModelArguments(encoder_name_or_path=tiny_encoder), nocontent, head_type="knowledge_tracing",
+                        num_items=10)  # fmt: skip
+    assert model.encoder is None and tuple(model.item_embeddings.weight.shape) == (10, 32)
