@@ -755,7 +755,7 @@ def device_tag(device: str) -> str:
     return "-".join(part for part in cleaned.split("-") if part)[:40]
 
 
-def environment_info(device: str = "cpu") -> dict[str, Any]:
+def environment_info(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """Versions, hardware and the exact command, for the results JSON."""
     import datasets
     import torch
@@ -780,7 +780,8 @@ def environment_info(device: str = "cpu") -> dict[str, Any]:
         },
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        # the measuring subprocesses' setting (--threads), not this parent process's
+        "torch_threads": threads or torch.get_num_threads(),
         "device": device,
         "load_average": os.getloadavg(),
     }
@@ -807,8 +808,8 @@ def hardware_line(env: dict[str, Any]) -> str:
         return f"{env['gpu']} (CUDA {env.get('cuda')}), torch {env['versions']['torch']}"
     memory = env.get("memory_total_bytes", 0) / 2**30
     return (
-        f"{env['cpu']}, {env['cpu_count']} cores ({env['torch_threads']} torch threads), {memory:.0f} GiB RAM, "
-        f"torch {env['versions']['torch']}"
+        f"{env['cpu']}, {env['cpu_count']} cores ({env['torch_threads']} torch thread(s) per run), "
+        f"{memory:.0f} GiB RAM, torch {env['versions']['torch']}"
     )
 
 

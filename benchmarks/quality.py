@@ -175,7 +175,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     summary = common.data_summary(data, spec)
     del data
     out_dir = common.results_dir(args)
-    environment = common.environment_info(args.device)
+    environment = common.environment_info(args.device, args.threads)
     results = []
     for mode in args.modes:
         config = {

@@ -201,7 +201,7 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out_dir = common.results_dir(args)
-    environment = common.environment_info(args.device)
+    environment = common.environment_info(args.device, args.threads)
     points = []
     for factor in args.user_factors:
         points += run_point(args, "users", factor, out_dir)

@@ -283,7 +283,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            [m for m in common.MODES if m not in SLOW_MODES])  # fmt: skip
     name = args.name or f"{args.dataset}_{preset}_{args.encoder}_s{args.scale:g}"
     out_dir = common.results_dir(args)
-    environment = common.environment_info(args.device)
+    environment = common.environment_info(args.device, args.threads)
     results = []
     for mode in args.modes:
         config = {
