@@ -644,11 +644,18 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
         original_evaluate = trainer.evaluate
 
         def timed_evaluate(*args, **kwargs):
-            start = clock["eval_start"] = time.perf_counter()
+            # With a dict of eval datasets the Trainer's evaluate re-enters itself per split: time the outer call only.
+            clock["depth"] = clock.get("depth", 0) + 1
+            outer = clock["depth"] == 1
+            start = time.perf_counter()
+            if outer:
+                clock["eval_start"] = start
             try:
                 return original_evaluate(*args, **kwargs)
             finally:
-                clock["eval"] += time.perf_counter() - start
+                clock["depth"] -= 1
+                if outer:
+                    clock["eval"] += time.perf_counter() - start
 
         trainer.evaluate = timed_evaluate
 
