@@ -98,9 +98,9 @@ def all_gather_rows(tensor: torch.Tensor) -> list[torch.Tensor]:
 
 
 def union(index: torch.LongTensor) -> torch.LongTensor:
-    """The sorted union of every process's `index` (1-D)."""
+    """The union of every process's `index` (1-D, unique entries): `index` itself in a single process, else sorted."""
     if world_size() == 1:
-        return torch.unique(index)
+        return index
     return torch.unique(torch.cat(all_gather_rows(index)))
 
 
