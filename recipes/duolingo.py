@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gram_hf.recipes import (
+    KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
     knowledge_tracing_data,
@@ -48,14 +49,8 @@ from gram_hf.tasks.knowledge_tracing import PRESETS, load_duolingo
 RECIPE = "duolingo"
 DEFAULTS = {**KNOWLEDGE_TRACING_TRAINING_DEFAULTS, "output_dir": f"outputs/{RECIPE}", "item_max_length": 64}
 DEMO_DEFAULTS = {
+    **KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     "synthetic_scale": 0.02,
-    "num_train_epochs": 3,
-    "learning_rate": 1e-3,
-    "per_device_train_batch_size": 16,
-    "item_max_length": 32,
-    "head_config": '{"hidden_size": 128, "num_layers": 1}',
-    "save_total_limit": 1,
-    "logging_steps": 20,
 }
 
 

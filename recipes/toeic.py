@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gram_hf.recipes import (
+    KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
     knowledge_tracing_data,
@@ -56,15 +57,9 @@ DEFAULTS = {
     "cold_start_items": "684",
 }
 DEMO_DEFAULTS = {
+    **KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     "synthetic_preset": "toeic",
     "synthetic_scale": 0.0002,
-    "num_train_epochs": 3,
-    "learning_rate": 1e-3,
-    "per_device_train_batch_size": 16,
-    "item_max_length": 32,
-    "head_config": '{"hidden_size": 128, "num_layers": 1}',
-    "save_total_limit": 1,
-    "logging_steps": 20,
 }
 DATA_OPTIONS = ("kt1_dir", "questions_csv", "item_text")
 

@@ -83,6 +83,17 @@ KNOWLEDGE_TRACING_TRAINING_DEFAULTS: dict[str, Any] = {
     "num_train_epochs": 100,  # a cap: early stopping ends training
     "warmup_steps": 0.01,  # one epoch of the 100
 }
+# What the knowledge-tracing recipes' embedded defaults shrink (only for options not given on the command line): a
+# few minutes on a CPU. Each recipe adds its synthetic preset and scale.
+KNOWLEDGE_TRACING_DEMO_DEFAULTS: dict[str, Any] = {
+    "num_train_epochs": 3,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 16,
+    "item_max_length": 32,
+    "head_config": '{"hidden_size": 128, "num_layers": 1}',
+    "save_total_limit": 1,
+    "logging_steps": 20,
+}
 NEWS_TRAINING_DEFAULTS: dict[str, Any] = {
     **PAPER_TRAINING_DEFAULTS,
     "per_device_train_batch_size": 256,  # impressions (a click and npratio negatives each)
@@ -984,6 +995,7 @@ def _non_empty(data: InteractionData, split: str, training_args: GramTrainingArg
 
 
 __all__ = [
+    "KNOWLEDGE_TRACING_DEMO_DEFAULTS",
     "KNOWLEDGE_TRACING_TRAINING_DEFAULTS",
     "NEWS_TRAINING_DEFAULTS",
     "PAPER_TRAINING_DEFAULTS",
