@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=sorted(common.ENCODERS),
         help="Content encoder: " + "; ".join(f"{k}: {v}" for k, v in common.ENCODERS.items()),
     )
-    parser.add_argument("--max-epochs", type=int, default=8, help="Upper bound on training epochs.")
+    parser.add_argument("--max-epochs", type=int, default=20, help="Upper bound on training epochs.")
     parser.add_argument("--patience", type=int, default=2,
                         help="Stop after this many epochs without a better validation AUC.")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32, help="CF batch (sequences or news examples).")
