@@ -85,3 +85,32 @@ def test_quality_worker_reports_best_epoch(spec, workdir):
     assert result["epochs_run"] == 1
     assert 0.0 <= result["test_at_best"]["auc"] <= 1.0 or math.isnan(result["test_at_best"]["auc"])
     assert result["curve"][0]["train_seconds"] > 0
+
+
+def test_history_only_cold_start_reference():
+    import datasets
+    import quality
+
+    from gram_hf.data import InteractionData
+
+    # Item 1 is cold. Learner a (all right) answers it at position 2 with score (2+1)/(2+2) = 0.75 and gets it
+    # right; learner b (all wrong) at position 1 with score (0+1)/(1+2) = 1/3 and gets it wrong; learner c at
+    # position 0 with the prior 0.5, right. Ranking by past accuracy: positives {0.75, 0.5} vs negative {1/3} -> 1.0.
+    test = datasets.Dataset.from_dict({
+        "items": [[0, 2, 1], [0, 1], [1, 0]],
+        "responses": [[1, 1, 1], [0, 0], [1, 0]],
+    })  # fmt: skip
+    items = datasets.Dataset.from_dict({"item_id": ["a", "b", "c"], "text": ["x", "y", "z"],
+                                        "cold_start": [False, True, False]})  # fmt: skip
+    data = InteractionData(splits=datasets.DatasetDict({"test": test}), items=items, stats={})
+    assert quality.history_only_cold_start_auc(data) == pytest.approx(1.0)
+    # The strong learner now gets the cold item wrong: positive {0.5} vs negatives {0.75, 1/3}, one pair of two right.
+    responses = [[1, 1, 0], [0, 0], [1, 0]]
+    data.splits["test"] = datasets.Dataset.from_dict({"items": test["items"], "responses": responses})
+    assert quality.history_only_cold_start_auc(data) == pytest.approx(0.5)
+
+    verdict = quality.verdicts("kt", [{"mode": "e2e", "test_at_best": {"auc": 0.8}},
+                                      {"mode": "nocontent", "test_at_best": {"auc": 0.7, "cold_start_auc": 0.6}}],
+                               {"history_only_cold_start_auc": 0.61})  # fmt: skip
+    assert any("NoContent cold-start AUC = 0.6000" in line and "-0.0100" in line and "(at that level)" in line
+               for line in verdict)  # fmt: skip
