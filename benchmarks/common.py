@@ -226,6 +226,7 @@ def data_summary(data, spec: DataSpec) -> dict[str, Any]:
     else:
         train = sum(len(h) + len(c) for h, c in zip(data["train"]["history"], data["train"]["candidates"]))
         summary = {
+            "users": len(set().union(*(data[split]["user_id"] for split in data.splits))),
             "items": data.num_items,
             "train_examples": len(data["train"]),
             "validation_impressions": len(data["validation"]),
