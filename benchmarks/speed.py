@@ -165,7 +165,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"### Speed: {payload['data_description']}, encoder {config['encoder']}",
         "",
         f"Machine: {common.hardware_line(env)}. Encoder: {common.ENCODERS[config['encoder']]}. "
-        f"Data: {payload['data_description']} ({summary['users']:,} users, "
+        f"Data: {payload['data_description']} ({format(summary['users'], ',') if 'users' in summary else '-'} users, "
         f"{summary['interactions']:,} interactions, {summary['items']:,} items, R_dataset = interactions / items = "
         f"{summary['r_dataset']:.1f}; one epoch = {summary['train_interactions']:,} training interactions). "
         f"CF batch {config['batch_size']}"
