@@ -467,6 +467,7 @@ def test_iterable_training_data(base_model, catalog, kt_data, tmp_path):
         trainer.train()
 
 
+@pytest.mark.bf16
 @pytest.mark.parametrize("mode", ["e2e", "gram"])
 def test_bf16_autocast_reaches_the_encoder(base_model, catalog, kt_data, tmp_path, mode):
     model = copy.deepcopy(base_model)

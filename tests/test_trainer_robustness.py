@@ -116,6 +116,7 @@ def test_gradient_accumulation_equals_the_larger_batch(base_model, catalog, kt_d
     assert_same_parameters(big, accumulated, atol=2e-6)
 
 
+@pytest.mark.bf16
 def test_bf16_trains_with_an_fp32_item_table(base_model, catalog, kt_data, tmp_path):
     _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="3", bf16=True,
                        use_cpu=True, max_steps=24, learning_rate=0.1)  # fmt: skip

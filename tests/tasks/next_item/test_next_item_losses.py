@@ -187,3 +187,27 @@ def test_rank_catalog_constant_scores_rank_the_target_last_and_pad_short_lists()
     assert ranks.tolist() == [2, -1]  # pessimistic: both other items tie with the target
     assert top[0].tolist()[:3] == [0, 2, 1] or top[0].tolist()[:3] == [2, 0, 1]
     assert top[0, 3:].tolist() == [-1, -1]  # only 3 items to recommend
+
+
+@pytest.mark.bf16
+def test_streamed_losses_and_ranking_keep_fp32_maths_under_cpu_autocast():
+    """Under `--bf16` (CPU autocast) the streamed losses and the ranking compute exactly what they do in fp32."""
+    hidden, catalog, targets = random_problem(seed=7)
+    negatives = torch.randint(0, catalog.shape[0], (*targets.shape, 5), generator=torch.Generator().manual_seed(1))
+    losses = {
+        "cce": lambda: linear_cross_entropy(hidden, catalog, targets, block_size=8, impl="torch"),
+        "cce_sampled": lambda: sampled_linear_cross_entropy(hidden, catalog, targets, negatives, block_size=2),
+        "ce_sampled": lambda: sampled_cross_entropy(hidden, catalog, targets, negatives),
+        "bce": lambda: sampled_binary_cross_entropy(hidden, catalog, targets, negatives),
+    }
+    for name, loss in losses.items():
+        expected = loss()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = loss()
+        assert mixed.dtype == torch.float32 and torch.equal(mixed, expected), name
+
+    last = hidden[:, -1].detach()
+    expected = rank_catalog(last, catalog.detach(), targets[:, 0], k=5, block_size=10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = rank_catalog(last, catalog.detach(), targets[:, 0], k=5, block_size=10)
+    assert all(torch.equal(a, b) for a, b in zip(mixed, expected))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ...heads import GramHead, HeadOutput, register_head
+from ...precision import run_recurrent
 
 # Batch keys the head (or the engine) already uses; a feature cannot take one of these names.
 RESERVED_KEYS = frozenset({"item_index", "item_ref", "labels", "item_vectors"})
@@ -142,7 +143,8 @@ class KnowledgeTracingHead(GramHead):
                 # Known after the response: interaction t's value joins r_t at step t + 1.
                 embedded = torch.cat([torch.zeros_like(embedded[:, :1]), embedded[:, :-1]], dim=1)
             inputs = inputs + embedded
-        states, _ = self.lstm(inputs)
+        # On a CPU without bf16 RNN kernels the LSTM runs in fp32 under --bf16 (see gram_hf.precision).
+        states, _ = run_recurrent(self.lstm, inputs)
         logits = (self.output(self.dropout(states)) * vectors).sum(-1)
         loss = nn.functional.binary_cross_entropy_with_logits(logits[mask].float(), labels[mask].float())
         return HeadOutput(loss=loss, scores=logits)

@@ -204,7 +204,9 @@ def linear_cross_entropy(
         raise IndexError(f"targets must lie in [0, {catalog.shape[0]}) or equal ignore_index={ignore_index}.")
     valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
     block = _auto_block_size(rows.numel(), catalog.shape[0], block_size, _block_elements(hidden))
-    per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block)
+    # fp32 maths on the given operands, also under --bf16 (autocast would redo the block products in bf16).
+    with torch.autocast(hidden.device.type, enabled=False):
+        per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block)
     return _reduce(per_row, valid, targets.shape, reduction)
 
 
@@ -362,7 +364,8 @@ def sampled_linear_cross_entropy(
     chunk = _auto_block_size(
         rows.numel() * hidden.shape[-1], candidates.shape[1], block_size, DEFAULT_CHUNK_ELEMENTS, MIN_CHUNK_SIZE
     )
-    per_row = SampledLinearCrossEntropyFunction.apply(valid_hidden, catalog, candidates, mask, chunk)
+    with torch.autocast(hidden.device.type, enabled=False):
+        per_row = SampledLinearCrossEntropyFunction.apply(valid_hidden, catalog, candidates, mask, chunk)
     return _reduce(per_row, valid, targets.shape, reduction)
 
 
@@ -386,7 +389,8 @@ def sampled_cross_entropy(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
     valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows].float()
-    logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float()).masked_fill(~mask, -math.inf)
+    with torch.autocast(hidden.device.type, enabled=False):
+        logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float()).masked_fill(~mask, -math.inf)
     per_row = F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long), reduction="none")
     return _reduce(per_row, valid, targets.shape, reduction)
 
@@ -408,7 +412,8 @@ def sampled_binary_cross_entropy(
     """
     candidates, mask, _, rows = _candidates(targets, negatives, negative_mask, ignore_index, remove_accidental_hits)
     valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows].float()
-    logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float())
+    with torch.autocast(hidden.device.type, enabled=False):
+        logits = torch.einsum("nd,ncd->nc", valid_hidden, catalog[candidates].float())
     positive = F.softplus(-logits[:, 0]).mean()
     negative_mask = mask[:, 1:]
     negative = F.softplus(logits[:, 1:])[negative_mask].sum() / negative_mask.sum().clamp(min=1)
@@ -475,7 +480,8 @@ def rank_catalog(
     user_index = torch.arange(batch, device=device)
     for start in range(0, num_items, block):
         stop = min(start + block, num_items)
-        scores = hidden32 @ catalog[start:stop].float().T
+        with torch.autocast(device.type, enabled=False):  # fp32 scores also under --bf16: ranks need them
+            scores = hidden32 @ catalog[start:stop].float().T
         in_block = has_target & (safe_targets >= start) & (safe_targets < stop)
         scores[user_index[in_block], safe_targets[in_block] - start] = below[in_block]
         if exclude is not None:
