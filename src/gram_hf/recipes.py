@@ -350,9 +350,10 @@ def parse_recipe_args(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((data_class, ModelArguments, GramTrainingArguments))
     parser.set_defaults(**defaults)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
-        # Several processes on a machine without an accelerator (`accelerate launch --multi_gpu --num_processes N` on
-        # a CPU): only `use_cpu` makes TrainingArguments set up the gloo process group as distributed training.
+    if not _has_accelerator():
+        # On a machine without an accelerator the run is on the CPU anyway, but TrainingArguments needs `use_cpu` to
+        # accept `--bf16` there, and to set up the gloo process group for several processes (`accelerate launch
+        # --multi_gpu --num_processes N` on a CPU).
         parser.set_defaults(use_cpu=True)
     synthetic = False
     demo_settings: dict[str, Any] = {}

@@ -114,6 +114,16 @@ def test_recipe_runs_and_exports(name, tiny_encoder, tmp_path):
         assert lines and all(line.split(" ")[1].startswith("[") for line in lines)
 
 
+@pytest.mark.bf16
+@pytest.mark.parametrize("name", ["knowledge_tracing", "mind"])
+def test_bf16_flag_trains_on_a_machine_without_an_accelerator(name, tiny_encoder, tmp_path):
+    # TrainingArguments refuses --bf16 on a CPU unless use_cpu is set; the recipes set it when there is no accelerator.
+    if torch.cuda.is_available():
+        pytest.skip("an accelerator is present: --bf16 runs there")
+    results = load_recipe(name).main([*smoke_argv(name, tiny_encoder, tmp_path), "--bf16"])
+    assert results["steps"] == 2 and results["test_metrics"]["test_loss"] is not None
+
+
 def test_synthetic_data_is_generated_once_and_reused(tmp_path):
     from gram_hf.recipes import synthetic_knowledge_tracing
 
