@@ -74,6 +74,11 @@ def loss_step(method: str, hidden, catalog, targets, negatives, block_size: int 
     return float(loss.detach())
 
 
+def uses_bf16(args: argparse.Namespace) -> bool:
+    """Whether the step runs under bf16 autocast: with `--bf16`, and always for the kernel, whose backward needs it."""
+    return bool(args.bf16) or args.method == "cce_kernel"
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -97,7 +102,8 @@ def worker(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        value = loss_step(args.method, hidden, catalog, targets, negatives, args.block_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(args)):
+            value = loss_step(args.method, hidden, catalog, targets, negatives, args.block_size)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step:  # the first step warms up allocator and thread pools
@@ -214,6 +220,7 @@ def run_all(args: argparse.Namespace) -> dict:
             "repeats": args.repeats,
             "threads": args.threads or torch.get_num_threads(),
             "block_size": args.block_size or "auto",
+            "bf16": bool(args.bf16),
             "padding": "~10% of positions ignored",
         },
         "results": results,
@@ -245,6 +252,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
     ]
     if args.threads:
         values += ["--threads", str(args.threads)]
+    if args.bf16:
+        values.append("--bf16")
     if args.block_size:
         values += ["--block-size", str(args.block_size)]
     return values
@@ -282,7 +291,13 @@ def markdown(report: dict) -> str:
         f"{report['versions']['torch']}.",
         f"Step = forward + backward of the loss on hidden states [{settings['batch']} x {settings['seq']} x "
         f"{settings['dim']}] ({settings['positions']} positions, ~10% padding) and catalog vectors [V x "
-        f"{settings['dim']}], both with gradients; sampled losses use {settings['num_negatives']} negatives per "
+        f"{settings['dim']}], both with gradients, "
+        + (
+            "under bf16 autocast"
+            if settings.get("bf16")
+            else "in fp32 (cce_kernel: under bf16 autocast, which its backward needs)"
+        )
+        + f"; sampled losses use {settings['num_negatives']} negatives per "
         "position. Peak memory is above the inputs and includes the gradients; the catalog's gradient alone, the "
         "same for every loss, is a floor of "
         + ", ".join(
@@ -369,6 +384,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--block-size", type=int, default=None, help="block size of the streaming losses")
+    parser.add_argument(
+        "--bf16", action="store_true", help="every loss under bf16 autocast, as --bf16 training (cce_kernel: always)"
+    )
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)

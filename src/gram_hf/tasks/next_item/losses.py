@@ -173,8 +173,11 @@ def linear_cross_entropy(
             accelerators.
         impl (`str`, *optional*, defaults to `"auto"`):
             `"torch"`: the streaming pure-PyTorch implementation (any device, exact in fp32); `"cce"`: the CUDA
-            kernels of the optional `cut-cross-entropy` package; `"auto"`: `"cce"` for CUDA tensors when that package
-            is installed, `"torch"` otherwise.
+            kernels of the optional `cut-cross-entropy` package, which compute in the 16-bit dtype of their operands
+            (its backward takes only bf16/fp16: fp32 `hidden` is cast to the CUDA autocast dtype when autocast is on,
+            and refused when a gradient is needed otherwise); `"auto"`: `"cce"` for CUDA tensors in bf16/fp16 or under
+            CUDA autocast (`--bf16`) when that package is installed, `"torch"` otherwise (so fp32 training stays
+            exact).
         filter_eps (`float`, `str` or `None`, *optional*):
             Passed to `cut-cross-entropy` (`impl="cce"`): its gradient filtering skips blocks whose softmax is below
             this value. The default `None` keeps the kernel exact; `"auto"` is the package's (bf16-oriented) default.
@@ -191,10 +194,19 @@ def linear_cross_entropy(
         )
     if tuple(targets.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
+    kernel_dtype = _kernel_dtype(hidden)
     if impl == "auto":
-        impl = "cce" if hidden.is_cuda and cut_cross_entropy_available() else "torch"
+        impl = "cce" if kernel_dtype is not None and cut_cross_entropy_available() else "torch"
     if impl == "cce":
-        return _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction, filter_eps)
+        needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or catalog.requires_grad)
+        if hidden.is_cuda and kernel_dtype is None and needs_grad:
+            raise ValueError(
+                "impl='cce': the cut-cross-entropy kernel's backward takes only bf16/fp16 operands, got "
+                f"{hidden.dtype} outside autocast; train with --bf16, pass 16-bit tensors, or use impl='torch'."
+            )
+        return _cut_cross_entropy_kernel(
+            hidden.to(kernel_dtype or hidden.dtype), catalog, targets, ignore_index, reduction, filter_eps
+        )
 
     flat_targets = targets.reshape(-1)
     valid = flat_targets != ignore_index
@@ -208,6 +220,19 @@ def linear_cross_entropy(
     with torch.autocast(hidden.device.type, enabled=False):
         per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block)
     return _reduce(per_row, valid, targets.shape, reduction)
+
+
+def _kernel_dtype(hidden: torch.Tensor) -> torch.dtype | None:
+    """The 16-bit dtype the cut-cross-entropy kernel would compute `hidden` in, or `None` (not CUDA, or fp32)."""
+    if not hidden.is_cuda:
+        return None
+    if hidden.dtype in (torch.float16, torch.bfloat16):
+        return hidden.dtype
+    if torch.is_autocast_enabled("cuda"):
+        # Under autocast the logits `hidden @ catalog.T` would be a 16-bit matmul: the kernel computes the same.
+        dtype = torch.get_autocast_dtype("cuda")
+        return dtype if dtype in (torch.float16, torch.bfloat16) else None
+    return None
 
 
 def _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction, filter_eps) -> torch.Tensor:
