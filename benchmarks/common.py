@@ -107,7 +107,13 @@ class DataSpec:
 
     @property
     def task(self) -> str:
+        """The short name in result file names: `kt` or `news`."""
         return "news" if self.dataset == "mind" else "kt"
+
+    @property
+    def task_name(self) -> str:
+        """The registered task (`gram_hf.get_task`) of this dataset."""
+        return "news_recommendation" if self.dataset == "mind" else "knowledge_tracing"
 
     def key(self) -> str:
         """A folder name unique to this specification (the loaders' cache ignores file contents)."""
@@ -271,21 +277,18 @@ def build_model(
     head_dropout: float = 0.1,
 ):
     """
-    The [`GramModel`] of a benchmark run. The head (and a random encoder) is initialised from `seed`, so every mode
-    starts from the same weights; `nocontent` gets an ID table of the encoder's width instead of the encoder.
+    The [`GramModel`] of a benchmark run for the registered `task`, with the task's head and pooling. The head (and a
+    random encoder) is initialised from `seed`, so every mode starts from the same weights; `nocontent` gets an
+    item-ID table (`item_encoder='id'`) of the encoder's width instead of the encoder.
     """
     import torch
 
-    from gram_hf import GramConfig, GramModel
+    from gram_hf import GramConfig, GramModel, get_task
 
     if encoder not in ENCODERS:
         raise ValueError(f"Unknown encoder {encoder!r}; choose from {sorted(ENCODERS)}.")
-    if task == "kt":
-        head_type, head_config, pooling = "knowledge_tracing", {"dropout": head_dropout}, "mean"
-    else:
-        from gram_hf.tasks.news_recommendation import NEWS_DEFAULT_POOLING
-
-        head_type, head_config, pooling = "news_recommendation", {"dropout": head_dropout}, NEWS_DEFAULT_POOLING
+    registered = get_task(task)
+    head_type, head_config, pooling = registered.name, {"dropout": head_dropout}, registered.default_pooling
     torch.manual_seed(seed)
     if encoder.startswith("minilm"):
         kwargs: dict[str, Any] = {}
@@ -306,29 +309,22 @@ def build_model(
 
 
 def build_catalog(data, spec: DataSpec, tokenizer):
-    if spec.task == "news":
-        from gram_hf.tasks.news_recommendation import build_news_catalog
+    """The task's catalog, every text field truncated to the specification's `item_max_length`."""
+    from gram_hf import get_task
 
-        return build_news_catalog(data, tokenizer, max_lengths={"title": spec.item_max_length})
-    return data.catalog(tokenizer, max_length=spec.item_max_length)
+    return get_task(spec.task_name).build_catalog(data, tokenizer, max_length=spec.item_max_length)
 
 
-def build_collator(spec: DataSpec):
-    if spec.task == "news":
-        from gram_hf.tasks.news_recommendation import NewsRecommendationCollator
+def build_collator(data, spec: DataSpec, model, mode: str = "train"):
+    from gram_hf import get_task
 
-        return NewsRecommendationCollator()
-    from gram_hf.tasks.knowledge_tracing import KnowledgeTracingCollator
-
-    return KnowledgeTracingCollator()
+    return get_task(spec.task_name).make_collator(data, model.head, mode)
 
 
 def build_metrics(data, spec: DataSpec):
-    from gram_hf.metrics import KnowledgeTracingMetrics, NewsRecommendationMetrics
+    from gram_hf import get_task
 
-    if spec.task == "news":
-        return NewsRecommendationMetrics()
-    return KnowledgeTracingMetrics(cold_start_items=data.items["cold_start"])
+    return get_task(spec.task_name).metrics(data)
 
 
 # ----------------------------------------------------------------------------------------------------- measuring
@@ -487,7 +483,7 @@ def _setup(config: dict[str, Any]):
     model = build_model(
         config["encoder"],
         config["mode"],
-        spec.task,
+        spec.task_name,
         catalog.num_items,
         seed=config.get("seed", 0),
         encoder_dropout=config.get("encoder_dropout", True),
@@ -526,7 +522,8 @@ def run_speed_worker(config: dict[str, Any]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as output_dir:
         args = make_training_args(config, output_dir)
-        trainer = GramTrainer(model=model, args=args, item_catalog=catalog, data_collator=build_collator(spec),
+        collator = build_collator(data, spec, model)
+        trainer = GramTrainer(model=model, args=args, item_catalog=catalog, data_collator=collator,
                               train_dataset=data["train"])  # fmt: skip
         phases = PhaseTimer(trainer, cuda=cuda)
         record: dict[str, Any] = {"step_times": []}
@@ -657,7 +654,7 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
             model=model,
             args=args,
             item_catalog=catalog,
-            data_collator=build_collator(spec),
+            data_collator=build_collator(data, spec, model),
             train_dataset=data["train"],
             eval_dataset={"validation": data["validation"], "test": data[config.get("test_split", "test")]},
             compute_metrics=build_metrics(data, spec),
@@ -1058,7 +1055,7 @@ def write_performance(folders: Sequence[Path], output: Path) -> Path:
         "",
         "Generated by `python benchmarks/common.py report` from the JSON results under `benchmarks/results/`; every "
         "table names its machine, encoder and data. Wall-clock numbers are ratios within one run on one machine "
-        "(DESIGN.md section 5); on a shared CPU they are noisy (load averages are in the JSON). Rows marked "
+        "(docs/design.md section 5); on a shared CPU they are noisy (load averages are in the JSON). Rows marked "
         '"extrapolated from N steps" time N optimizer steps after a warm-up and scale to an epoch; the others ran a '
         "full epoch. The encoder-work counters (items and tokens through the encoder) do not depend on the machine.",
         "",

@@ -167,7 +167,7 @@ def e2e_label(result: dict[str, Any], short: bool = False) -> str:
 
 def accounting(result: dict[str, Any]) -> dict[str, Any]:
     """
-    DESIGN.md's invariant 2 on the measured counters: E2E encodes (forward+backward) exactly the occurrences, GRAM
+    docs/design.md's invariant 2 on the measured counters: E2E encodes (forward+backward) exactly the occurrences, GRAM
     interval 1 exactly the unique items, longer windows at most one no-grad encode and one forward+backward per item
     per window (checked for epoch windows: per item per epoch).
     """

@@ -12,15 +12,14 @@ sentences. One interaction per exercise; item = the sentence; response = 1 when 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from gram_hf.tasks.knowledge_tracing.canonical import (
-    add_canonical_arguments,
-    canonical_kwargs,
+from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
+    parse_prepare_arguments,
+    prepare_argument_parser,
     write_prepared,
 )
 from gram_hf.tasks.knowledge_tracing.duolingo import load_duolingo
@@ -34,7 +33,7 @@ CITATION = """@inproceedings{settles-etal-2018-second,
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = prepare_argument_parser(__doc__)
     parser.add_argument("--data_dir", required=True, help="Folder with {track}.slam.{date}.{train,dev,test}[.key].")
     parser.add_argument("--track", default="en_es", help="en_es (Spanish), fr_en (French) or es_en.")
     parser.add_argument("--date", default=None, help="Release date (20171218 or 20190204); default: the newest.")
@@ -42,15 +41,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
         "--split_by", default="user", choices=["user", "slam"], help="Re-split by learner (paper) or keep SLAM's."
     )
     parser.add_argument("--include_prompt", action="store_true", help="Prepend the L1 prompt to the sentence.")
-    add_canonical_arguments(parser)
-    args = parser.parse_args(argv)
+    split, args = parse_prepare_arguments(parser, argv)
     data = load_duolingo(
         args.data_dir,
         args.track,
         date=args.date,
         split_by=args.split_by,
         include_prompt=args.include_prompt,
-        **canonical_kwargs(args),
+        split=split,
+        cache_dir=args.cache_dir,
     )
     card = dataset_card(
         data,

@@ -10,15 +10,14 @@ without text (`--missing_text error|drop|part_and_tags`).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from gram_hf.tasks.knowledge_tracing.canonical import (
-    add_canonical_arguments,
-    canonical_kwargs,
+from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
+    parse_prepare_arguments,
+    prepare_argument_parser,
     write_prepared,
 )
 from gram_hf.tasks.knowledge_tracing.ednet import MISSING_TEXT_CHOICES, load_ednet
@@ -33,15 +32,19 @@ CITATION = """@inproceedings{choi2020ednet,
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = prepare_argument_parser(__doc__)
     parser.add_argument("--kt1_dir", required=True, help="The KT1 folder of u{N}.csv files.")
     parser.add_argument("--questions_csv", required=True, help="contents/questions.csv.")
     parser.add_argument("--item_text", required=True, help="CSV or Parquet question_id,text.")
     parser.add_argument("--missing_text", default="error", choices=list(MISSING_TEXT_CHOICES))
-    add_canonical_arguments(parser)
-    args = parser.parse_args(argv)
+    split, args = parse_prepare_arguments(parser, argv)
     data = load_ednet(
-        args.kt1_dir, args.questions_csv, args.item_text, missing_text=args.missing_text, **canonical_kwargs(args)
+        args.kt1_dir,
+        args.questions_csv,
+        args.item_text,
+        missing_text=args.missing_text,
+        split=split,
+        cache_dir=args.cache_dir,
     )
     card = dataset_card(
         data,

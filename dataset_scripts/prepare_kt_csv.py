@@ -7,37 +7,36 @@ items `item_id,text`, CSV or Parquet — into a Hub-ready dataset folder:
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from gram_hf.tasks.knowledge_tracing.canonical import (
-    add_canonical_arguments,
-    canonical_kwargs,
+from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
+    parse_prepare_arguments,
+    prepare_argument_parser,
     write_prepared,
 )
 from gram_hf.tasks.knowledge_tracing.csv import TIMESTAMP_UNITS, load_kt_csv
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = prepare_argument_parser(__doc__)
     parser.add_argument("--interactions", required=True, help="CSV or Parquet user_id,item_id,timestamp,correct.")
     parser.add_argument("--items", required=True, help="CSV or Parquet item_id,text.")
     parser.add_argument("--feature_columns", default="", help="Comma-separated categorical interaction columns.")
     parser.add_argument("--timestamp_unit", default="s", choices=sorted(TIMESTAMP_UNITS))
     parser.add_argument("--name", default="Knowledge-tracing dataset", help="Title of the dataset card.")
     parser.add_argument("--license", default=None, help="Hub licence id of the data, e.g. cc-by-4.0.")
-    add_canonical_arguments(parser)
-    args = parser.parse_args(argv)
+    split, args = parse_prepare_arguments(parser, argv)
     features = [name for name in args.feature_columns.split(",") if name]
     data = load_kt_csv(
         args.interactions,
         args.items,
         feature_columns=features,
         timestamp_unit=args.timestamp_unit,
-        **canonical_kwargs(args),
+        split=split,
+        cache_dir=args.cache_dir,
     )
     card = dataset_card(
         data,

@@ -16,12 +16,12 @@ repository public; `--private` creates a private one.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from gram_hf.data import InteractionData
+from gram_hf.dataset_output import add_output_arguments, write_output
 from gram_hf.tasks.news_recommendation import NEWS_TEXT_FIELDS, load_mind
 
 logger = logging.getLogger(__name__)
@@ -134,11 +134,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--strict", action="store_true", help="Fail on NewsIDs absent from news.tsv.")
     parser.add_argument("--skip_test", action="store_true", help="Leave out *_test (MINDlarge's labelless split).")
     parser.add_argument("--cache_dir", default=None, help="datasets cache of the parsed raw files.")
-    output = parser.add_argument_group("output")
-    output.add_argument("--output_dir", required=True, help="The Hub-ready folder to write.")
-    output.add_argument("--overwrite", action="store_true", help="Replace a non-empty output_dir.")
-    output.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="Also upload to this dataset repo.")
-    output.add_argument("--private", action="store_true", help="Create the Hub repository as private.")
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
 
     data = load_mind(
@@ -156,21 +152,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     )
     card = dataset_card(data)
     variant = data.stats.get("variant") or "custom"
+    if args.push_to_hub and not args.private:
+        logger.warning("Pushing MIND publicly: make sure the Microsoft Research License Terms allow it.")
     # MIND's licence is not a Hub licence id; `other` plus the terms named in the card.
-    save = {
-        "pretty_name": f"MIND ({variant}) for gram-hf",
-        "license": "other",
-        "tags": ["news-recommendation", "mind"],
-        "overwrite": args.overwrite,
-    }
-    if args.push_to_hub:
-        if not args.private:
-            logger.warning("Pushing MIND publicly: make sure the Microsoft Research License Terms allow it.")
-        data.push_to_hub(args.push_to_hub, card, private=args.private or None, folder=args.output_dir, **save)
-    else:
-        data.save_to_hub_folder(args.output_dir, card, **save)
-    logger.info("Wrote %s: %s", args.output_dir, json.dumps({name: len(split) for name, split in data.splits.items()}))
-    return Path(args.output_dir)
+    return write_output(
+        data,
+        args,
+        card,
+        pretty_name=f"MIND ({variant}) for gram-hf",
+        license="other",
+        tags=["news-recommendation", "mind"],
+    )
 
 
 if __name__ == "__main__":

@@ -7,27 +7,25 @@ folder; problem statements come from a `problem_id,text` table of your own.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from gram_hf.tasks.knowledge_tracing.canonical import (
-    add_canonical_arguments,
-    canonical_kwargs,
+from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
+    parse_prepare_arguments,
+    prepare_argument_parser,
     write_prepared,
 )
 from gram_hf.tasks.knowledge_tracing.poj import load_poj
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = prepare_argument_parser(__doc__)
     parser.add_argument("--log_csv", required=True, help="poj_log.csv (User, Problem, Result, Submit Time, ...).")
     parser.add_argument("--problem_text", required=True, help="CSV or Parquet problem_id,text.")
-    add_canonical_arguments(parser)
-    args = parser.parse_args(argv)
-    data = load_poj(args.log_csv, args.problem_text, **canonical_kwargs(args))
+    split, args = parse_prepare_arguments(parser, argv)
+    data = load_poj(args.log_csv, args.problem_text, split=split, cache_dir=args.cache_dir)
     card = dataset_card(
         data,
         title="POJ submissions as knowledge tracing",

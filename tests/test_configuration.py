@@ -45,7 +45,7 @@ def test_id_encoder_needs_item_dim_and_num_items(kwargs):
 def test_id_encoder_valid_config():
     config = GramConfig(item_encoder="id", item_dim=8, num_items=10, head_type="knowledge_tracing")
     assert config.encoder is None
-    assert config.item_vector_dim == 8
+    assert config.item_dim == 8
 
 
 @pytest.mark.parametrize("item_dim", [0, -4])
@@ -54,29 +54,37 @@ def test_non_positive_item_dim_rejected(item_dim, tiny_bert_config):
         GramConfig(encoder=tiny_bert_config, item_dim=item_dim, head_type="knowledge_tracing")
 
 
-def test_item_vector_dim_from_encoder_hidden_size(tiny_bert_config):
+def test_item_dim_resolves_to_encoder_hidden_size(tiny_bert_config):
     config = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing")
-    assert config.item_vector_dim == tiny_bert_config.hidden_size == 32
+    assert config.item_dim == tiny_bert_config.hidden_size == 32
 
 
-def test_item_vector_dim_prefers_item_dim(tiny_bert_config):
+def test_item_dim_given_is_kept(tiny_bert_config):
     config = GramConfig(encoder=tiny_bert_config, item_dim=12, head_type="knowledge_tracing")
-    assert config.item_vector_dim == 12
+    assert config.item_dim == 12
 
 
-def test_item_vector_dim_without_encoder_or_item_dim_raises():
-    config = GramConfig(head_type="knowledge_tracing")
-    with pytest.raises(ValueError, match="neither item_dim nor an encoder"):
-        _ = config.item_vector_dim
+def test_item_dim_without_encoder_stays_none():
+    assert GramConfig(head_type="knowledge_tracing").item_dim is None
+
+
+def test_item_vector_dim_is_a_deprecated_alias_of_item_dim(tiny_bert_config):
+    resolved = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing")
+    projected = GramConfig(encoder=tiny_bert_config, item_dim=12, head_type="knowledge_tracing")
+    for config, expected in ((resolved, 32), (projected, 12)):
+        with pytest.warns(FutureWarning, match=r"item_vector_dim is deprecated.*GramConfig\.item_dim"):
+            assert config.item_vector_dim == config.item_dim == expected
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="neither item_dim nor an encoder"):
+        _ = GramConfig(head_type="knowledge_tracing").item_vector_dim
 
 
 def test_encoder_dict_becomes_config_of_its_model_type():
     default = GramConfig(encoder={"hidden_size": 24}, head_type="knowledge_tracing")
     assert isinstance(default.encoder, BertConfig)
-    assert default.item_vector_dim == 24
+    assert default.item_dim == 24
     roberta = GramConfig(encoder={"model_type": "roberta", "hidden_size": 20}, head_type="knowledge_tracing")
     assert type(roberta.encoder).__name__ == "RobertaConfig"
-    assert roberta.item_vector_dim == 20
+    assert roberta.item_dim == 20
 
 
 def test_head_config_defaults_to_empty_dict_and_is_copied():
@@ -111,7 +119,6 @@ def test_save_load_round_trip_keeps_encoder_and_head_config(tmp_path, tiny_bert_
     assert loaded.pooling == "attention"
     assert loaded.attention_pooling_dim == 7
     assert loaded.item_dim == 16
-    assert loaded.item_vector_dim == 16
 
 
 def test_id_config_round_trip_keeps_no_encoder(tmp_path):
@@ -127,7 +134,21 @@ def test_auto_config_loads_gram_config(tmp_path, tiny_bert_config):
     loaded = AutoConfig.from_pretrained(tmp_path)
     assert isinstance(loaded, GramConfig)
     assert isinstance(loaded.encoder, BertConfig)
-    assert loaded.item_vector_dim == 32
+    assert loaded.item_dim == 32
+
+
+def test_resolved_item_dim_is_saved(tmp_path, tiny_bert_config):
+    GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing").save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["item_dim"] == 32
+
+
+def test_config_saved_with_null_item_dim_still_loads_and_resolves(tmp_path, tiny_bert_config):
+    # Configs saved before item_dim was resolved at construction hold `"item_dim": null` for "the hidden size".
+    GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing").save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "item_dim": None}))
+    for loaded in (AutoConfig.from_pretrained(tmp_path), GramConfig.from_pretrained(tmp_path)):
+        assert loaded.item_dim == 32
 
 
 def test_loading_an_invalid_saved_config_is_validated(tmp_path, tiny_bert_config):

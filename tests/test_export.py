@@ -1,5 +1,5 @@
 """
-Encoder export (DESIGN.md invariant 7): a saved encoder reloaded with plain `transformers.AutoModel` (gram-hf not
+Encoder export (docs/design.md invariant 7): a saved encoder reloaded with plain `transformers.AutoModel` (gram-hf not
 importable) and the model card's pooling snippet gives gram-hf's item vectors; atomic writes; Hub upload (mocked).
 """
 

@@ -40,7 +40,7 @@ def test_minilm_trains_in_every_mode(minilm_setup, tmp_path, mode, interval):
     else:
         model = GramModel.from_encoder_pretrained(head_type="knowledge_tracing")
         model.load_state_dict(initial_state)
-    assert model.config.item_vector_dim == 384
+    assert model.config.item_dim == 384
     args = GramTrainingArguments(
         output_dir=str(tmp_path),
         gram_mode=mode,

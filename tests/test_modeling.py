@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoModel
 
 import gram_hf  # noqa: F401  (registers GramConfig / GramModel with the Auto classes)
@@ -54,7 +55,7 @@ def assert_same_state_dict(first: torch.nn.Module, second: torch.nn.Module) -> N
 def test_model_parts(tiny_bert_config):
     model = make_model(tiny_bert_config)
     assert isinstance(model.encoder, ContentEncoder)
-    assert model.item_embeddings is None
+    assert model.item_id_table is None
     assert isinstance(model.head, KnowledgeTracingHead)
     assert model.head.item_dim == model.item_dim == 32
     assert model.head.lstm.num_layers == 1  # head_config reached the head
@@ -154,17 +155,17 @@ def test_for_item_ids(kt_batch):
     model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing", head_config={"num_layers": 1})
     assert model.encoder is None
     assert model.config.item_encoder == "id"
-    assert tuple(model.item_embeddings.weight.shape) == (7, 6)
+    assert tuple(model.item_id_table.weight.shape) == (7, 6)
     assert model.item_dim == model.head.item_dim == 6
     output = model(**kt_batch)
     assert isinstance(output, HeadOutput)
     assert output.scores.shape == kt_batch["item_ref"].shape
     # item_index selects the rows: the forward equals one on the looked-up vectors
-    expected = model(item_vectors=model.item_embeddings.weight[kt_batch["item_index"]], **kt_batch)
+    expected = model(item_vectors=model.item_id_table.weight[kt_batch["item_index"]], **kt_batch)
     torch.testing.assert_close(output.loss, expected.loss)
     # the loss trains the table rows of the batch's items only
     output.loss.backward()
-    grad_rows = model.item_embeddings.weight.grad.abs().sum(1) > 0
+    grad_rows = model.item_id_table.weight.grad.abs().sum(1) > 0
     assert grad_rows.nonzero().squeeze(1).tolist() == kt_batch["item_index"].tolist()
 
 
@@ -175,6 +176,55 @@ def test_for_item_ids_save_reload(tmp_path):
     assert type(reloaded) is GramModel
     assert reloaded.encoder is None
     assert_same_state_dict(model, reloaded)
+
+
+def test_item_embeddings_is_a_deprecated_read_only_alias_of_item_id_table(tiny_bert_config):
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    assert "item_id_table.weight" in model.state_dict()
+    assert not any(key.startswith("item_embeddings") for key in model.state_dict())
+    with pytest.warns(FutureWarning, match=r"item_embeddings is deprecated.*GramModel\.item_id_table"):
+        assert model.item_embeddings is model.item_id_table
+    with pytest.raises(AttributeError):
+        model.item_embeddings = None
+    with pytest.warns(FutureWarning):
+        assert make_model(tiny_bert_config).item_embeddings is None
+
+
+def save_with_legacy_table_key(model: GramModel, folder) -> None:
+    """`save_pretrained`, then the weights file as a GramModel saved before the rename wrote it."""
+    model.save_pretrained(folder)
+    path = folder / "model.safetensors"
+    weights = load_file(path)
+    weights["item_embeddings.weight"] = weights.pop("item_id_table.weight")
+    save_file(weights, path, metadata={"format": "pt"})
+
+
+def test_checkpoint_with_legacy_item_embeddings_key_loads(tmp_path, kt_batch):
+    torch.manual_seed(0)
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing", head_config={"num_layers": 1}).eval()
+    save_with_legacy_table_key(model, tmp_path / "old")
+    for loader in (GramModel, AutoModel):
+        reloaded = loader.from_pretrained(tmp_path / "old").eval()
+        assert type(reloaded) is GramModel
+        assert_same_state_dict(model, reloaded)
+        torch.testing.assert_close(reloaded(**kt_batch).loss, model(**kt_batch).loss)
+    # Saved again: with the current key (not the format it was loaded from), and the same weights.
+    reloaded.save_pretrained(tmp_path / "again")
+    assert "item_id_table.weight" in load_file(tmp_path / "again" / "model.safetensors")
+    assert_same_state_dict(model, GramModel.from_pretrained(tmp_path / "again"))
+
+
+def test_state_dict_with_legacy_item_embeddings_key_loads(tmp_path):
+    # `Trainer` resumes a checkpoint with `model.load_state_dict(...)`, not `from_pretrained`.
+    torch.manual_seed(0)
+    model = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    save_with_legacy_table_key(model, tmp_path)
+    legacy = load_file(tmp_path / "model.safetensors")
+    assert "item_embeddings.weight" in legacy and "item_id_table.weight" not in legacy
+    torch.manual_seed(1)
+    fresh = GramModel.for_item_ids(7, 6, head_type="knowledge_tracing")
+    fresh.load_state_dict(legacy, strict=True)
+    assert_same_state_dict(model, fresh)
 
 
 def test_id_model_needs_item_index(kt_batch):

@@ -1,4 +1,4 @@
-"""GramTrainer: the invariants of DESIGN.md section 4 (1, 2, 3, 4, 6) on a tiny random BERT."""
+"""GramTrainer: the invariants of docs/design.md section 4 (1, 2, 3, 4, 6) on a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -289,13 +289,13 @@ def test_nocontent_gives_cold_start_items_no_signal(tokenizer, kt_data, tmp_path
     # three more items that no learner ever answers: cold by construction
     torch.manual_seed(0)
     model = GramModel.for_item_ids(NUM_ITEMS + 3, 16, head_type="knowledge_tracing")
-    initial = model.item_embeddings.weight.detach().clone()
+    initial = model.item_id_table.weight.detach().clone()
     big_catalog = ItemCatalog(
         kt_data.item_ids + ["cold0", "cold1", "cold2"], kt_data.texts + ["a", "b", "c"], tokenizer
     )
     trainer = make_trainer(model, big_catalog, kt_data, tmp_path, gram_mode="nocontent", max_steps=6)
     trainer.train()
-    weights = model.item_embeddings.weight.detach()
+    weights = model.item_id_table.weight.detach()
     cold_rows = cold + [NUM_ITEMS, NUM_ITEMS + 1, NUM_ITEMS + 2]
     assert torch.equal(weights[cold_rows], initial[cold_rows])
     warm_rows = sorted(seen)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from gram_hf.trainer import CHECKPOINT_COMPLETE_NAME
+from gram_hf.checkpointing import CHECKPOINT_COMPLETE_NAME
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 

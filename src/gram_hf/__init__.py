@@ -12,23 +12,28 @@ from .heads import HEAD_REGISTRY, GramHead, HeadOutput, get_head_class, register
 from .item_table import ItemTable
 from .items import ItemCatalog
 from .modeling import ContentEncoder, GramModel, GramPreTrainedModel, default_encoder_path
-from .trainer import GramTrainer, expand_occurrences
+from .task_registry import TASK_REGISTRY, GramTask, get_task, register_task
+from .trainer import GramTrainer
 from .training_args import GramTrainingArguments
-
-__version__ = "0.1.0.dev0"
+from .training_modes import expand_occurrences
+from .version import __version__ as __version__
+from .windows import GramWindowSchedule
 
 AutoConfig.register("gram", GramConfig, exist_ok=True)
 AutoModel.register(GramConfig, GramModel, exist_ok=True)
 
 __all__ = [
     "HEAD_REGISTRY",
+    "TASK_REGISTRY",
     "ContentEncoder",
     "GramConfig",
     "GramHead",
     "GramModel",
     "GramPreTrainedModel",
+    "GramTask",
     "GramTrainer",
     "GramTrainingArguments",
+    "GramWindowSchedule",
     "HeadOutput",
     "InteractionData",
     "ItemCatalog",
@@ -38,8 +43,10 @@ __all__ = [
     "default_encoder_path",
     "expand_occurrences",
     "get_head_class",
+    "get_task",
     "push_encoder_to_hub",
     "register_head",
+    "register_task",
     "save_encoder",
     "tasks",
 ]

@@ -1,9 +1,10 @@
-"""Configuration of [`GramModel`]: the item encoder (a content encoder or an ID table) and the task head."""
+"""Configuration of [`GramModel`]: the item encoder (a content encoder or an item-ID table) and the task head."""
 
 from __future__ import annotations
 
 import enum
 import json
+import warnings
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PretrainedConfig
@@ -61,17 +62,21 @@ class GramConfig(PretrainedConfig):
             Configuration of the backbone language model (any `AutoModel`). Used when `item_encoder="content"`.
         item_encoder (`str`, *optional*, defaults to `"content"`):
             `"content"`: items are encoded from their text by the backbone; `"id"`: items are rows of a learned
-            embedding table (the `nocontent` baseline, which by construction cannot score cold-start items).
+            item-ID table (`GramModel.item_id_table`), which by construction cannot score cold-start items.
+            `gram_mode='nocontent'` trains a model with `item_encoder='id'` (an item-ID table), and is the only mode
+            that does.
         pooling (`str`, *optional*, defaults to `"mean"`):
             How token states become one item vector: `"mean"` (masked mean), `"cls"` (first token) or `"attention"`
             (additive attention, as in PLM-NR / NRMS).
         attention_pooling_dim (`int`, *optional*, defaults to 200):
             Hidden size of the additive-attention pooling's query network.
         item_dim (`int`, *optional*):
-            Dimension of item vectors. With a content encoder a linear projection from the backbone's hidden size is
-            added when it differs; `None` keeps the hidden size. Required for `item_encoder="id"`.
+            Dimension of the item vectors the head receives. With a content encoder, `None` resolves to the backbone's
+            hidden size (so after construction `item_dim` is always the resolved size, also for configs saved with
+            `"item_dim": null`), and a linear projection from the hidden size is added exactly when `item_dim`
+            differs from it. Required for `item_encoder="id"`: the width of the item-ID table.
         num_items (`int`, *optional*, defaults to 0):
-            Catalog size: the number of rows of the ID table when `item_encoder="id"`.
+            Catalog size: the number of rows of the item-ID table when `item_encoder="id"`.
         head_type (`str`, *optional*):
             Name of a registered task head (see [`register_head`]), e.g. `"knowledge_tracing"`.
         head_config (`dict`, *optional*):
@@ -111,7 +116,7 @@ class GramConfig(PretrainedConfig):
         if self.item_dim is not None and self.item_dim <= 0:
             raise ValueError(f"item_dim must be a positive integer or None, got {self.item_dim}.")
         if self.item_encoder == "id" and (self.item_dim is None or self.num_items <= 0):
-            raise ValueError("item_encoder='id' needs item_dim and num_items > 0 (the shape of the ID table).")
+            raise ValueError("item_encoder='id' needs item_dim and num_items > 0 (the shape of the item-ID table).")
         self.head_config = dict(self.head_config or {})
         if self.encoder_lora is not None:
             if self.item_encoder != "content":
@@ -120,12 +125,20 @@ class GramConfig(PretrainedConfig):
         if self.encoder_name_or_path is not None:
             self.encoder_name_or_path = str(self.encoder_name_or_path)
         super().__post_init__(**kwargs)
+        # After the parent turned a dict `encoder` into its config: `item_dim=None` means "the backbone's hidden size",
+        # resolved here once so that `item_dim` is the item-vector size everywhere (older configs saved `null`).
+        if self.item_dim is None and self.item_encoder == "content" and self.encoder is not None:
+            self.item_dim = self.encoder.hidden_size
 
     @property
     def item_vector_dim(self) -> int:
-        """The dimension of the item vectors the head receives."""
-        if self.item_dim is not None:
-            return self.item_dim
-        if self.encoder is None:
+        """Deprecated alias of [`GramConfig.item_dim`], which is now always the resolved item-vector size."""
+        warnings.warn(
+            "GramConfig.item_vector_dim is deprecated and will be removed; use GramConfig.item_dim, which is now "
+            "always the resolved item-vector size.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if self.item_dim is None:
             raise ValueError("GramConfig has neither item_dim nor an encoder config to take the hidden size from.")
-        return self.encoder.hidden_size
+        return self.item_dim

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -124,12 +125,14 @@ class GramPreTrainedModel(PreTrainedModel):
 
 class GramModel(GramPreTrainedModel):
     """
-    A content-based collaborative-filtering model: item vectors from a [`ContentEncoder`] (or, for the `nocontent`
-    baseline, from an ID table) read by a registered task head. One `PreTrainedModel`, so `save_pretrained`,
-    `push_to_hub`, Trainer checkpoints and `AutoModel.from_pretrained` (after `import gram_hf`) cover all of it.
+    A content-based collaborative-filtering model: item vectors from a [`ContentEncoder`] (`item_encoder="content"`)
+    or from an item-ID table (`item_encoder="id"`, the `item_id_table` attribute) read by a registered task head. One
+    `PreTrainedModel`, so `save_pretrained`, `push_to_hub`, Trainer checkpoints and `AutoModel.from_pretrained` (after
+    `import gram_hf`) cover all of it.
 
-    Build one from a pre-trained language model with [`GramModel.from_encoder_pretrained`], or an ID-based one with
-    [`GramModel.for_item_ids`]. [`GramTrainer`] decides how the encoder and the head are trained.
+    Build one from a pre-trained language model with [`GramModel.from_encoder_pretrained`], or one with an item-ID
+    table with [`GramModel.for_item_ids`]. [`GramTrainer`] decides how the encoder and the head are trained;
+    `gram_mode='nocontent'` trains a model with `item_encoder='id'` (an item-ID table).
     """
 
     def __init__(self, config: GramConfig):
@@ -145,11 +148,13 @@ class GramModel(GramPreTrainedModel):
                 item_dim=config.item_dim,
                 attention_pooling_dim=config.attention_pooling_dim,
             )
-            self.item_embeddings = None
+            self.item_id_table = None
         else:
             self.encoder = None
-            self.item_embeddings = nn.Embedding(config.num_items, config.item_dim)
-        self.head: GramHead = get_head_class(config.head_type)(item_dim=config.item_vector_dim, **config.head_config)
+            self.item_id_table = nn.Embedding(config.num_items, config.item_dim)
+        self.head: GramHead = get_head_class(config.head_type)(item_dim=config.item_dim, **config.head_config)
+        # `load_state_dict` (Trainer checkpoints, `resume_from_checkpoint`) of weights saved before the rename.
+        self.register_load_state_dict_pre_hook(_rename_legacy_state_dict_keys)
         self.post_init()
         if config.encoder_lora is not None:
             # After post_init: its weight initialisation would overwrite LoRA's (B = 0, the identity update).
@@ -159,12 +164,16 @@ class GramModel(GramPreTrainedModel):
     def from_pretrained(cls, *args: Any, **kwargs: Any):
         """
         `PreTrainedModel.from_pretrained`, re-applying a LoRA adapter's freezing of the backbone's base weights
-        (loading replaces every parameter with a new, trainable one).
+        (loading replaces every parameter with a new, trainable one). Checkpoints saved before the item-ID table was
+        renamed (`item_embeddings.weight`) load into `item_id_table.weight`, and are saved again with the new key.
         """
+        kwargs["key_mapping"] = {**_LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
         loaded = super().from_pretrained(*args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
-        if isinstance(model, GramModel) and model.encoder is not None:
-            model.encoder.restore_adapter_trainability()
+        if isinstance(model, GramModel):
+            _forget_legacy_key_mapping(model)
+            if model.encoder is not None:
+                model.encoder.restore_adapter_trainability()
         return loaded
 
     @classmethod
@@ -220,7 +229,11 @@ class GramModel(GramPreTrainedModel):
     def for_item_ids(
         cls, num_items: int, item_dim: int, *, head_type: str, head_config: dict | None = None
     ) -> GramModel:
-        """A model whose items are rows of a learned `num_items x item_dim` table (the `nocontent` baseline)."""
+        """
+        A model with `item_encoder='id'`: its items are rows of a learned `num_items x item_dim` item-ID table
+        (`item_id_table`), indexed by catalog index (item ids mapped by [`ItemCatalog`]). `gram_mode='nocontent'`
+        trains a model with `item_encoder='id'` (an item-ID table): the GRAM paper's NoContent baseline.
+        """
         config = GramConfig(
             item_encoder="id", num_items=num_items, item_dim=item_dim, head_type=head_type, head_config=head_config
         )
@@ -228,7 +241,18 @@ class GramModel(GramPreTrainedModel):
 
     @property
     def item_dim(self) -> int:
-        return self.config.item_vector_dim
+        """The dimension of the item vectors the head receives (`config.item_dim`)."""
+        return self.config.item_dim
+
+    @property
+    def item_embeddings(self) -> nn.Embedding | None:
+        """Deprecated alias of `item_id_table` (the item-ID table of `item_encoder='id'`; `None` otherwise)."""
+        warnings.warn(
+            "GramModel.item_embeddings is deprecated and will be removed; use GramModel.item_id_table.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.item_id_table
 
     # ------------------------------------------------------------------------------------------------- adapters
 
@@ -266,7 +290,7 @@ class GramModel(GramPreTrainedModel):
         self.config.encoder_lora = None
 
     def num_encoder_parameters(self, only_trainable: bool = False) -> int:
-        """Parameters of the content encoder (backbone, adapter, pooling, projection); 0 for an ID-table model."""
+        """Parameters of the content encoder (backbone, adapter, pooling, projection); 0 with an item-ID table."""
         if self.encoder is None:
             return 0
         return sum(p.numel() for p in self.encoder.parameters() if p.requires_grad or not only_trainable)
@@ -288,7 +312,9 @@ class GramModel(GramPreTrainedModel):
             what += f" (LoRA r={self.config.encoder_lora.get('r')})"
         return trainable_parameters_line(self.num_trainable_encoder_parameters(), self.num_encoder_parameters(), what)
 
-    # --------------------------------------------------------------------------------------------------- export
+    # ----------------------------------------------------------------------------------------- deprecated export
+    # `gram_hf.export` operates on a GramModel, so it sits above this module; these shims reach up into it only when
+    # called (never at import), which keeps the package's imports acyclic.
 
     def save_encoder(
         self,
@@ -299,44 +325,28 @@ class GramModel(GramPreTrainedModel):
         max_length: int | None = None,
     ) -> str:
         """
-        Saves the content encoder as a standard model folder that loads with plain `transformers.AutoModel` (no
-        gram-hf needed), written atomically. See [`gram_hf.export.save_encoder`] for the layout and arguments.
+        Deprecated: use `gram_hf.export.save_encoder(model, save_directory, ...)` (or [`GramTrainer.save_encoder`]),
+        which this calls.
         """
-        from .export import save_encoder
+        from . import export
 
-        return save_encoder(self, save_directory, tokenizer, adapter_only=adapter_only, max_length=max_length)
+        _warn_moved_to_export("save_encoder")
+        return export.save_encoder(self, save_directory, tokenizer, adapter_only=adapter_only, max_length=max_length)
 
     def push_encoder_to_hub(
         self,
         repo_id: str,
         tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None = None,
-        *,
-        adapter_only: bool = False,
-        max_length: int | None = None,
-        private: bool | None = None,
-        token: str | bool | None = None,
-        commit_message: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
+        **kwargs: Any,
     ) -> CommitInfo:
         """
-        Uploads the content-encoder export of [`GramModel.save_encoder`] to the Hub repository `repo_id` (created if
-        needed). See [`gram_hf.export.push_encoder_to_hub`].
+        Deprecated: use `gram_hf.export.push_encoder_to_hub(model, repo_id, ...)` (or
+        [`GramTrainer.push_encoder_to_hub`]), which this calls with the same arguments.
         """
-        from .export import push_encoder_to_hub
+        from . import export
 
-        return push_encoder_to_hub(
-            self,
-            repo_id,
-            tokenizer,
-            adapter_only=adapter_only,
-            max_length=max_length,
-            private=private,
-            token=token,
-            commit_message=commit_message,
-            revision=revision,
-            create_pr=create_pr,
-        )
+        _warn_moved_to_export("push_encoder_to_hub")
+        return export.push_encoder_to_hub(self, repo_id, tokenizer, **kwargs)
 
     def encode_items(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Item vectors `[N, item_dim]` from tokenized item text."""
@@ -357,7 +367,7 @@ class GramModel(GramPreTrainedModel):
 
         Args:
             item_index (`torch.LongTensor` of shape `(U,)`, *optional*):
-                Catalog indices of the batch's unique items; used by the ID table.
+                Catalog indices of the batch's unique items; used by the item-ID table.
             item_vectors (`torch.Tensor` of shape `(U, item_dim)`, *optional*):
                 Precomputed item vectors (what [`GramTrainer`] passes).
             item_input_ids, item_attention_mask (`torch.LongTensor` of shape `(U, L)`, *optional*):
@@ -366,15 +376,52 @@ class GramModel(GramPreTrainedModel):
                 The head's inputs: its item-reference tensors (positions into the `U` items), labels, ...
         """
         if item_vectors is None:
-            if self.item_embeddings is not None:
+            if self.item_id_table is not None:
                 if item_index is None:
-                    raise ValueError("An ID-table GramModel needs `item_index`.")
-                item_vectors = self.item_embeddings(item_index)
+                    raise ValueError("A GramModel with an item-ID table (item_encoder='id') needs `item_index`.")
+                item_vectors = self.item_id_table(item_index)
             else:
                 if item_input_ids is None or item_attention_mask is None:
                     raise ValueError("Pass `item_vectors` or the items' `item_input_ids` and `item_attention_mask`.")
                 item_vectors = self.encode_items(item_input_ids, item_attention_mask)
         return self.head(item_vectors, **batch)
+
+
+# State-dict keys before `GramModel.item_embeddings` became `item_id_table`: `from_pretrained` maps them through
+# transformers' `key_mapping`, `load_state_dict` through `_rename_legacy_state_dict_keys`.
+_LEGACY_KEY_MAPPING = {r"^item_embeddings\.weight": "item_id_table.weight"}
+
+
+def _forget_legacy_key_mapping(model: PreTrainedModel) -> None:
+    """
+    Drops the legacy renaming from the conversions transformers keeps from `from_pretrained`: `save_pretrained` reverts
+    those to write the format it loaded, and a reloaded old checkpoint should be saved with the current key.
+    """
+    conversions = getattr(model, "_weight_conversions", None)
+    if conversions:
+        legacy = [[source] for source in _LEGACY_KEY_MAPPING]
+        model._weight_conversions = [
+            conversion
+            for conversion in conversions
+            if list(getattr(conversion, "_original_source_patterns", ())) not in legacy
+        ]
+
+
+def _rename_legacy_state_dict_keys(
+    module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *args: Any, **kwargs: Any
+) -> None:
+    """A `load_state_dict` pre-hook: `item_embeddings.weight` (saved before the rename) -> `item_id_table.weight`."""
+    old, new = f"{prefix}item_embeddings.weight", f"{prefix}item_id_table.weight"
+    if old in state_dict and new not in state_dict:
+        state_dict[new] = state_dict.pop(old)
+
+
+def _warn_moved_to_export(name: str) -> None:
+    warnings.warn(
+        f"GramModel.{name}(...) is deprecated and will be removed; call gram_hf.export.{name}(model, ...) instead.",
+        FutureWarning,
+        stacklevel=3,
+    )
 
 
 __all__ = ["ContentEncoder", "GramModel", "GramPreTrainedModel", "default_encoder_path"]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .windows import GramWindowSchedule, parse_gram_interval
+
 GRAM_MODES = ("e2e", "gram", "nofinetune", "nocontent")
 ENCODER_UPDATES = ("accumulate", "per_batch")
-_EPOCH_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*epochs?\s*$")
 
 
 @dataclass
@@ -141,21 +141,23 @@ class GramTrainingArguments(TrainingArguments):
         """The window as a fraction of an epoch, or `None` when it is a number of steps."""
         return self._interval_epochs
 
+    def gram_window_schedule(self, max_steps: int, steps_per_epoch: int | None = None) -> GramWindowSchedule:
+        """
+        When the encoder is updated: the [`GramWindowSchedule`] of `gram_interval` over `max_steps` CF optimizer
+        steps. In `e2e` mode every step is a window of its own (the encoder steps with the CF module).
 
-def parse_gram_interval(value: str | int) -> tuple[int | None, float | None]:
-    """
-    `(steps, None)` for an int interval, `(None, epochs)` for `"<float>epoch"`. Raises `ValueError` naming the allowed
-    forms otherwise.
-    """
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        steps = int(text)
-        if steps >= 1:
-            return steps, None
-    match = _EPOCH_INTERVAL.match(text)
-    if match and float(match.group(1)) > 0:
-        return None, float(match.group(1))
-    raise ValueError(
-        f"gram_interval must be a positive integer number of CF optimizer steps (e.g. 1, 10) or a positive fraction "
-        f"of an epoch written '<float>epoch' (e.g. '0.5epoch', '1epoch'); got {value!r}."
-    )
+        Args:
+            max_steps (`int`): the last optimizer step of training.
+            steps_per_epoch (`int`, *optional*): optimizer steps per epoch; needed by an epoch-fraction interval.
+        """
+        if self.gram_mode == "e2e":
+            return GramWindowSchedule(max_steps, interval_steps=1)
+        return GramWindowSchedule(
+            max_steps,
+            interval_steps=self.gram_interval_steps,
+            interval_epochs=self.gram_interval_epochs,
+            steps_per_epoch=steps_per_epoch,
+        )
+
+
+__all__ = ["ENCODER_UPDATES", "GRAM_MODES", "GramTrainingArguments", "parse_gram_interval"]

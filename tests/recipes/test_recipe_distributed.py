@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from gram_hf.recipes import RESULTS_NAME
+from gram_hf.scripts import RESULTS_NAME
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 TABLE_TITLE = " gram-hf mind results "

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 import gram_hf
-from gram_hf.recipes import RESULTS_NAME
+from gram_hf.scripts import RESULTS_NAME
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -27,6 +27,8 @@ SMOKE = {
     # The MIND-large preset has the labelless test split that --predict_test writes a submission for.
     "mind": ["--synthetic_preset", "large", "--synthetic_scale", "0.0001", "--predict_test"],
 }
+# Recipes whose results the shared smoke test above does not describe (their own tests follow).
+OTHER_ARGV = {"next_item": ["--synthetic_scale", "0.01", "--max_length", "8"]}
 
 
 def load_recipe(name: str):
@@ -62,7 +64,7 @@ def tiny_encoder(tmp_path_factory, tokenizer):
 
 def smoke_argv(name: str, tiny_encoder: str, tmp_path: Path) -> list[str]:
     return [
-        *SMOKE[name],
+        *(SMOKE.get(name) or OTHER_ARGV[name]),
         "--encoder_name_or_path", tiny_encoder,
         "--synthetic_dir", str(tmp_path / "synthetic"),
         "--dataset_cache_dir", str(tmp_path / "datasets"),
@@ -125,7 +127,7 @@ def test_bf16_flag_trains_on_a_machine_without_an_accelerator(name, tiny_encoder
 
 
 def test_synthetic_data_is_generated_once_and_reused(tmp_path):
-    from gram_hf.recipes import synthetic_knowledge_tracing
+    from gram_hf.scripts import synthetic_knowledge_tracing
 
     first = synthetic_knowledge_tracing("poj", "poj", 0.002, seed=1, synthetic_dir=tmp_path)
     assert first.created and first.folder == tmp_path / "poj-poj-0.002-1"
@@ -169,18 +171,50 @@ def test_paper_defaults_for_real_data_and_demo_defaults_only_where_not_given(tmp
 def test_lora_flags_wrap_the_backbone_and_nocontent_builds_an_id_table(tiny_encoder, tmp_path):
     pytest.importorskip("peft")
     from gram_hf import GramTrainingArguments
-    from gram_hf.recipes import ModelArguments, build_model
+    from gram_hf.scripts import ModelArguments, build_model
 
     training = GramTrainingArguments(output_dir=str(tmp_path))
     model_args = ModelArguments(
         encoder_name_or_path=tiny_encoder, lora_r=2, lora_alpha=4, lora_target_modules="query,value"
     )
-    model = build_model(model_args, training, head_type="knowledge_tracing", num_items=10)
+    model = build_model(model_args, training, task="knowledge_tracing", num_items=10)
     assert model.encoder.has_adapter and model.config.encoder_lora["r"] == 2
     trainable = {name for name, p in model.encoder.backbone.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in name for name in trainable)
 
     nocontent = GramTrainingArguments(output_dir=str(tmp_path), gram_mode="nocontent")
-    model = build_model(ModelArguments(encoder_name_or_path=tiny_encoder), nocontent, head_type="knowledge_tracing",
+    model = build_model(ModelArguments(encoder_name_or_path=tiny_encoder), nocontent, task="knowledge_tracing",
                         num_items=10)  # fmt: skip
-    assert model.encoder is None and tuple(model.item_embeddings.weight.shape) == (10, 32)
+    assert model.encoder is None and tuple(model.item_id_table.weight.shape) == (10, 32)
+
+
+def test_next_item_recipe_ranks_the_catalog_and_exports(tiny_encoder, tmp_path):
+    results = load_recipe("next_item").main(
+        [*smoke_argv("next_item", tiny_encoder, tmp_path), "--eval_strategy", "steps", "--eval_steps", "2",
+         "--save_strategy", "steps", "--save_steps", "2"]
+    )  # fmt: skip
+    metrics = results["test_metrics"]
+    for key in ("test_ndcg@10", "test_hr@10", "test_coverage@10"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["test_surprisal@10"] > 0 and metrics["test_ndcg@10"] <= metrics["test_hr@10"]
+    assert results["task"] == "next_item" and results["best_validation"]["metric"] == "ndcg@10"
+    assert AutoModel.from_pretrained(tmp_path / "out" / "encoder") is not None
+
+    ids = load_recipe("next_item").main(
+        [*smoke_argv("next_item", tiny_encoder, tmp_path / "ids"), "--item_encoder", "id", "--eval_strategy", "no",
+         "--save_strategy", "no", "--load_best_model_at_end", "false"]
+    )  # fmt: skip
+    assert ids["gram_mode"] == "nocontent" and ids["encoder_export"] is None
+    with pytest.raises(ValueError, match="item-ID table"):
+        load_recipe("next_item").main(["--item_encoder", "id", "--gram_mode", "gram", "--output_dir", str(tmp_path)])
+
+
+def test_gram_hf_command_runs_the_programs(tmp_path, capsys):
+    from gram_hf import cli
+
+    assert cli.main(["--help"]) == 0 and "next_item" in capsys.readouterr().out
+    assert cli.main(["nope"]) == 2
+    assert "unknown program 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["toeic", "--help"])
+    assert exit_info.value.code == 0 and "--kt1_dir" in capsys.readouterr().out

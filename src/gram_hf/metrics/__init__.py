@@ -9,16 +9,15 @@ and is self-contained (evaluate copies the script into its modules cache before 
 - `knowledge_tracing`: AUC and accuracy of response predictions, overall and on cold-start interactions;
 - `news_recommendation`: per-impression AUC, MRR and nDCG@5/10 averaged over impressions (the MIND scorer's).
 
-[`KnowledgeTracingMetrics`] and [`NewsRecommendationMetrics`] are the same metrics as `compute_metrics` callables for
-[`GramTrainer`].
+The same metrics as `compute_metrics` callables for [`GramTrainer`] live with their tasks (`KnowledgeTracingMetrics`
+in `gram_hf.tasks.knowledge_tracing`, `NewsRecommendationMetrics` in `gram_hf.tasks.news_recommendation`,
+`NextItemMetrics` in `gram_hf.tasks.next_item`); `from gram_hf.metrics import KnowledgeTracingMetrics` still works.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from .compute import KnowledgeTracingMetrics, NewsRecommendationMetrics
 
 METRICS_DIR = Path(__file__).resolve().parent
 
@@ -43,10 +42,28 @@ def load_metric(name: str, **kwargs: Any):
     return evaluate.load(metric_path(name), **kwargs)
 
 
+# The callables moved to their tasks; they stay importable from here, resolved on first use because the tasks import
+# this package (an import at the top would be a circle).
+_TASK_METRICS = {
+    "KnowledgeTracingMetrics": "gram_hf.tasks.knowledge_tracing.metrics",
+    "NewsRecommendationMetrics": "gram_hf.tasks.news_recommendation.metrics",
+    "NextItemMetrics": "gram_hf.tasks.next_item.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TASK_METRICS:
+        import importlib
+
+        return getattr(importlib.import_module(_TASK_METRICS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "METRICS_DIR",
     "KnowledgeTracingMetrics",
     "NewsRecommendationMetrics",
+    "NextItemMetrics",
     "available_metrics",
     "load_metric",
     "metric_path",

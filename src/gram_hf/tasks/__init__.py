@@ -1,4 +1,4 @@
-"""Tasks plug into the engine: each registers its head and brings its collator, data and metrics."""
+"""Tasks plug into the engine: each registers itself (`gram_hf.register_task`): head, collator, metrics, catalog."""
 
 from . import knowledge_tracing, news_recommendation, next_item
 

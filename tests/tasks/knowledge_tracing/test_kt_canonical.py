@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gram_hf.tasks.knowledge_tracing import KnowledgeTracingCollator, build_interaction_data
-from gram_hf.tasks.knowledge_tracing.canonical import log_time_bucket
+from gram_hf.tasks.knowledge_tracing.builder import log_time_bucket
 
 RAW = datasets.Features(
     {

@@ -10,7 +10,9 @@ import pytest
 
 from gram_hf.data import InteractionData
 from gram_hf.tasks.news_recommendation import IMPRESSION_FEATURES, load_mind, make_synthetic_mind
-from gram_hf.tasks.news_recommendation.mind import find_mind_folders, parse_mind_time, sample_negatives
+from gram_hf.tasks.news_recommendation.mind_builder import sample_negatives
+from gram_hf.tasks.news_recommendation.mind_files import find_mind_folders
+from gram_hf.tasks.news_recommendation.mind_parsing import parse_mind_time
 
 SMALL = {"num_users": 30, "num_news": 80, "train_impressions": 40, "dev_impressions": 20, "test_impressions": 15}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gram_hf.tasks.news_recommendation import MIND_PRESETS, make_synthetic_mind
-from gram_hf.tasks.news_recommendation.mind import parse_mind_time
+from gram_hf.tasks.news_recommendation.mind_parsing import parse_mind_time
 from gram_hf.tasks.news_recommendation.synthetic import TOPICS
 
 TINY = {"num_users": 40, "num_news": 100, "train_impressions": 30, "dev_impressions": 20}

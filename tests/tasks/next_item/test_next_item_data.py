@@ -15,7 +15,7 @@ from gram_hf.tasks.next_item import (
     make_synthetic_movielens,
     prepare_sequences,
 )
-from gram_hf.tasks.next_item.loaders import amazon_text, read_amazon_metadata
+from gram_hf.tasks.next_item.readers import amazon_text, read_amazon_metadata
 
 
 def test_prepare_sequences_by_hand():

@@ -1,11 +1,13 @@
 """Knowledge tracing: predict a learner's next response from their history and the items' content."""
 
-from .canonical import KnowledgeTracingRawBuilder, build_interaction_data
+from .builder import KnowledgeTracingRawBuilder
+from .canonical import build_interaction_data
 from .collator import KnowledgeTracingCollator
 from .csv import KnowledgeTracingCSVBuilder, load_kt_csv
 from .duolingo import DuolingoBuilder, load_duolingo
 from .ednet import EdNetBuilder, load_ednet
 from .head import KnowledgeTracingHead
+from .metrics import KnowledgeTracingMetrics
 from .poj import POJBuilder, load_poj
 from .raw_synthetic import (
     PRESETS,
@@ -16,9 +18,13 @@ from .raw_synthetic import (
     write_synthetic_kt_csv,
     write_synthetic_poj,
 )
+from .split_arguments import KnowledgeTracingSplitArguments
 from .synthetic import SyntheticKnowledgeTracing, make_synthetic_knowledge_tracing
+from .task import KNOWLEDGE_TRACING_TASK
 
 __all__ = [
+    "KNOWLEDGE_TRACING_TASK",
+    "KnowledgeTracingMetrics",
     "PRESETS",
     "DuolingoBuilder",
     "EdNetBuilder",
@@ -27,6 +33,7 @@ __all__ = [
     "KnowledgeTracingCollator",
     "KnowledgeTracingHead",
     "KnowledgeTracingRawBuilder",
+    "KnowledgeTracingSplitArguments",
     "POJBuilder",
     "SyntheticKTTruth",
     "SyntheticKnowledgeTracing",

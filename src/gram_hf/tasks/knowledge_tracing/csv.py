@@ -17,15 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...data import InteractionData
-from .canonical import (
-    KnowledgeTracingRawBuilder,
-    KnowledgeTracingRawConfig,
-    is_parquet,
-    iter_csv,
-    load_with_builder,
-    read_parquet_columns,
-    read_text_table,
-)
+from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
+from .raw_io import is_parquet, iter_csv, read_parquet_columns, read_text_table
+from .split_arguments import KnowledgeTracingSplitArguments
 
 TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _TRUE = {"1", "true", "t", "yes", "y", "1.0"}
@@ -42,30 +36,6 @@ def parse_timestamp(value: str, unit_scale: float) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.timestamp()
-
-
-def group_by_user(
-    user_ids: Sequence[str], columns: dict[str, np.ndarray | list], splits: np.ndarray | None = None
-) -> Iterator[dict[str, Any]]:
-    """
-    Rows of a long table grouped into one raw row per learner (first-appearance order of learners, file order within
-    a learner), as [`KnowledgeTracingRawBuilder`] yields them.
-    """
-    codes: dict[str, int] = {}
-    user_code = np.fromiter((codes.setdefault(user, len(codes)) for user in user_ids), np.int64, len(user_ids))
-    order = np.argsort(user_code, kind="stable")
-    boundaries = np.flatnonzero(np.diff(user_code[order])) + 1
-    arrays = {
-        name: np.asarray(values, dtype=object if isinstance(values, list) else None)
-        for name, values in columns.items()
-    }
-    names = list(codes)
-    for chunk in np.split(order, boundaries) if len(order) else []:
-        row = {"user_id": names[user_code[chunk[0]]]}
-        row.update({name: values[chunk] for name, values in arrays.items()})
-        if splits is not None:
-            row["splits"] = splits[chunk]
-        yield row
 
 
 @dataclass
@@ -199,15 +169,10 @@ def load_kt_csv(
     text_column: str = "text",
     feature_columns: Sequence[str] = (),
     timestamp_unit: str = "s",
-    max_seq_len: int = 100,
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    cold_start_items: int | Sequence[str] = 200,
-    seed: int = 0,
-    min_interactions: int = 1,
-    strict: bool = False,
+    split: KnowledgeTracingSplitArguments | None = None,
     cache_dir: str | os.PathLike | None = None,
     rebuild: bool = False,
+    **split_options: Any,
 ) -> InteractionData:
     """
     Loads a knowledge-tracing dataset from the generic tables into gram-hf's canonical form.
@@ -227,10 +192,14 @@ def load_kt_csv(
             (empty = 0) and their vocabulary sizes recorded in `stats["features"]`.
         timestamp_unit (`str`, *optional*, defaults to `"s"`):
             Unit of numeric timestamps: `"s"`, `"ms"`, `"us"` or `"ns"`. Output timestamps are in seconds.
-        max_seq_len, test_fraction, validation_fraction, cold_start_items, seed, min_interactions, strict:
-            See [`build_interaction_data`]: windows of `max_seq_len`, the user split (paper: 8:2 then 10% of train
-            users for validation), cold-start items removed from train, learners with fewer interactions dropped,
-            `strict=True` raises on interactions naming items absent from `items` (otherwise: dropped, one warning).
+        split ([`KnowledgeTracingSplitArguments`], *optional*):
+            How learners are split and windowed (see [`build_interaction_data`]): windows of `max_seq_len`, the user
+            split (paper: 8:2 then 10% of train users for validation), `cold_start_items` removed from train,
+            learners with fewer than `min_interactions` dropped, `strict=True` raising on interactions naming items
+            absent from `items` (otherwise: dropped, one warning). Default: the defaults.
+        split_options:
+            The same fields as keyword arguments (`max_seq_len=50`, `cold_start_items=150`, `seed=3` for
+            `split_seed`, ...), replacing those of `split`; any other keyword is a `TypeError`.
         cache_dir (`str` or `os.PathLike`, *optional*):
             The `datasets` cache of the parsed tables (default: `HF_DATASETS_CACHE`). The cache key includes the raw
             files' size and modification time, so edited files are re-read.
@@ -241,6 +210,7 @@ def load_kt_csv(
         [`~gram_hf.data.InteractionData`]: splits `train`/`validation`/`test` of rows `user_id`, `items`,
         `responses`, `timestamps` (+ features), and items `item_id`, `text`, `cold_start`.
     """
+    split = KnowledgeTracingSplitArguments.from_options(split, split_options, caller="load_kt_csv")
     if timestamp_unit not in TIMESTAMP_UNITS:
         raise ValueError(f"timestamp_unit must be one of {sorted(TIMESTAMP_UNITS)}, got {timestamp_unit!r}.")
     options = {
@@ -258,15 +228,9 @@ def load_kt_csv(
         KnowledgeTracingCSVBuilder,
         [interactions, items],
         options,
+        split,
         cache_dir=cache_dir,
         rebuild=rebuild,
-        max_seq_len=max_seq_len,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        cold_start_items=cold_start_items,
-        seed=seed,
-        min_interactions=min_interactions,
-        strict=strict,
     )
 
 

@@ -15,8 +15,14 @@ import datasets
 import numpy as np
 
 from ...data import InteractionData
-from .canonical import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, load_with_builder, log_time_bucket
-from .csv import group_by_user
+from .builder import (
+    KnowledgeTracingRawBuilder,
+    KnowledgeTracingRawConfig,
+    group_by_user,
+    load_with_builder,
+    log_time_bucket,
+)
+from .split_arguments import KnowledgeTracingSplitArguments
 
 SLAM_FILES = ("train", "dev", "test")
 """The SLAM files of a track, in time order within each learner; `dev` and `test` take labels from `.key` files."""
@@ -256,15 +262,10 @@ def load_duolingo(
     include_prompt: bool = False,
     prompt_separator: str = " | ",
     time_buckets: int = DEFAULT_TIME_BUCKETS,
-    max_seq_len: int = 100,
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    cold_start_items: int | Sequence[str] = 200,
-    seed: int = 0,
-    min_interactions: int = 1,
-    strict: bool = False,
+    split: KnowledgeTracingSplitArguments | None = None,
     cache_dir: str | os.PathLike | None = None,
     rebuild: bool = False,
+    **split_options: Any,
 ) -> InteractionData:
     """
     Loads a Duolingo SLAM 2018 track as knowledge tracing.
@@ -289,9 +290,9 @@ def load_duolingo(
         include_prompt (`bool`, *optional*, defaults to `False`): prepend the L1 prompt (v4 `# prompt:` lines) to the
             sentence, joined by `prompt_separator`; the item is then the (prompt, sentence) pair.
         time_buckets (`int`, *optional*, defaults to 24): buckets of `elapsed_time`.
-        max_seq_len, test_fraction, validation_fraction, cold_start_items, seed, min_interactions, strict, cache_dir,
-        rebuild: see [`load_kt_csv`] and [`build_interaction_data`].
+        split, split_options, cache_dir, rebuild: see [`load_kt_csv`].
     """
+    split = KnowledgeTracingSplitArguments.from_options(split, split_options, caller="load_duolingo")
     if split_by not in ("user", "slam"):
         raise ValueError(f"split_by must be 'user' or 'slam', got {split_by!r}.")
     slam_files = tuple(slam_files)
@@ -311,16 +312,10 @@ def load_duolingo(
         DuolingoBuilder,
         raw_files,
         options,
+        split,
         cache_dir=cache_dir,
         rebuild=rebuild,
         split_by="predefined" if split_by == "slam" else "user",
-        max_seq_len=max_seq_len,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        cold_start_items=cold_start_items,
-        seed=seed,
-        min_interactions=min_interactions,
-        strict=strict,
     )
     data.stats["track"] = track
     data.stats["split"]["by"] = split_by

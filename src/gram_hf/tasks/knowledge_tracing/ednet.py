@@ -19,14 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ...data import InteractionData
-from .canonical import (
-    KnowledgeTracingRawBuilder,
-    KnowledgeTracingRawConfig,
-    iter_csv,
-    load_with_builder,
-    log_time_bucket,
-    read_text_table,
-)
+from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, load_with_builder, log_time_bucket
+from .raw_io import iter_csv, read_text_table
+from .split_arguments import KnowledgeTracingSplitArguments
 
 KT1_COLUMNS = ("timestamp", "solving_id", "question_id", "user_answer", "elapsed_time")
 QUESTION_COLUMNS = ("question_id", "bundle_id", "correct_answer", "part", "tags")
@@ -289,15 +284,10 @@ def load_ednet(
     text_column: str = "text",
     missing_text: str = "error",
     time_buckets: int = DEFAULT_TIME_BUCKETS,
-    max_seq_len: int = 100,
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    cold_start_items: int | Sequence[str] = 200,
-    seed: int = 0,
-    min_interactions: int = 1,
-    strict: bool = False,
+    split: KnowledgeTracingSplitArguments | None = None,
     cache_dir: str | os.PathLike | None = None,
     rebuild: bool = False,
+    **split_options: Any,
 ) -> InteractionData:
     """
     Loads EdNet-KT1 ("TOEIC") as knowledge tracing.
@@ -319,10 +309,10 @@ def load_ednet(
             `"drop"` drops their interactions (counted, one warning); `"part_and_tags"` builds their text from part
             and tags (e.g. `"TOEIC part 5. Tags: tag1 tag6."`). Never a silent fallback.
         time_buckets (`int`, *optional*, defaults to 24): buckets of `elapsed_time`.
-        max_seq_len, test_fraction, validation_fraction, cold_start_items, seed, min_interactions, strict, cache_dir,
-        rebuild: see [`load_kt_csv`] and [`build_interaction_data`]. Interactions on question ids absent from
+        split, split_options, cache_dir, rebuild: see [`load_kt_csv`]. Interactions on question ids absent from
         `questions.csv` are the "unknown items" that are dropped (or raise with `strict=True`).
     """
+    split = KnowledgeTracingSplitArguments.from_options(split, split_options, caller="load_ednet")
     if missing_text not in MISSING_TEXT_CHOICES:
         raise ValueError(f"missing_text must be one of {MISSING_TEXT_CHOICES}, got {missing_text!r}.")
     users = list_user_files(kt1_dir)
@@ -344,6 +334,7 @@ def load_ednet(
         EdNetBuilder,
         raw_files,
         options,
+        split,
         cache_dir=cache_dir,
         rebuild=rebuild,
         missing_text="drop" if missing_text == "drop" else "error",
@@ -351,13 +342,6 @@ def load_ednet(
             "add them to item_text, or opt into missing_text='drop' (drop their interactions) or "
             "missing_text='part_and_tags' (text built from their part and tags)."
         ),
-        max_seq_len=max_seq_len,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        cold_start_items=cold_start_items,
-        seed=seed,
-        min_interactions=min_interactions,
-        strict=strict,
     )
 
 

@@ -6,7 +6,7 @@ user-supplied `problem_id,text` table of problem statements (the log has none).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,14 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...data import InteractionData
-from .canonical import (
-    KnowledgeTracingRawBuilder,
-    KnowledgeTracingRawConfig,
-    iter_csv,
-    load_with_builder,
-    read_text_table,
-)
-from .csv import group_by_user
+from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
+from .raw_io import iter_csv, read_text_table
+from .split_arguments import KnowledgeTracingSplitArguments
 
 POJ_COLUMNS = ("User", "Problem", "Result", "Submit Time")
 SUBMIT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -102,15 +97,10 @@ def load_poj(
     *,
     text_id_column: str = "problem_id",
     text_column: str = "text",
-    max_seq_len: int = 100,
-    test_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    cold_start_items: int | Sequence[str] = 200,
-    seed: int = 0,
-    min_interactions: int = 1,
-    strict: bool = False,
+    split: KnowledgeTracingSplitArguments | None = None,
     cache_dir: str | os.PathLike | None = None,
     rebuild: bool = False,
+    **split_options: Any,
 ) -> InteractionData:
     """
     Loads the POJ submission log as knowledge tracing.
@@ -124,9 +114,9 @@ def load_poj(
         log_csv (`str` or `os.PathLike`): `poj_log.csv` (comma-separated, with header; other columns are ignored).
         problem_text (`str` or `os.PathLike`): a CSV/Parquet `problem_id,text` (or any two columns) of statements.
             Submissions on problems without a row are dropped with one summary warning (`strict=True` raises).
-        max_seq_len, test_fraction, validation_fraction, cold_start_items, seed, min_interactions, strict, cache_dir,
-        rebuild: see [`load_kt_csv`] and [`build_interaction_data`].
+        split, split_options, cache_dir, rebuild: see [`load_kt_csv`].
     """
+    split = KnowledgeTracingSplitArguments.from_options(split, split_options, caller="load_poj")
     options = {
         "log_csv": os.path.abspath(log_csv),
         "problem_text": os.path.abspath(problem_text),
@@ -137,15 +127,9 @@ def load_poj(
         POJBuilder,
         [log_csv, problem_text],
         options,
+        split,
         cache_dir=cache_dir,
         rebuild=rebuild,
-        max_seq_len=max_seq_len,
-        test_fraction=test_fraction,
-        validation_fraction=validation_fraction,
-        cold_start_items=cold_start_items,
-        seed=seed,
-        min_interactions=min_interactions,
-        strict=strict,
     )
 
 

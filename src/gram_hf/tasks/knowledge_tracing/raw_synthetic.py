@@ -2,16 +2,10 @@
 Synthetic knowledge-tracing data written in the raw formats (Duolingo SLAM, EdNet-KT1, POJ, generic CSV), so that the
 very loaders users run on the real files run in tests, demos and benchmarks.
 
-Every generator simulates the same world: items have a latent difficulty that their words reveal (a share of "hard"
-vs "easy" words among filler), learners have a latent ability that grows as they practise, and a response is
-correct with probability `sigmoid(base + ability + growth * progress - 2.5 * difficulty)`. Content therefore helps,
-and cold-start items are predictable from their text alone. Item popularity is Zipf-distributed. Presets reproduce
-the GRAM paper's statistics; `scale` shrinks them:
-
-- users and interactions scale linearly (`round(scale * n)`), so interactions per learner stay the paper's;
-- items scale with `sqrt(scale)` (at least 10, at most the preset's), so small datasets still revisit items
-  (`R_dataset = interactions / items` shrinks as `sqrt(scale)` instead of collapsing); cold-start counts follow items;
-- text length never scales.
+Every writer simulates the same world, defined with the presets in
+[`~gram_hf.tasks.knowledge_tracing.raw_synthetic_world`]: items whose words reveal their difficulty, learners whose
+ability grows as they practise, Zipf item popularity, and the GRAM paper's statistics shrunk by `scale`. This module
+only lays that world out in each dataset's files, with the quirks the real files have.
 
 Each writer returns a [`SyntheticKTTruth`] with what a loader must read back (per-learner sequences of item ids,
 responses and timestamps in loader units), for round-trip tests.
@@ -22,245 +16,26 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from .synthetic import EASY_WORDS, FILLER_WORDS, HARD_WORDS
-
-_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "po", "gu")
-PSEUDO_WORDS = tuple(a + b for a in _SYLLABLES for b in _SYLLABLES if a != b)
-TEXT_FILLERS = FILLER_WORDS + PSEUDO_WORDS
-DIFFICULTY_WEIGHT = 2.5
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-@dataclass(frozen=True)
-class KTPreset:
-    """
-    The statistics a synthetic dataset reproduces at `scale=1.0`.
-
-    Attributes:
-        name (`str`): preset name.
-        users, items, interactions (`int`): the GRAM paper's counts.
-        mean_text_tokens (`float`): mean item length in whitespace tokens.
-        cold_start_items (`int`): the cold-start item count to use with this dataset.
-        zipf_exponent (`float`): item popularity `~ 1 / rank ** zipf_exponent`.
-        base_logit (`float`): shifts the overall share of correct responses.
-    """
-
-    name: str
-    users: int
-    items: int
-    interactions: int
-    mean_text_tokens: float
-    cold_start_items: int = 200
-    zipf_exponent: float = 1.0
-    base_logit: float = 0.5
-
-    def scaled(self, scale: float) -> tuple[int, int, int, int]:
-        """`(users, items, interactions, cold_start_items)` at `scale` (see the module docstring)."""
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got {scale}.")
-        users = max(2, round(self.users * scale))
-        interactions = max(users, round(self.interactions * scale))
-        items = min(self.items, max(10, round(self.items * math.sqrt(min(scale, 1.0)))), interactions)
-        cold = min(round(self.cold_start_items * items / self.items), items // 2)
-        return users, items, interactions, cold
-
-
-PRESETS = {
-    "en_es": KTPreset("en_es", users=2643, items=4628, interactions=279_747, mean_text_tokens=5.3),
-    "fr_en": KTPreset("fr_en", users=1202, items=4078, interactions=174_749, mean_text_tokens=5.3),
-    "poj": KTPreset("poj", users=22_110, items=2597, interactions=898_384, mean_text_tokens=271, base_logit=-0.3),
-    "toeic": KTPreset(
-        "toeic", users=1_240_955, items=9336, interactions=94_300_000, mean_text_tokens=147, cold_start_items=684
-    ),
-}
-"""The GRAM paper's datasets: Duolingo Spanish (en_es) and French (fr_en), POJ, EdNet-KT1 (TOEIC)."""
-
-
-@dataclass
-class SyntheticKTTruth:
-    """
-    What a synthetic raw dataset contains, in the units its loader produces.
-
-    Attributes:
-        dataset (`str`): `"duolingo"`, `"ednet"`, `"poj"` or `"kt_csv"`.
-        preset (`KTPreset`), scale (`float`), seed (`int`): how it was made.
-        item_ids, item_texts (`list[str]`): every generated item (some may never be answered) with its text as the
-            loader's item table will hold it.
-        item_difficulty (`np.ndarray`): latent difficulty in [-1, 1], readable from the text.
-        user_ids (`list[str]`), user_ability (`np.ndarray`): learners and their initial ability.
-        sequences (`dict`): `user_id -> {"item_ids": [...], "responses": [...], "timestamps": [...]}`, each learner's
-            interactions in time order (responses 1 = correct, timestamps in integer seconds as loaders give them).
-        files (`dict[str, str]`): the written paths (and the arguments to pass to the loader).
-        cold_start_items (`int`): the preset's cold-start count, scaled.
-    """
-
-    dataset: str
-    preset: KTPreset
-    scale: float
-    seed: int
-    item_ids: list[str]
-    item_texts: list[str]
-    item_difficulty: np.ndarray
-    user_ids: list[str]
-    user_ability: np.ndarray
-    sequences: dict[str, dict[str, list]]
-    files: dict[str, str] = field(default_factory=dict)
-    cold_start_items: int = 0
-
-    @property
-    def num_users(self) -> int:
-        return len(self.sequences)
-
-    @property
-    def num_interactions(self) -> int:
-        return sum(len(sequence["item_ids"]) for sequence in self.sequences.values())
-
-    @property
-    def interactions_per_user(self) -> dict[str, int]:
-        return {user: len(sequence["item_ids"]) for user, sequence in self.sequences.items()}
-
-    @property
-    def used_item_ids(self) -> set[str]:
-        return {item for sequence in self.sequences.values() for item in sequence["item_ids"]}
-
-    @property
-    def correct_rate(self) -> float:
-        total = sum(sum(sequence["responses"]) for sequence in self.sequences.values())
-        return total / max(1, self.num_interactions)
-
-    def difficulty_of(self) -> dict[str, float]:
-        return dict(zip(self.item_ids, self.item_difficulty.tolist()))
-
-
-def _preset(preset: str | KTPreset) -> KTPreset:
-    if isinstance(preset, KTPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose from {sorted(PRESETS)} or pass a KTPreset.")
-    return PRESETS[preset]
-
-
-def _make_texts(
-    num_items: int, mean_tokens: float, rng: np.random.Generator, unique: bool = False
-) -> tuple[list[str], np.ndarray]:
-    """Texts whose share of hard vs easy words is the item's difficulty `(#hard - #easy) / #signal`."""
-    texts: list[str] = []
-    difficulty = np.empty(num_items)
-    seen: set[str] = set()
-    short = mean_tokens < 20
-    for item in range(num_items):
-        for _ in range(100):
-            if short:
-                length = max(2, 2 + int(rng.poisson(max(mean_tokens - 2, 0.1))))
-                signal = min(length - 1, 1 + int(rng.binomial(2, 0.5)))
-            else:
-                length = max(10, int(round(rng.normal(mean_tokens, 0.2 * mean_tokens))))
-                signal = max(2, int(round(0.08 * length)))
-            hard_share = rng.uniform()
-            is_hard = rng.uniform(size=signal) < hard_share
-            words = [str(rng.choice(HARD_WORDS)) if hard else str(rng.choice(EASY_WORDS)) for hard in is_hard]
-            words += [str(word) for word in rng.choice(TEXT_FILLERS, size=length - signal)]
-            rng.shuffle(words)
-            text = " ".join(words)
-            if not unique or text not in seen:
-                break
-        else:
-            raise RuntimeError("Could not draw unique item texts; the vocabulary is too small for this many items.")
-        seen.add(text)
-        texts.append(text)
-        difficulty[item] = (2 * int(is_hard.sum()) - signal) / signal
-    return texts, difficulty
-
-
-def _random_ids(count: int, length: int, rng: np.random.Generator, prefix: str = "") -> list[str]:
-    ids: list[str] = []
-    seen: set[str] = set()
-    alphabet = np.array(list(_ID_ALPHABET))
-    while len(ids) < count:
-        candidate = prefix + "".join(rng.choice(alphabet, size=length))
-        if candidate not in seen:
-            seen.add(candidate)
-            ids.append(candidate)
-    return ids
-
-
-@dataclass
-class _World:
-    difficulty: np.ndarray
-    ability: np.ndarray
-    sequences: list[tuple[np.ndarray, np.ndarray]]  # per learner: item indices, responses (time order)
-
-
-def _simulate(
-    num_users: int,
-    num_interactions: int,
-    difficulty: np.ndarray,
-    popularity: np.ndarray,
-    base_logit: float,
-    rng: np.random.Generator,
-    cover_items: bool = True,
-    followers: dict[int, list[int]] | None = None,
-    repeat_probability: float = 0.0,
-) -> _World:
-    """
-    Learners, their interaction counts (heavy-tailed, summing exactly to `num_interactions`, at least 1 each), item
-    draws (Zipf popularity; with `cover_items` every item occurs at least once) and Bernoulli responses.
-    `followers[i]`: items answered right after `i` (EdNet bundles); `repeat_probability`: immediate re-answers.
-    """
-    num_items = len(difficulty)
-    ability = rng.normal(size=num_users)
-    growth = rng.uniform(0.0, 1.0, size=num_users)
-    weights = rng.lognormal(0.0, 1.0, size=num_users)
-    counts = 1 + rng.multinomial(num_interactions - num_users, weights / weights.sum())
-    draws = rng.choice(num_items, size=num_interactions, p=popularity)
-    if cover_items and num_items <= num_interactions:
-        positions = rng.choice(num_interactions, size=num_items, replace=False)
-        draws[positions] = rng.permutation(num_items)
-    sequences = []
-    start = 0
-    for user in range(num_users):
-        length = int(counts[user])
-        items = draws[start : start + length]
-        start += length
-        if followers or repeat_probability:
-            expanded: list[int] = []
-            for item in items.tolist():
-                if len(expanded) >= length:
-                    break
-                expanded.append(item)
-                for follower in (followers or {}).get(item, ()):
-                    if len(expanded) < length:
-                        expanded.append(follower)
-                if repeat_probability and len(expanded) < length and rng.uniform() < repeat_probability:
-                    expanded.append(expanded[-1])
-            items = np.asarray(expanded[:length], dtype=np.int64)
-        progress = np.arange(length) / max(1, length - 1)
-        logits = base_logit + ability[user] + growth[user] * progress - DIFFICULTY_WEIGHT * difficulty[items]
-        responses = (rng.uniform(size=length) < 1.0 / (1.0 + np.exp(-logits))).astype(np.int64)
-        sequences.append((items, responses))
-    return _World(difficulty, ability, sequences)
-
-
-def _popularity(num_items: int, exponent: float, rng: np.random.Generator, active: int | None = None) -> np.ndarray:
-    popularity = 1.0 / np.arange(1, num_items + 1) ** exponent
-    popularity = rng.permutation(popularity)
-    if active is not None:
-        popularity[active:] = 0.0  # items past `active` are catalogued but never answered
-    return popularity / popularity.sum()
-
-
-def _gaps(length: int, rng: np.random.Generator, mean: float) -> np.ndarray:
-    """Strictly increasing integer ticks from 0: gaps of at least 1, so time order is unambiguous."""
-    gaps = 1 + np.floor(rng.exponential(mean, size=length)).astype(np.int64)
-    gaps[0] = 0
-    return np.cumsum(gaps)
-
+from .raw_synthetic_world import (  # re-exported: callers import the world's public names from here
+    DIFFICULTY_WEIGHT,  # noqa: F401
+    PRESETS,
+    PSEUDO_WORDS,  # noqa: F401
+    TEXT_FILLERS,  # noqa: F401
+    KTPreset,
+    SyntheticKTTruth,
+    increasing_ticks,
+    make_item_texts,
+    random_ids,
+    resolve_preset,
+    simulate_learners,
+    zipf_popularity,
+)
+from .synthetic import FILLER_WORDS
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Duolingo SLAM
@@ -289,16 +64,16 @@ def write_synthetic_duolingo(
     The truth's items are the sentences (the loader's item ids); timestamps are `floor(days * 86400)` of the
     written `days`.
     """
-    preset = _preset(preset)
+    preset = resolve_preset(preset)
     track = track or (preset.name if preset.name in ("en_es", "fr_en", "es_en") else "en_es")
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = _make_texts(num_items, preset.mean_text_tokens, rng, unique=True)
-    world = _simulate(
-        num_users, num_interactions, difficulty, _popularity(num_items, preset.zipf_exponent, rng),
+    texts, difficulty = make_item_texts(num_items, preset.mean_text_tokens, rng, unique=True)
+    world = simulate_learners(
+        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
         preset.base_logit, rng,
     )  # fmt: skip
-    users = _random_ids(num_users, 8, rng)
+    users = random_ids(num_users, 8, rng)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stem = output_dir / f"{track}.slam.{date}"
@@ -308,10 +83,10 @@ def write_synthetic_duolingo(
     token_lists = [text.split(" ") for text in texts]
     for user, (items, responses) in zip(users, world.sequences):
         length = len(items)
-        ticks = _gaps(length, rng, mean=30.0)  # 1 tick = 0.001 day, the resolution SLAM writes
+        ticks = increasing_ticks(length, rng, mean=30.0)  # 1 tick = 0.001 day, the resolution SLAM writes
         num_train = int(math.ceil(0.8 * length))
         num_dev = int(round(0.1 * length))
-        sessions = _random_ids(length // 10 + 1, 8, rng)
+        sessions = random_ids(length // 10 + 1, 8, rng)
         # Per-learner draws in bulk: one generator call per attribute instead of one per exercise or token.
         formats = rng.choice(3, size=length, p=(0.45, 0.25, 0.3))
         times = rng.integers(2, 60, size=length)
@@ -396,10 +171,10 @@ def write_synthetic_ednet(
 
     `text_tokens` overrides the preset's text length (tests use short texts to stay fast).
     """
-    preset = _preset(preset)
+    preset = resolve_preset(preset)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = _make_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
+    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
     num_unused = int(round(unused_questions * num_items))
     question_ids = [f"q{index + 1}" for index in range(num_items + num_unused)]
     parts = rng.integers(1, 8, size=num_items + num_unused)
@@ -417,13 +192,13 @@ def write_synthetic_ednet(
             # Only a bundle's first question is drawn; the others follow it.
         bundle += 1
         index += size
-    popularity = _popularity(num_items + num_unused, preset.zipf_exponent, rng, active=num_items)
+    popularity = zipf_popularity(num_items + num_unused, preset.zipf_exponent, rng, active=num_items)
     heads = np.ones(num_items + num_unused, dtype=bool)
     for members in followers.values():
         heads[members] = False
     popularity = popularity * heads
     popularity /= popularity.sum()
-    world = _simulate(
+    world = simulate_learners(
         num_users, num_interactions, np.concatenate([difficulty, np.zeros(num_unused)]), popularity,
         preset.base_logit, rng, cover_items=False, followers=followers, repeat_probability=0.02,
     )  # fmt: skip
@@ -515,22 +290,22 @@ def write_synthetic_poj(
     newest first as scraped) and `problem_text.csv` (`problem_id,text`, statements with commas, quotes and line
     breaks, CSV-quoted). Only `Accepted` is correct; wrong submissions carry the other results.
     """
-    preset = _preset(preset)
+    preset = resolve_preset(preset)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = _make_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
-    world = _simulate(
-        num_users, num_interactions, difficulty, _popularity(num_items, preset.zipf_exponent, rng),
+    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
+    world = simulate_learners(
+        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
         preset.base_logit, rng,
     )  # fmt: skip
     problem_ids = [str(1000 + index) for index in range(num_items)]
     statements = [f'{text}\nInput: two integers "n, m".\nOutput: the answer, one per line.' for text in texts]
-    user_ids = [f"user_{name.lower()}" for name in _random_ids(num_users, 7, rng)]
+    user_ids = [f"user_{name.lower()}" for name in random_ids(num_users, 7, rng)]
     base = int(datetime(2008, 1, 1, tzinfo=timezone.utc).timestamp())
     rows = []
     sequences: dict[str, dict[str, list]] = {}
     for user, (items, responses) in zip(user_ids, world.sequences):
-        seconds = base + int(rng.integers(0, 10**8)) + _gaps(len(items), rng, mean=3600.0)
+        seconds = base + int(rng.integers(0, 10**8)) + increasing_ticks(len(items), rng, mean=3600.0)
         sequences[user] = {
             "item_ids": [problem_ids[item] for item in items.tolist()],
             "responses": responses.tolist(),
@@ -589,13 +364,13 @@ def write_synthetic_kt_csv(
     """
     if file_format not in ("csv", "parquet"):
         raise ValueError(f"file_format must be 'csv' or 'parquet', got {file_format!r}.")
-    preset = _preset(preset)
+    preset = resolve_preset(preset)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = _make_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
+    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
     texts = [f'"{text}", item {index}' for index, text in enumerate(texts)]
-    world = _simulate(
-        num_users, num_interactions, difficulty, _popularity(num_items, preset.zipf_exponent, rng),
+    world = simulate_learners(
+        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
         preset.base_logit, rng,
     )  # fmt: skip
     item_ids = [f"item-{index}" for index in range(num_items)]
@@ -603,7 +378,7 @@ def write_synthetic_kt_csv(
     table: dict[str, list] = {"user_id": [], "item_id": [], "timestamp": [], "correct": []}
     sequences: dict[str, dict[str, list]] = {}
     for user, (items, responses) in zip(user_ids, world.sequences):
-        seconds = 1_600_000_000 + int(rng.integers(0, 10**7)) + _gaps(len(items), rng, mean=120.0)
+        seconds = 1_600_000_000 + int(rng.integers(0, 10**7)) + increasing_ticks(len(items), rng, mean=120.0)
         names = [item_ids[item] for item in items.tolist()]
         sequences[user] = {"item_ids": names, "responses": responses.tolist(), "timestamps": seconds.tolist()}
         table["user_id"] += [user] * len(items)

@@ -12,17 +12,10 @@ The news content encoder pools tokens by additive attention as in PLM-NR: build 
 
 from .collator import NewsRecommendationCollator
 from .head import NewsRecommendationHead, default_num_attention_heads
-from .mind import (
-    IMPRESSION_FEATURES,
-    MIND,
-    MIND_FIELD_MAX_LENGTHS,
-    NEWS_DEFAULT_POOLING,
-    NEWS_TEXT_FIELDS,
-    MINDConfig,
-    build_news_catalog,
-    find_mind_folders,
-    load_mind,
-)
+from .metrics import NewsRecommendationMetrics
+from .mind import MIND_FIELD_MAX_LENGTHS, NEWS_DEFAULT_POOLING, build_news_catalog, load_mind
+from .mind_builder import IMPRESSION_FEATURES, MIND, NEWS_TEXT_FIELDS, MINDConfig
+from .mind_files import find_mind_folders
 from .prediction import (
     rank_candidates,
     scores_from_predictions,
@@ -30,8 +23,11 @@ from .prediction import (
     write_mind_prediction_from_output,
 )
 from .synthetic import MIND_PRESETS, MINDPreset, SyntheticMIND, SyntheticMINDSplit, make_synthetic_mind
+from .task import NEWS_RECOMMENDATION_TASK
 
 __all__ = [
+    "NEWS_RECOMMENDATION_TASK",
+    "NewsRecommendationMetrics",
     "IMPRESSION_FEATURES",
     "MIND",
     "MIND_FIELD_MAX_LENGTHS",

@@ -29,16 +29,18 @@ from .loaders import AmazonBuilder, MovieLensBuilder, load_amazon, load_movielen
 from .losses import (
     cut_cross_entropy_available,
     linear_cross_entropy,
-    rank_catalog,
     sampled_binary_cross_entropy,
     sampled_cross_entropy,
     sampled_linear_cross_entropy,
 )
 from .metrics import NextItemMetrics, item_popularity, popularity_recommendations
 from .preprocessing import PreparedInteractions, prepare_sequences
+from .ranking import rank_catalog
 from .synthetic import SyntheticNextItem, make_synthetic_amazon, make_synthetic_movielens
+from .task import NEXT_ITEM_TASK
 
 __all__ = [
+    "NEXT_ITEM_TASK",
     "FULL_CATALOG_LOSSES",
     "LOSS_TYPES",
     "SAMPLED_LOSSES",

@@ -12,11 +12,11 @@ from torch import nn
 from ...heads import GramHead, HeadOutput, register_head
 from .losses import (
     linear_cross_entropy,
-    rank_catalog,
     sampled_binary_cross_entropy,
     sampled_cross_entropy,
     sampled_linear_cross_entropy,
 )
+from .ranking import rank_catalog
 
 LOSS_TYPES = ("bce", "ce", "ce_sampled", "cce", "cce_sampled")
 # Losses that score every position against the whole catalog: the batch carries the catalog as a reference key.
@@ -88,7 +88,8 @@ class SASRecHead(GramHead):
     position embedding; `num_blocks` blocks of causal self-attention and a point-wise feed-forward layer produce a
     state per position, and the score of item i at position t is the dot product of that state with i's vector: the
     output layer is tied with the input item vectors. The item vectors come from the content encoder (so an item never
-    seen in training is scored from its text) or from an ID table (`nocontent`, which cannot).
+    seen in training is scored from its text) or from an item-ID table (`item_encoder='id'`, which
+    `gram_mode='nocontent'` trains, and which cannot).
 
     **Losses** (`loss_type`), all over the non-padding positions:
     - `"bce"`: SASRec's own binary cross-entropy with `num_negatives` (default 1) sampled negatives per position;

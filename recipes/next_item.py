@@ -1,0 +1,17 @@
+"""
+Next-item recommendation with SASRec over a content encoder's item vectors, trained with GRAM, with the memory-
+efficient large-catalog losses (CE, CE- sampled, CCE cut cross-entropy, CCE- sampled CCE) and full-catalog evaluation:
+NDCG@10, HR@10, Coverage@10 and Surprisal@10, and NDCG/HR on users whose held-out item is a cold-start item (never in
+training), which only a content model can recommend.
+
+This is the program `gram_hf.scripts.next_item` of the installed package (its docstring and `--help` have every
+option); it runs the same as `gram-hf next_item ...` and `accelerate launch -m gram_hf.scripts.next_item ...`:
+
+    python recipes/next_item.py --help
+"""
+
+from gram_hf.scripts.next_item import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
+from gram_hf.scripts.next_item import main
+
+if __name__ == "__main__":
+    main()

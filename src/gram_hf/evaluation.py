@@ -1,0 +1,133 @@
+"""
+[`GramEvaluationMixin`]: [`GramTrainer`]'s `evaluate` / `predict`, with every needed item encoded once beforehand.
+
+Batches name items by catalog index and share items with each other (a question answered by many learners, a news
+article in many impressions), so encoding per batch would repeat work. The evaluation loop first encodes each item the
+dataloader needs exactly once with the current encoder, then runs the head batch by batch on those vectors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .items import ItemCatalog
+    from .modeling import GramModel
+    from .training_args import GramTrainingArguments
+
+
+class GramEvaluationMixin:
+    """
+    Evaluation for [`GramTrainer`], placed before `transformers.Trainer` in its bases; the trainer provides the
+    attributes annotated below and the encoding of [`ItemEncodingMixin`].
+    """
+
+    args: GramTrainingArguments
+    item_catalog: ItemCatalog | None
+    gram_model: GramModel
+    # (catalog index -> row, rows of vectors) while an evaluation loop runs; None otherwise.
+    _eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None
+    data_collator: Callable
+    eval_data_collator: Callable | None
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        """The Trainer's evaluation dataloader, batched by `eval_data_collator` when one is set."""
+        with self._evaluation_collator():
+            return super().get_eval_dataloader(eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        """The Trainer's prediction dataloader, batched by `eval_data_collator` when one is set."""
+        with self._evaluation_collator():
+            return super().get_test_dataloader(test_dataset)
+
+    @contextlib.contextmanager
+    def _evaluation_collator(self) -> Iterator[None]:
+        # The Trainer builds every dataloader from `self.data_collator`; a DataLoader keeps the collator it got.
+        if self.eval_data_collator is None:
+            yield
+            return
+        training_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            yield
+        finally:
+            self.data_collator = training_collator
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        """
+        The Trainer's evaluation loop, with every item the dataloader needs encoded exactly once beforehand (eval mode,
+        no grad, length-sorted batches) instead of once per batch that mentions it. Adds
+        `{metric_key_prefix}_encoder_items`, the number of items encoded.
+        """
+        gram_model = self.gram_model
+        if gram_model.encoder is None:
+            return super().evaluation_loop(
+                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+            )
+        # A mask over the catalog rather than a concatenation of every batch's items: full-catalog heads put the whole
+        # catalog in each batch.
+        needed_mask = torch.zeros(self.item_catalog.num_items, dtype=torch.bool)
+        for batch in dataloader:
+            needed_mask[batch["item_index"].reshape(-1).cpu()] = True
+        needed = needed_mask.nonzero().squeeze(1)
+        vectors = torch.empty(needed.numel(), gram_model.item_dim, dtype=torch.float32, device=self.args.device)
+        rows = torch.full((self.item_catalog.num_items,), -1, dtype=torch.long)
+        rows[needed] = torch.arange(needed.numel())
+        with self.compute_loss_context_manager():
+            for batch_index, batch_vectors in self._encode_for_inference(
+                gram_model, needed, count=False, progress=True
+            ):
+                vectors[rows[batch_index].to(vectors.device)] = batch_vectors.float()
+        self._eval_item_vectors = (rows.to(self.args.device), vectors)
+        try:
+            output = super().evaluation_loop(
+                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+            )
+        finally:
+            self._eval_item_vectors = None
+        output.metrics[f"{metric_key_prefix}_encoder_items"] = needed.numel()
+        return output
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """
+        Loss, predictions and labels of one batch, with the item vectors `evaluation_loop` encoded for it.
+
+        The predictions are the head's scores; when the head names a `scored_ref_key`, they are the pair `(scores,
+        scored_items)` where `scored_items` holds the catalog index of every scored position (-100 for padding), so
+        `compute_metrics` can split metrics by item (e.g. cold-start AUC).
+        """
+        gram_model = self.accelerator.unwrap_model(model)
+        inputs = self._prepare_inputs(inputs)
+        item_index = inputs.pop("item_index")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            if gram_model.encoder is None:
+                vectors = gram_model.item_id_table(item_index)
+            else:
+                rows, encoded = self._eval_item_vectors
+                vectors = encoded[rows[item_index]]
+            output = gram_model.head(vectors, **inputs)
+        loss = output.loss.detach() if output.loss is not None else None
+        if prediction_loss_only:
+            return loss, None, None
+        scores = output.scores.detach()
+        ref_key = getattr(gram_model.head, "scored_ref_key", None)
+        if ref_key is not None and ref_key in inputs:
+            ref = inputs[ref_key]
+            scored_items = torch.where(ref >= 0, item_index[ref.clamp(min=0)], torch.full_like(ref, -100))
+            return loss, (scores, scored_items), inputs.get("labels")
+        return loss, scores, inputs.get("labels")
+
+
+__all__ = ["GramEvaluationMixin"]

@@ -1,0 +1,369 @@
+"""
+The arguments of the gram-hf programs (in the manner of trl's `ScriptArguments` / `ModelConfig`): the options every
+program shares, the model's, the knowledge-tracing ones, the paper's training defaults, and [`parse_recipe_args`],
+which parses `(data arguments, ModelArguments, GramTrainingArguments)` and applies the embedded default's demo settings
+to the options not given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from transformers import HfArgumentParser
+from transformers.utils import logging as hf_logging
+
+from ..adapters import LoraArguments
+from ..modeling import default_encoder_path
+from ..tasks.knowledge_tracing.split_arguments import KnowledgeTracingSplitArguments
+from ..training_args import GramTrainingArguments
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
+
+# The GRAM paper's training setup (Yang et al., NAACL 2022, and PLM-NR for news): Adam with lr 1e-4 for both the CF
+# module and the content encoder, a linear warmup, evaluation every epoch with early stopping (patience 10) on
+# validation AUC, GRAM with one encoder fit per epoch.
+PAPER_TRAINING_DEFAULTS: dict[str, Any] = {
+    "gram_mode": "gram",
+    "gram_interval": "1epoch",
+    "learning_rate": 1e-4,
+    "encoder_learning_rate": 1e-4,
+    "optim": "adamw_torch",
+    "weight_decay": 0.0,
+    "lr_scheduler_type": "constant_with_warmup",
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "auc",
+    "greater_is_better": True,
+    "logging_steps": 50,
+}
+KNOWLEDGE_TRACING_TRAINING_DEFAULTS: dict[str, Any] = {
+    **PAPER_TRAINING_DEFAULTS,
+    "per_device_train_batch_size": 32,  # learners (windows of max_seq_len interactions)
+    "per_device_eval_batch_size": 128,
+    "num_train_epochs": 100,  # a cap: early stopping ends training
+    "warmup_steps": 0.01,  # one epoch of the 100
+}
+# What the knowledge-tracing recipes' embedded defaults shrink (only for options not given on the command line): a
+# few minutes on a CPU. Each recipe adds its synthetic preset and scale.
+KNOWLEDGE_TRACING_DEMO_DEFAULTS: dict[str, Any] = {
+    "num_train_epochs": 3,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 16,
+    "item_max_length": 32,
+    "head_config": '{"hidden_size": 128, "num_layers": 1}',
+    "save_total_limit": 1,
+    "logging_steps": 20,
+}
+NEWS_TRAINING_DEFAULTS: dict[str, Any] = {
+    **PAPER_TRAINING_DEFAULTS,
+    "per_device_train_batch_size": 256,  # impressions (a click and npratio negatives each)
+    "per_device_eval_batch_size": 256,
+    "num_train_epochs": 5,
+    "warmup_steps": 0.05,  # a quarter of the first epoch
+}
+
+
+def split_list(value: str | Sequence[str] | None) -> list[str]:
+    """`"a, b,c"` -> `["a", "b", "c"]`; `None` or `""` -> `[]`; a sequence is taken as it is."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(part) for part in value]
+
+
+@dataclass
+class ScriptArguments:
+    """
+    Arguments every recipe shares: the embedded default's synthetic data, early stopping and the encoder export.
+    Recipes subclass it with their dataset's arguments.
+    """
+
+    synthetic_preset: str | None = field(
+        default=None,
+        metadata={"help": "Embedded default only: the synthetic generator's preset (default: the recipe's)."},
+    )
+    synthetic_scale: float | None = field(
+        default=None,
+        metadata={"help": "Embedded default only: the size of the synthetic data, a factor on the preset's counts."},
+    )
+    synthetic_seed: int = field(default=0, metadata={"help": "Embedded default only: seed of the synthetic data."})
+    synthetic_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where synthetic data is cached; default: $HF_HOME/gram_hf/synthetic."},
+    )
+    dataset_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "The `datasets` cache of the parsed raw files (default: HF_DATASETS_CACHE)."},
+    )
+    early_stopping_patience: int = field(
+        default=10,
+        metadata={"help": "Stop after this many evaluations without a better validation AUC; 0 disables it."},
+    )
+    save_encoder: bool = field(
+        default=True,
+        metadata={"help": "Export the fine-tuned content encoder as a plain `AutoModel` folder after training."},
+    )
+    encoder_output_dir: str | None = field(
+        default=None, metadata={"help": "Where to export the encoder; default: <output_dir>/encoder."}
+    )
+    encoder_adapter_only: bool = field(
+        default=False,
+        metadata={"help": "With LoRA: export only the adapter (PEFT format) instead of the merged backbone."},
+    )
+    push_encoder_to_hub: str | None = field(
+        default=None,
+        metadata={"help": "Also upload the encoder export to this Hub model repository (e.g. user/my-encoder)."},
+    )
+
+
+@dataclass
+class KnowledgeTracingArguments(KnowledgeTracingSplitArguments, ScriptArguments):
+    """
+    The options of every knowledge-tracing recipe: the loaders' split options (the fields of
+    [`~gram_hf.tasks.knowledge_tracing.KnowledgeTracingSplitArguments`]: `--max_seq_len`, `--test_fraction`,
+    `--validation_fraction`, `--cold_start_items`, `--split_seed`, `--min_interactions`, `--strict`) and the head's
+    features. With the embedded default, `--cold_start_items` defaults to the synthetic preset's count, scaled.
+    """
+
+    features: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated interaction features fed to the KT head (embedded, added to its input)."},
+    )
+    current_features: str | None = field(
+        default=None,
+        metadata={
+            "help": "Those of --features known before the learner answers (e.g. the question's part); the others "
+            "enter one step later, with the response."
+        },
+    )
+
+    def canonical_kwargs(self, cold_start_items: int | Sequence[str] | None = None) -> dict[str, Any]:
+        """
+        The loaders' keyword arguments: `split` (these split options; `cold_start_items` replaces --cold_start_items)
+        and `cache_dir`.
+        """
+        replaced = {} if cold_start_items is None else {"cold_start_items": cold_start_items}
+        split = KnowledgeTracingSplitArguments.from_options(self, replaced, caller="canonical_kwargs")
+        return {"split": split, "cache_dir": self.dataset_cache_dir}
+
+    def task_options(self, data: InteractionData) -> dict[str, Any]:
+        """
+        [`run_task`]'s options for the knowledge-tracing task on `data`: the head's `--features` (checked against
+        the dataset's, with their vocabulary sizes) and the collator's `max_seq_len`.
+        """
+        features = split_list(self.features)
+        current = split_list(self.current_features)
+        available = data.stats.get("features", {})
+        unknown = [name for name in features if name not in available]
+        if unknown:
+            raise ValueError(f"--features {unknown} are not features of this dataset; it has {sorted(available)}.")
+        not_fed = [name for name in current if name not in features]
+        if not_fed:
+            raise ValueError(f"--current_features {not_fed} must also be among --features {features}.")
+        head_config: dict[str, Any] = {}
+        if features:
+            head_config = {"features": {name: int(available[name]) for name in features}, "current_features": current}
+        return {"head_config": head_config, "collator_options": {"max_seq_len": self.max_seq_len}}
+
+
+@dataclass
+class ModelArguments(LoraArguments):
+    """
+    The [`GramModel`]: content encoder (backbone, pooling, projection, optional LoRA), item text lengths and head
+    options. With `--gram_mode nocontent` an item-ID table of `item_dim` (default: the encoder's hidden size) replaces
+    the encoder.
+    """
+
+    encoder_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or folder of the encoder backbone; default: the shipped all-MiniLM-L6-v2."},
+    )
+    pooling: str | None = field(
+        default=None,
+        metadata={"help": "mean | cls | attention; default: the task's (mean for KT, attention for news)."},
+    )
+    item_dim: int | None = field(
+        default=None, metadata={"help": "Item vector size; a projection is added when it differs from the encoder's."}
+    )
+    attention_pooling_dim: int = field(default=200, metadata={"help": "Query size of attention pooling."})
+    item_max_length: int | None = field(
+        default=None,
+        metadata={"help": "Item text is truncated to this many tokens, special tokens included (single-text items)."},
+    )
+    item_field_max_lengths: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-field items (news): tokens per field, comma-separated in the order of the text fields "
+            "(default: 24 title, 50 abstract, 400 body)."
+        },
+    )
+    head_dropout: float | None = field(default=None, metadata={"help": "Dropout of the task head (head default)."})
+    head_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "Further head options as JSON, e.g. '{\"num_layers\": 1}' (KT: hidden_size, num_layers; news: "
+            "num_attention_heads, query_dim)."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.item_max_length is not None and self.item_max_length < 2:
+            raise ValueError(f"item_max_length must be >= 2, got {self.item_max_length}.")
+        self.head_kwargs()  # fail at parse time on malformed JSON
+
+    @property
+    def encoder_path(self) -> str:
+        return self.encoder_name_or_path or default_encoder_path()
+
+    def head_kwargs(self) -> dict[str, Any]:
+        """The head options given on the command line."""
+        kwargs: dict[str, Any] = {}
+        if self.head_config:
+            try:
+                kwargs = json.loads(self.head_config)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"--head_config is not valid JSON: {err}.") from None
+            if not isinstance(kwargs, dict):
+                raise ValueError(f"--head_config must be a JSON object, got {self.head_config!r}.")
+        if self.head_dropout is not None:
+            kwargs["dropout"] = self.head_dropout
+        return kwargs
+
+
+@dataclass
+class RecipeArguments:
+    """
+    What [`parse_recipe_args`] returns.
+
+    Attributes:
+        data: the recipe's data arguments (a [`ScriptArguments`] subclass).
+        model ([`ModelArguments`]), training ([`GramTrainingArguments`]).
+        synthetic (`bool`): no data was given: the embedded default runs on synthetic data.
+        demo_settings (`dict`): the demo defaults applied (those the command line did not set); empty for real data.
+        explicit (`frozenset[str]`): the options given on the command line (field names).
+        start_time (`float`): `time.perf_counter()` when the arguments were parsed.
+    """
+
+    data: Any
+    model: ModelArguments
+    training: GramTrainingArguments
+    synthetic: bool
+    demo_settings: dict[str, Any]
+    explicit: frozenset[str]
+    start_time: float
+
+    def given(self, name: str) -> bool:
+        """Whether the option `name` was given on the command line."""
+        return name in self.explicit
+
+
+def _explicit_destinations(parser: HfArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the options present in `argv` (`--x`, `--x=v`, `--no_x`, dashes or underscores)."""
+    options = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            options[option] = action.dest
+    explicit = set()
+    for token in argv:
+        if token.startswith("--"):
+            name = token.split("=", 1)[0]
+            if name in options:
+                explicit.add(options[name])
+            elif name.replace("-", "_") in options:
+                explicit.add(options[name.replace("-", "_")])
+    return explicit
+
+
+def parse_recipe_args(
+    data_class: type[ScriptArguments],
+    argv: Sequence[str] | None = None,
+    *,
+    defaults: Mapping[str, Any],
+    demo_defaults: Mapping[str, Any],
+    uses_synthetic: Callable[[Any], bool],
+) -> RecipeArguments:
+    """
+    Parses `(data_class, ModelArguments, GramTrainingArguments)` from `argv` (default: `sys.argv[1:]`).
+
+    `defaults` (any field of the three) replace the dataclasses' defaults: the paper's settings for real data. When
+    `uses_synthetic(data_args)` says no data was given, `demo_defaults` are applied on top, again only to the options
+    not on the command line, so `--num_train_epochs 10` still wins over the demo's epochs.
+    """
+    start_time = time.perf_counter()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((data_class, ModelArguments, GramTrainingArguments))
+    parser.set_defaults(**defaults)
+    if not _has_accelerator():
+        # On a machine without an accelerator the run is on the CPU anyway, but TrainingArguments needs `use_cpu` to
+        # accept `--bf16` there, and to set up the gloo process group for several processes (`accelerate launch
+        # --multi_gpu --num_processes N` on a CPU).
+        parser.set_defaults(use_cpu=True)
+    synthetic = False
+    demo_settings: dict[str, Any] = {}
+    explicit = _explicit_destinations(parser, argv)
+    if not {"-h", "--help"} & set(argv):
+        # First the data arguments alone, to learn whether the embedded default runs (and TrainingArguments, which
+        # sets up devices, is built once).
+        data_fields = {f.name for f in fields(data_class)}
+        probe = HfArgumentParser(data_class, allow_abbrev=False)
+        probe.set_defaults(**{k: v for k, v in defaults.items() if k in data_fields})
+        probe_args, _ = probe.parse_known_args(argv)
+        probe_data = data_class(**{k: v for k, v in vars(probe_args).items() if k in data_fields})
+        synthetic = bool(uses_synthetic(probe_data))
+        if synthetic:
+            demo_settings = {key: value for key, value in demo_defaults.items() if key not in explicit}
+            parser.set_defaults(**demo_settings)
+    data_args, model_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    setup_logging(training_args)
+    return RecipeArguments(
+        data_args, model_args, training_args, synthetic, demo_settings, frozenset(explicit), start_time
+    )
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def setup_logging(training_args: GramTrainingArguments) -> None:
+    """Python and transformers logging at the process's log level (warnings only on non-main processes)."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    # The Trainer's dataloaders ask for pinned memory, which a CPU-only machine cannot give; torch warns every epoch.
+    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator.*")
+    level = training_args.get_process_log_level()
+    logging.getLogger("gram_hf").setLevel(level)
+    hf_logging.set_verbosity(level)
+
+
+__all__ = [
+    "KNOWLEDGE_TRACING_DEMO_DEFAULTS",
+    "KNOWLEDGE_TRACING_TRAINING_DEFAULTS",
+    "NEWS_TRAINING_DEFAULTS",
+    "PAPER_TRAINING_DEFAULTS",
+    "KnowledgeTracingArguments",
+    "ModelArguments",
+    "RecipeArguments",
+    "ScriptArguments",
+    "parse_recipe_args",
+    "setup_logging",
+    "split_list",
+]

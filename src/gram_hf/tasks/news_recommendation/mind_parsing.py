@@ -1,0 +1,185 @@
+"""
+Line-level reading of MIND's raw files: UTF-8 lines (each error names file and line), `news.tsv` records,
+`behaviors.tsv` lines and impression tokens, `news_body.tsv` bodies and MIND's time format. No state: what a split
+keeps or drops is the builder's business ([`~gram_hf.tasks.news_recommendation.mind_builder.MIND`]).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
+NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL", "TitleEntities", "AbstractEntities")
+BEHAVIORS_COLUMNS = ("ImpressionID", "UserID", "Time", "History", "Impressions")
+
+
+def malformed(path: Path | str, line_number: int, problem: str) -> ValueError:
+    """The error of a malformed line: `<path>, line <n>: <problem>`."""
+    return ValueError(f"{path}, line {line_number}: {problem}")
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """`(line number, line)` of a UTF-8 text file, without the line break; blank lines are skipped."""
+    with open(path, "rb") as handle:
+        # Binary lines split on "\n" only (text mode would also split on a stray "\r" inside a title), and decoding
+        # line by line names the exact line of an invalid byte.
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise malformed(path, line_number, f"not valid UTF-8 ({err.reason} at byte {err.start})") from None
+            line = line.rstrip("\n")
+            if line.endswith("\r"):
+                line = line[:-1]
+            if line_number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            if line.strip():
+                yield line_number, line
+
+
+def parse_entities(text: str, path: Path, line_number: int, column: str) -> list[str]:
+    """The WikidataIds of a MIND entity column (a JSON list of objects; `[]` or empty when none)."""
+    if not text.strip():
+        return []
+    try:
+        entities = json.loads(text)
+    except json.JSONDecodeError as err:
+        problem = f"column {column} is not valid JSON ({err.msg} at char {err.pos})"
+        raise malformed(path, line_number, problem) from None
+    if not isinstance(entities, list) or not all(isinstance(entity, dict) for entity in entities):
+        raise malformed(path, line_number, f"column {column} must be a JSON list of entity objects")
+    return [str(entity.get("WikidataId", "")) for entity in entities]
+
+
+def split_news_line(line: str, path: Path, line_number: int) -> list[str]:
+    """The 8 columns of a `news.tsv` line (quoting off: titles hold `"` and the entity columns raw JSON)."""
+    columns = line.split("\t")
+    if len(columns) != len(NEWS_COLUMNS):
+        raise malformed(
+            path,
+            line_number,
+            f"expected {len(NEWS_COLUMNS)} tab-separated columns ({', '.join(NEWS_COLUMNS)}), found {len(columns)}",
+        )
+    if not columns[0].strip():
+        raise malformed(path, line_number, "empty NewsID")
+    return columns
+
+
+def read_news_ids(news_files: Sequence[Path]) -> list[str]:
+    """
+    The catalog order of the news: first appearance over `news_files` (train, dev, test folder order). Every loader
+    pass uses this one function, so item row `i` and the catalog index `i` in the interaction splits always agree.
+    """
+    ids: dict[str, None] = {}
+    for path in news_files:
+        for line_number, line in read_lines(path):
+            ids.setdefault(split_news_line(line, path, line_number)[0].strip(), None)
+    return list(ids)
+
+
+def read_bodies(body_files: Sequence[Path]) -> dict[str, str]:
+    """NewsID -> article body from `NewsID<TAB>body` files (the body may hold further tabs); first file wins."""
+    bodies: dict[str, str] = {}
+    for path in body_files:
+        for line_number, line in read_lines(path):
+            news_id, tab, body = line.partition("\t")
+            if not tab or not news_id.strip():
+                raise malformed(path, line_number, "expected NewsID<TAB>body")
+            bodies.setdefault(news_id.strip(), body)
+    return bodies
+
+
+def parse_mind_time(text: str, path: Path | str = "<string>", line_number: int = 0) -> datetime:
+    """
+    A MIND time (`%m/%d/%Y %I:%M:%S %p`, not zero-padded: `11/11/2019 9:05:58 AM`), parsed without `strptime`'s
+    per-call overhead (millions of lines in MIND-large); a malformed value raises `ValueError` naming file and line.
+    """
+    try:
+        date, clock, half = text.strip().split(" ")
+        month, day, year = date.split("/")
+        hour_text, minute, second = clock.split(":")
+        hour = int(hour_text)
+        half = half.upper()
+        if not 1 <= hour <= 12 or half not in ("AM", "PM"):
+            raise ValueError
+        hour = hour % 12 + (12 if half == "PM" else 0)
+        return datetime(int(year), int(month), int(day), hour, int(minute), int(second))
+    except ValueError:
+        raise malformed(path, line_number, f"time {text!r} does not match {TIME_FORMAT!r}") from None
+
+
+def parse_news_line(line: str, path: Path, line_number: int) -> dict[str, Any]:
+    """
+    A `news.tsv` line as an item record: `item_id`, `title`, `abstract`, `category`, `subcategory`, `url` and the
+    WikidataIds of `title_entities` / `abstract_entities`.
+    """
+    columns = split_news_line(line, path, line_number)
+    return {
+        "item_id": columns[0].strip(),
+        "title": columns[3],
+        "abstract": columns[4],
+        "category": columns[1],
+        "subcategory": columns[2],
+        "url": columns[5],
+        "title_entities": parse_entities(columns[6], path, line_number, "TitleEntities (7)"),
+        "abstract_entities": parse_entities(columns[7], path, line_number, "AbstractEntities (8)"),
+    }
+
+
+def split_behaviors_line(line: str, path: Path, line_number: int) -> tuple[int, str, datetime, str, str]:
+    """A `behaviors.tsv` line as `(impression id, user id, time, history text, impressions text)`."""
+    columns = line.split("\t")
+    if len(columns) != len(BEHAVIORS_COLUMNS):
+        raise malformed(
+            path,
+            line_number,
+            f"expected {len(BEHAVIORS_COLUMNS)} tab-separated columns ({', '.join(BEHAVIORS_COLUMNS)}), "
+            f"found {len(columns)}",
+        )
+    impression_text, user_id, time_text, history_text, impressions_text = columns
+    try:
+        impression_id = int(impression_text)
+    except ValueError:
+        raise malformed(path, line_number, f"ImpressionID {impression_text!r} is not an integer") from None
+    return impression_id, user_id, parse_mind_time(time_text, path, line_number), history_text, impressions_text
+
+
+def is_labelled_token(token: str) -> bool:
+    """Whether an impression token carries a click label (`N55689-1`); MINDlarge_test's bare `N55689` do not."""
+    return "-" in token
+
+
+def parse_impression_token(token: str, path: Path, line_number: int, labelled: bool) -> tuple[str, int]:
+    """
+    `(NewsID, label)` of an impression token of a file whose tokens are `labelled` (`N55689-1` / `N55689-0`) or not
+    (a bare `N55689`, label -1): a file mixes no forms.
+    """
+    news_id, dash, label = token.rpartition("-")
+    if bool(dash) != labelled:
+        expected = "NewsID-0/1 like the file's first impression" if labelled else "a bare NewsID"
+        raise malformed(path, line_number, f"impression token {token!r}: expected {expected}")
+    if not labelled:
+        return label, -1
+    if label not in ("0", "1") or not news_id:
+        raise malformed(path, line_number, f"impression token {token!r}: expected NewsID-0 or NewsID-1")
+    return news_id, int(label)
+
+
+__all__ = [
+    "BEHAVIORS_COLUMNS",
+    "NEWS_COLUMNS",
+    "TIME_FORMAT",
+    "is_labelled_token",
+    "malformed",
+    "parse_impression_token",
+    "parse_mind_time",
+    "parse_news_line",
+    "read_bodies",
+    "read_lines",
+    "read_news_ids",
+    "split_behaviors_line",
+]
