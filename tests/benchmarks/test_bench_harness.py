@@ -198,7 +198,7 @@ def test_speed_run_sweeps_e2e_accumulation(spec, workdir, tmp_path, monkeypatch)
 def test_results_without_the_sweep_still_render(tmp_path):
     # Results written before the sweep (one E2E row, no `e2e_sweep`): they render and say the best was not searched.
     committed = common.RESULTS_DIR / "cpu-amd-epyc"
-    payload = json.loads((committed / "speed_duolingo_en_es_minilm_s1.json").read_text())
+    payload = json.loads((committed / "speed_duolingo_en_es_tinybert-shape_s0.1.json").read_text())
     assert "e2e_sweep" not in payload
     markdown = speed.render_markdown(payload)
     assert "| Speed-up vs E2E (micro-batch 32) | Counted ideal |" in markdown and "vs E2E best" not in markdown
