@@ -116,6 +116,30 @@ def test_gradient_accumulation_equals_the_larger_batch(base_model, catalog, kt_d
     assert_same_parameters(big, accumulated, atol=2e-6)
 
 
+@pytest.mark.parametrize("mode", ["e2e", "gram"])
+def test_gradient_accumulation_weighs_micro_batches_by_their_scored_positions(base_model, catalog, kt_data, tmp_path,
+                                                                             mode):  # fmt: skip
+    # Learner sequences of different lengths: micro-batches score unequally many positions, and a mean of their means
+    # would differ from the whole batch's mean. Weighted by positions, accumulation equals the whole batch.
+    lengths = [len(row["items"]) for row in kt_data.train.to_list()[:6]]
+    assert sum(lengths[:3]) != sum(lengths[3:])
+    settings = {"gram_mode": mode, "gram_interval": "1", "max_steps": 3, "logging_steps": 1}
+    big, big_trainer = train(base_model, catalog, kt_data, tmp_path / "a", per_device_train_batch_size=6, **settings)
+    accumulated, accumulated_trainer = train(
+        base_model,
+        catalog,
+        kt_data,
+        tmp_path / "b",
+        per_device_train_batch_size=3,
+        gradient_accumulation_steps=2,
+        **settings,
+    )
+    assert_same_parameters(big, accumulated, atol=2e-6)
+    big_losses = [log["loss"] for log in big_trainer.state.log_history if "loss" in log]
+    accumulated_losses = [log["loss"] for log in accumulated_trainer.state.log_history if "loss" in log]
+    assert big_losses == pytest.approx(accumulated_losses, rel=1e-4)  # the logged loss is the whole batch's mean
+
+
 @pytest.mark.bf16
 def test_bf16_trains_with_an_fp32_item_table(base_model, catalog, kt_data, tmp_path):
     _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="3", bf16=True,

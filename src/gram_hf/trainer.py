@@ -117,6 +117,8 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         self.model_accepts_loss_kwargs = False
         self.item_catalog = item_catalog
         self.eval_data_collator = eval_data_collator
+        self._step_positions: int | None = None  # scored positions of the current optimizer step
+        self._micro_batch_weight = 1.0
         self.encoder_optimizer: torch.optim.Optimizer | None = None
         self.encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.item_table: ItemTable | None = None
@@ -232,6 +234,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         if "item_index" not in inputs:
             raise KeyError("GramTrainer batches need 'item_index' (the catalog indices of the batch's unique items).")
         item_index = inputs.pop("item_index")
+        self._micro_batch_weight = self._share_of_step(inputs)
         refs = [inputs[key] for key in gram_model.head.item_ref_keys]
         self._pending_counts["occurrences"] += sum(int((ref >= 0).sum()) for ref in refs)
         self._pending_counts["unique_items"] += item_index.numel()
@@ -239,7 +242,28 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         if self.accelerator.sync_gradients:
             self._merge_counters()
         # The Trainer sums the returned losses of a step's micro-batches for logging.
-        return loss.detach() / self.current_gradient_accumulation_steps
+        return loss.detach() * self._micro_batch_weight
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """
+        The Trainer's micro-batches of one optimizer step, with the number of scored positions (`labels` other than
+        -100) they hold together, which [`_share_of_step`] weighs each micro-batch's mean loss by.
+        """
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        counts = [_scored_positions(batch) for batch in batch_samples]
+        self._step_positions = None if None in counts else sum(counts)
+        return batch_samples, num_items_in_batch
+
+    def _share_of_step(self, inputs: dict[str, Any]) -> float:
+        """
+        This micro-batch's weight in its optimizer step: its scored positions over the step's, so that gradient
+        accumulation equals the whole batch also when micro-batches score unequally many positions (heads return a
+        mean over their positions); `1 / accumulation steps` when the batches carry no `labels` to count.
+        """
+        positions, total = _scored_positions(inputs), getattr(self, "_step_positions", None)
+        if positions is None or not total:
+            return 1.0 / self.current_gradient_accumulation_steps
+        return positions / total
 
     def _merge_counters(self) -> None:
         """Adds every process's pending work to the (global) counters."""
@@ -345,6 +369,12 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         """
         resume_from_checkpoint = checkpointing.resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+
+def _scored_positions(batch: dict[str, Any]) -> int | None:
+    """The number of labels other than -100 (padding) in a batch, or `None` when it has no `labels` tensor."""
+    labels = batch.get("labels")
+    return int((labels != -100).sum()) if isinstance(labels, torch.Tensor) else None
 
 
 class _CloseWindowAtTrainEnd(TrainerCallback):

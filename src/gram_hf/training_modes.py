@@ -84,6 +84,8 @@ class TrainingModesMixin:
     item_table: ItemTable | None
     encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None
     current_gradient_accumulation_steps: int
+    # This micro-batch's share of its optimizer step's loss (set by the trainer's `training_step`).
+    _micro_batch_weight: float
     _uses_item_table: bool
     # (item_index, dL/dh) of this optimizer step's micro-batches, applied to the ItemTable at the step boundary.
     _pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]]
@@ -110,7 +112,7 @@ class TrainingModesMixin:
         the CF module and, where the mode back-propagated through it, the CE.
         """
         self._check_finite(loss)
-        self.accelerator.backward(loss / self.current_gradient_accumulation_steps)
+        self.accelerator.backward(loss * self._micro_batch_weight)
         if not self.accelerator.sync_gradients:
             return False
         distributed.all_reduce_gradients(gram_model.parameters(), average=True)
