@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
 import gram_hf
-from gram_hf.scripts import RESULTS_NAME
+from gram_hf.scripts import RESULTS_NAME, parse_recipe_args
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -143,7 +143,7 @@ def test_synthetic_data_is_generated_once_and_reused(tmp_path):
 def test_paper_defaults_for_real_data_and_demo_defaults_only_where_not_given(tmp_path):
     toeic = load_recipe("toeic")
     real = ["--kt1_dir", "KT1", "--questions_csv", "q.csv", "--item_text", "t.csv", "--output_dir", str(tmp_path)]
-    args = toeic.parse_recipe_args(
+    args = parse_recipe_args(
         toeic.DataArguments, real, defaults=toeic.DEFAULTS, demo_defaults=toeic.DEMO_DEFAULTS,
         uses_synthetic=lambda data: data.kt1_dir is None,
     )  # fmt: skip
@@ -157,7 +157,7 @@ def test_paper_defaults_for_real_data_and_demo_defaults_only_where_not_given(tmp
     assert args.data.features == "part,elapsed_time" and args.data.current_features == "part"
 
     demo = ["--num_train_epochs", "7", "--output_dir", str(tmp_path)]
-    args = toeic.parse_recipe_args(
+    args = parse_recipe_args(
         toeic.DataArguments, demo, defaults=toeic.DEFAULTS, demo_defaults=toeic.DEMO_DEFAULTS,
         uses_synthetic=lambda data: data.kt1_dir is None,
     )  # fmt: skip

@@ -23,7 +23,7 @@ from .arguments import (
     parse_recipe_args,
     split_list,
 )
-from .pipeline import build_model, load_tokenizer, make_trainer, run_task, train_and_evaluate
+from .pipeline import build_model, load_tokenizer, make_trainer, run_program, run_task, train_and_evaluate
 from .report import RESULTS_NAME, export_and_report, format_results_table
 from .synthetic_cache import (
     SyntheticDataset,
@@ -58,6 +58,7 @@ __all__ = [
     "load_tokenizer",
     "make_trainer",
     "parse_recipe_args",
+    "run_program",
     "run_task",
     "split_list",
     "synthetic_knowledge_tracing",

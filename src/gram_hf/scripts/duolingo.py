@@ -35,16 +35,20 @@ Options: `--split_by slam` (the release's own time split instead of the learner 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tasks.knowledge_tracing import PRESETS, load_duolingo
 from .arguments import (
     KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
-    parse_recipe_args,
+    RecipeArguments,
 )
-from .pipeline import run_task
+from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 RECIPE = "duolingo"
 DEFAULTS = {**KNOWLEDGE_TRACING_TRAINING_DEFAULTS, "output_dir": f"outputs/{RECIPE}", "item_max_length": 64}
@@ -74,33 +78,34 @@ class DataArguments(KnowledgeTracingArguments):
     time_buckets: int = field(default=24, metadata={"help": "Log-scale buckets of the elapsed_time feature."})
 
 
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """The dataset (the given files, or the embedded default's cached synthetic ones), its description and the task
+    options (`--features`, `max_seq_len`)."""
+    data_args = args.data
+    preset = data_args.track if data_args.track in PRESETS else "en_es"
+    synthetic, canonical = knowledge_tracing_data(args, "duolingo", preset, 0.02)
+    if synthetic is not None:
+        data_dir, track, source = synthetic.paths["data_dir"], synthetic.options["track"], synthetic.describe()
+    else:
+        data_dir, track, source = data_args.data_dir, data_args.track, data_args.data_dir
+    data = load_duolingo(
+        data_dir,
+        track,
+        date=data_args.date,
+        split_by=data_args.split_by,
+        include_prompt=data_args.include_prompt,
+        time_buckets=data_args.time_buckets,
+        **canonical,
+    )
+    return data, source, data_args.task_options(data)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: data.data_dir is None,
-    )
-    data_args = args.data
-    with args.training.main_process_first(desc="loading Duolingo SLAM"):
-        preset = data_args.track if data_args.track in PRESETS else "en_es"
-        synthetic, canonical = knowledge_tracing_data(args, "duolingo", preset, 0.02)
-        if synthetic is not None:
-            data_dir, track, source = synthetic.paths["data_dir"], synthetic.options["track"], synthetic.describe()
-        else:
-            data_dir, track, source = data_args.data_dir, data_args.track, data_args.data_dir
-        data = load_duolingo(
-            data_dir,
-            track,
-            date=data_args.date,
-            split_by=data_args.split_by,
-            include_prompt=data_args.include_prompt,
-            time_buckets=data_args.time_buckets,
-            **canonical,
-        )
-    return run_task("knowledge_tracing", data, args, recipe=RECIPE, source=source, **data_args.task_options(data))
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="knowledge_tracing", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.data_dir is None, description="Duolingo SLAM", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

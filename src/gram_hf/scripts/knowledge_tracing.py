@@ -31,17 +31,21 @@ export), and every `GramTrainingArguments` / `TrainingArguments` flag. `--help` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tasks.knowledge_tracing import load_kt_csv
 from .arguments import (
     KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
-    parse_recipe_args,
+    RecipeArguments,
     split_list,
 )
-from .pipeline import run_task
+from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 RECIPE = "knowledge_tracing"
 DEFAULTS = {**KNOWLEDGE_TRACING_TRAINING_DEFAULTS, "output_dir": f"outputs/{RECIPE}", "item_max_length": 128}
@@ -72,37 +76,38 @@ class DataArguments(KnowledgeTracingArguments):
             raise ValueError("Pass both --interactions and --items (or neither, for the embedded default).")
 
 
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """The dataset (the given files, or the embedded default's cached synthetic ones), its description and the task
+    options (`--features`, `max_seq_len`)."""
+    data_args = args.data
+    synthetic, canonical = knowledge_tracing_data(args, "kt_csv", "en_es", 0.02)
+    if synthetic is not None:
+        interactions, items = synthetic.paths["interactions"], synthetic.paths["items"]
+        source = synthetic.describe()
+    else:
+        interactions, items = data_args.interactions, data_args.items
+        source = f"{interactions} + {items}"
+    data = load_kt_csv(
+        interactions,
+        items,
+        user_column=data_args.user_column,
+        item_column=data_args.item_column,
+        timestamp_column=data_args.timestamp_column,
+        correct_column=data_args.correct_column,
+        text_column=data_args.text_column,
+        feature_columns=split_list(data_args.features),
+        timestamp_unit=data_args.timestamp_unit,
+        **canonical,
+    )
+    return data, source, data_args.task_options(data)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: data.interactions is None,
-    )
-    data_args = args.data
-    with args.training.main_process_first(desc="loading data"):
-        synthetic, canonical = knowledge_tracing_data(args, "kt_csv", "en_es", 0.02)
-        if synthetic is not None:
-            interactions, items = synthetic.paths["interactions"], synthetic.paths["items"]
-            source = synthetic.describe()
-        else:
-            interactions, items = data_args.interactions, data_args.items
-            source = f"{interactions} + {items}"
-        data = load_kt_csv(
-            interactions,
-            items,
-            user_column=data_args.user_column,
-            item_column=data_args.item_column,
-            timestamp_column=data_args.timestamp_column,
-            correct_column=data_args.correct_column,
-            text_column=data_args.text_column,
-            feature_columns=split_list(data_args.features),
-            timestamp_unit=data_args.timestamp_unit,
-            **canonical,
-        )
-    return run_task("knowledge_tracing", data, args, recipe=RECIPE, source=source, **data_args.task_options(data))
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="knowledge_tracing", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.interactions is None, description="data", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -39,11 +39,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tasks.news_recommendation import find_mind_folders, load_mind, write_mind_prediction_from_output
-from .arguments import NEWS_TRAINING_DEFAULTS, ScriptArguments, parse_recipe_args, split_list
-from .pipeline import run_task
+from .arguments import NEWS_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments, split_list
+from .pipeline import run_program
 from .synthetic_cache import synthetic_mind
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 logger = logging.getLogger(__name__)
 
@@ -88,55 +92,58 @@ class DataArguments(ScriptArguments):
     )
 
 
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """
+    The MIND download (the given folder, or the embedded default's cached synthetic one), its description and, with
+    `--predict_test`, the step that writes the leaderboard submission after training.
+    """
+    data_args = args.data
+    if args.synthetic:
+        synthetic = synthetic_mind(
+            data_args.synthetic_preset or "small", data_args.synthetic_scale or 0.01, data_args.synthetic_seed,
+            data_args.synthetic_dir,
+        )  # fmt: skip
+        data_dir, variant, source = synthetic.paths["data_dir"], synthetic.options["variant"], synthetic.describe()
+    else:
+        data_dir, variant, source = data_args.data_dir, data_args.variant, data_args.data_dir
+    data = load_mind(
+        data_dir,
+        text_fields=split_list(data_args.text_fields),
+        max_history=data_args.max_history,
+        npratio=data_args.npratio,
+        seed=data_args.split_seed,
+        validation_fraction=data_args.validation_fraction,
+        strict=data_args.strict,
+        variant=variant,
+        body_file=data_args.body_file,
+        cache_dir=data_args.dataset_cache_dir,
+    )
+    if not data_args.predict_test:
+        return data, source, {}
+    if "test" not in data:
+        raise ValueError("--predict_test needs a MIND*_test folder (MINDlarge_test), but the data has none.")
+    folders = find_mind_folders(data_dir, variant, data_args.body_file)
+    behaviors = folders.behaviors_file("test") if "test" in folders.folders else None
+
+    def after_training(trainer, results):
+        """The leaderboard submission for the labelless test split, written by the main process."""
+        output = trainer.predict(data["test"], metric_key_prefix="predict")
+        if trainer.is_world_process_zero():
+            path = write_mind_prediction_from_output(
+                output, data["test"], args.training.output_dir, behaviors_file=behaviors
+            )
+            results["prediction"] = str(path)
+            logger.info("Wrote the leaderboard submission %s", path)
+
+    return data, source, {"after_training": after_training}
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: data.data_dir is None,
-    )
-    data_args = args.data
-    with args.training.main_process_first(desc="loading MIND"):
-        if args.synthetic:
-            synthetic = synthetic_mind(
-                data_args.synthetic_preset or "small", data_args.synthetic_scale or 0.01, data_args.synthetic_seed,
-                data_args.synthetic_dir,
-            )  # fmt: skip
-            data_dir, variant, source = synthetic.paths["data_dir"], synthetic.options["variant"], synthetic.describe()
-        else:
-            data_dir, variant, source = data_args.data_dir, data_args.variant, data_args.data_dir
-        data = load_mind(
-            data_dir,
-            text_fields=split_list(data_args.text_fields),
-            max_history=data_args.max_history,
-            npratio=data_args.npratio,
-            seed=data_args.split_seed,
-            validation_fraction=data_args.validation_fraction,
-            strict=data_args.strict,
-            variant=variant,
-            body_file=data_args.body_file,
-            cache_dir=data_args.dataset_cache_dir,
-        )
-    after_training = None
-    if data_args.predict_test:
-        if "test" not in data:
-            raise ValueError("--predict_test needs a MIND*_test folder (MINDlarge_test), but the data has none.")
-        folders = find_mind_folders(data_dir, variant, data_args.body_file)
-        behaviors = folders.behaviors_file("test") if "test" in folders.folders else None
-
-        def after_training(trainer, results):
-            """The leaderboard submission for the labelless test split, written by the main process."""
-            output = trainer.predict(data["test"], metric_key_prefix="predict")
-            if trainer.is_world_process_zero():
-                path = write_mind_prediction_from_output(
-                    output, data["test"], args.training.output_dir, behaviors_file=behaviors
-                )
-                results["prediction"] = str(path)
-                logger.info("Wrote the leaderboard submission %s", path)
-
-    return run_task("news_recommendation", data, args, recipe=RECIPE, source=source, after_training=after_training)
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="news_recommendation", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.data_dir is None, description="MIND", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

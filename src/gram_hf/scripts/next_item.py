@@ -31,12 +31,15 @@ users, 150 movies), `num_train_epochs=6`, `learning_rate=3e-3`, `per_device_trai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..tasks.next_item import LOSS_TYPES, load_amazon, load_movielens
-from .arguments import PAPER_TRAINING_DEFAULTS, ScriptArguments, parse_recipe_args
-from .pipeline import run_task
+from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments
+from .pipeline import run_program
 from .synthetic_cache import synthetic_movielens
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 RECIPE = "next_item"
 # SASRec's training setup (Kang and McAuley, 2018, and the memory-efficient-SASRec study): Adam with lr 1e-3, batch
@@ -125,15 +128,9 @@ class DataArguments(ScriptArguments):
         return config
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: not data.has_data,
-    )
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """The dataset (the given files, or the embedded default's cached synthetic MovieLens), its description and the
+    head's options."""
     data_args = args.data
     if data_args.item_encoder == "id":
         if args.given("gram_mode") and args.training.gram_mode != "nocontent":
@@ -147,19 +144,24 @@ def main(argv: list[str] | None = None) -> dict:
         "strict": data_args.strict,
         "cache_dir": data_args.dataset_cache_dir,
     }
-    with args.training.main_process_first(desc=f"loading {data_args.dataset}"):
-        if data_args.dataset == "amazon" and not args.synthetic:
-            data = load_amazon(data_args.reviews, data_args.metadata, **filtering)
-            source = data_args.reviews
-        else:
-            data_dir, source = data_args.data_dir, data_args.data_dir
-            if args.synthetic:
-                synthetic = synthetic_movielens(
-                    data_args.synthetic_scale or 0.05, data_args.synthetic_seed, data_args.synthetic_dir
-                )
-                data_dir, source = synthetic.paths["data_dir"], synthetic.describe()
-            data = load_movielens(data_dir, min_rating=data_args.min_rating, **filtering)
-    return run_task("next_item", data, args, recipe=RECIPE, source=source, head_config=data_args.head_config())
+    options = {"head_config": data_args.head_config()}
+    if data_args.dataset == "amazon" and not args.synthetic:
+        return load_amazon(data_args.reviews, data_args.metadata, **filtering), data_args.reviews, options
+    data_dir, source = data_args.data_dir, data_args.data_dir
+    if args.synthetic:
+        synthetic = synthetic_movielens(
+            data_args.synthetic_scale or 0.05, data_args.synthetic_seed, data_args.synthetic_dir
+        )
+        data_dir, source = synthetic.paths["data_dir"], synthetic.describe()
+    return load_movielens(data_dir, min_rating=data_args.min_rating, **filtering), source, options
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="next_item", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: not data.has_data, description="next-item data", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from transformers import EarlyStoppingCallback, set_seed
@@ -25,7 +25,7 @@ from transformers import EarlyStoppingCallback, set_seed
 from ..modeling import GramModel
 from ..task_registry import GramTask, get_task
 from ..trainer import GramTrainer
-from .arguments import split_list
+from .arguments import parse_recipe_args, split_list
 from .report import export_and_report
 
 if TYPE_CHECKING:
@@ -231,6 +231,32 @@ def run_task(
     return export_and_report(trainer, args, results)
 
 
+def run_program(
+    data_class: type,
+    argv: Sequence[str] | None,
+    *,
+    recipe: str,
+    task: str,
+    defaults: Mapping[str, Any],
+    demo_defaults: Mapping[str, Any],
+    uses_synthetic: Callable[[Any], bool],
+    description: str,
+    load: Callable[[RecipeArguments], tuple[InteractionData, str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """
+    A whole program: parses `argv` (default: the command line) into `(data_class, ModelArguments,
+    GramTrainingArguments)` with `defaults` (and `demo_defaults` for the embedded default, see [`parse_recipe_args`]),
+    loads the data on the main process first with `load(args) -> (data, source, options)`, and runs [`run_task`] for
+    `task` with those options. Returns the results (also in `<output_dir>/results.json`).
+    """
+    args = parse_recipe_args(
+        data_class, argv, defaults=defaults, demo_defaults=demo_defaults, uses_synthetic=uses_synthetic
+    )
+    with args.training.main_process_first(desc=f"loading {description}"):
+        data, source, options = load(args)
+    return run_task(task, data, args, recipe=recipe, source=source, **options)
+
+
 def _non_empty(data: InteractionData, split: str, training_args: GramTrainingArguments) -> datasets.Dataset | None:
     """The evaluation split, or `None` (with a warning) when it is empty and no evaluation is asked for."""
     if split in data and len(data[split]):
@@ -245,4 +271,4 @@ def _non_empty(data: InteractionData, split: str, training_args: GramTrainingArg
     return None
 
 
-__all__ = ["build_model", "load_tokenizer", "make_trainer", "run_task", "train_and_evaluate"]
+__all__ = ["build_model", "load_tokenizer", "make_trainer", "run_program", "run_task", "train_and_evaluate"]

@@ -34,16 +34,20 @@ Options: `--cold_start_items N|id,id`, split fractions, `--gram_mode e2e|gram|no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tasks.knowledge_tracing import load_poj
 from .arguments import (
     KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
-    parse_recipe_args,
+    RecipeArguments,
 )
-from .pipeline import run_task
+from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 RECIPE = "poj"
 DEFAULTS = {**KNOWLEDGE_TRACING_TRAINING_DEFAULTS, "output_dir": f"outputs/{RECIPE}", "item_max_length": 256}
@@ -68,31 +72,32 @@ class DataArguments(KnowledgeTracingArguments):
             raise ValueError("Pass both --log_csv and --problem_text (or neither, for the embedded default).")
 
 
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """The dataset (the given files, or the embedded default's cached synthetic ones), its description and the task
+    options (`--features`, `max_seq_len`)."""
+    data_args = args.data
+    synthetic, canonical = knowledge_tracing_data(args, "poj", "poj", 0.01)
+    if synthetic is not None:
+        log_csv, problem_text = synthetic.paths["log_csv"], synthetic.paths["problem_text"]
+        source = synthetic.describe()
+    else:
+        log_csv, problem_text, source = data_args.log_csv, data_args.problem_text, data_args.log_csv
+    data = load_poj(
+        log_csv,
+        problem_text,
+        text_id_column=data_args.text_id_column,
+        text_column=data_args.text_column,
+        **canonical,
+    )
+    return data, source, data_args.task_options(data)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: data.log_csv is None,
-    )
-    data_args = args.data
-    with args.training.main_process_first(desc="loading POJ"):
-        synthetic, canonical = knowledge_tracing_data(args, "poj", "poj", 0.01)
-        if synthetic is not None:
-            log_csv, problem_text = synthetic.paths["log_csv"], synthetic.paths["problem_text"]
-            source = synthetic.describe()
-        else:
-            log_csv, problem_text, source = data_args.log_csv, data_args.problem_text, data_args.log_csv
-        data = load_poj(
-            log_csv,
-            problem_text,
-            text_id_column=data_args.text_id_column,
-            text_column=data_args.text_column,
-            **canonical,
-        )
-    return run_task("knowledge_tracing", data, args, recipe=RECIPE, source=source, **data_args.task_options(data))
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="knowledge_tracing", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.log_csv is None, description="POJ", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,16 +36,20 @@ Options: `--features part,elapsed_time` / `--current_features part` (pass `--fea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..tasks.knowledge_tracing import load_ednet
 from .arguments import (
     KNOWLEDGE_TRACING_DEMO_DEFAULTS,
     KNOWLEDGE_TRACING_TRAINING_DEFAULTS,
     KnowledgeTracingArguments,
-    parse_recipe_args,
+    RecipeArguments,
 )
-from .pipeline import run_task
+from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
+
+if TYPE_CHECKING:
+    from ..data import InteractionData
 
 RECIPE = "toeic"
 DEFAULTS = {
@@ -90,29 +94,30 @@ class DataArguments(KnowledgeTracingArguments):
             raise ValueError(f"EdNet-KT1 needs --kt1_dir, --questions_csv and --item_text; missing {missing}.")
 
 
+def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
+    """The dataset (the given files, or the embedded default's cached synthetic ones), its description and the task
+    options (`--features`, `max_seq_len`)."""
+    data_args = args.data
+    synthetic, canonical = knowledge_tracing_data(args, "ednet", "toeic", 0.0002)
+    files = synthetic.paths if synthetic is not None else {name: getattr(data_args, name) for name in DATA_OPTIONS}
+    source = synthetic.describe() if synthetic is not None else files["kt1_dir"]
+    data = load_ednet(
+        files["kt1_dir"],
+        files["questions_csv"],
+        files["item_text"],
+        missing_text=data_args.missing_text,
+        time_buckets=data_args.time_buckets,
+        **canonical,
+    )
+    return data, source, data_args.task_options(data)
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the recipe on `argv` (default: the command line) and returns its results (also in results.json)."""
-    args = parse_recipe_args(
-        DataArguments,
-        argv,
-        defaults=DEFAULTS,
-        demo_defaults=DEMO_DEFAULTS,
-        uses_synthetic=lambda data: data.kt1_dir is None,
-    )
-    data_args = args.data
-    with args.training.main_process_first(desc="loading EdNet-KT1"):
-        synthetic, canonical = knowledge_tracing_data(args, "ednet", "toeic", 0.0002)
-        files = synthetic.paths if synthetic is not None else {name: getattr(data_args, name) for name in DATA_OPTIONS}
-        source = synthetic.describe() if synthetic is not None else files["kt1_dir"]
-        data = load_ednet(
-            files["kt1_dir"],
-            files["questions_csv"],
-            files["item_text"],
-            missing_text=data_args.missing_text,
-            time_buckets=data_args.time_buckets,
-            **canonical,
-        )
-    return run_task("knowledge_tracing", data, args, recipe=RECIPE, source=source, **data_args.task_options(data))
+    return run_program(
+        DataArguments, argv, recipe=RECIPE, task="knowledge_tracing", defaults=DEFAULTS, demo_defaults=DEMO_DEFAULTS,
+        uses_synthetic=lambda data: data.kt1_dir is None, description="EdNet-KT1", load=load,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
