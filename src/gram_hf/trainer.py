@@ -117,8 +117,8 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         self.model_accepts_loss_kwargs = False
         self.item_catalog = item_catalog
         self.eval_data_collator = eval_data_collator
-        self._step_positions: int | None = None  # scored positions of the current optimizer step
-        self._micro_batch_weight = 1.0
+        self._step_positions: torch.Tensor | None = None  # scored positions of the current optimizer step
+        self._micro_batch_weight: torch.Tensor | float = 1.0
         self.encoder_optimizer: torch.optim.Optimizer | None = None
         self.encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.item_table: ItemTable | None = None
@@ -250,20 +250,25 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         -100) they hold together, which [`_share_of_step`] weighs each micro-batch's mean loss by.
         """
         batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        counts = [_scored_positions(batch) for batch in batch_samples]
-        self._step_positions = None if None in counts else sum(counts)
+        # Without accumulation every micro-batch is its whole step: nothing to count.
+        counts = [_scored_positions(batch) for batch in batch_samples] if len(batch_samples) > 1 else [None]
+        self._step_positions = None if any(count is None for count in counts) else torch.stack(counts).sum()
         return batch_samples, num_items_in_batch
 
-    def _share_of_step(self, inputs: dict[str, Any]) -> float:
+    def _share_of_step(self, inputs: dict[str, Any]) -> torch.Tensor | float:
         """
         This micro-batch's weight in its optimizer step: its scored positions over the step's, so that gradient
         accumulation equals the whole batch also when micro-batches score unequally many positions (heads return a
-        mean over their positions); `1 / accumulation steps` when the batches carry no `labels` to count.
+        mean over their positions); `1 / accumulation steps` when the batches carry no `labels` to count. A tensor on
+        the batch's device, so that weighing costs no host-device synchronisation.
         """
-        positions, total = _scored_positions(inputs), getattr(self, "_step_positions", None)
-        if positions is None or not total:
-            return 1.0 / self.current_gradient_accumulation_steps
-        return positions / total
+        fallback = 1.0 / self.current_gradient_accumulation_steps
+        total = self._step_positions
+        positions = _scored_positions(inputs) if total is not None else None
+        if positions is None:
+            return fallback
+        total = total.to(positions.device)
+        return torch.where(total > 0, positions / total.clamp(min=1), fallback)
 
     def _merge_counters(self) -> None:
         """Adds every process's pending work to the (global) counters."""
@@ -371,10 +376,10 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
 
-def _scored_positions(batch: dict[str, Any]) -> int | None:
-    """The number of labels other than -100 (padding) in a batch, or `None` when it has no `labels` tensor."""
+def _scored_positions(batch: dict[str, Any]) -> torch.Tensor | None:
+    """The number of labels other than -100 (padding) in a batch, a 0-d tensor; `None` without a `labels` tensor."""
     labels = batch.get("labels")
-    return int((labels != -100).sum()) if isinstance(labels, torch.Tensor) else None
+    return (labels != -100).sum() if isinstance(labels, torch.Tensor) else None
 
 
 class _CloseWindowAtTrainEnd(TrainerCallback):

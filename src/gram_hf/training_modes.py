@@ -85,7 +85,7 @@ class TrainingModesMixin:
     encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None
     current_gradient_accumulation_steps: int
     # This micro-batch's share of its optimizer step's loss (set by the trainer's `training_step`).
-    _micro_batch_weight: float
+    _micro_batch_weight: torch.Tensor | float
     _uses_item_table: bool
     # (item_index, dL/dh) of this optimizer step's micro-batches, applied to the ItemTable at the step boundary.
     _pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]]
