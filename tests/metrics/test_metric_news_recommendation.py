@@ -122,6 +122,29 @@ def test_impressions_without_clicks_or_non_clicks_are_skipped(metric):
     assert all_skipped["num_skipped"] == all_skipped["num_impressions"] == 1
 
 
+def test_the_official_scorer_keeps_one_class_impressions_where_gram_hf_skips_them(metric):
+    """What the docstring says of the official scorer: `roc_auc_score` gives NaN with a warning (no error) on a
+    one-class impression, which still counts in MRR/nDCG; gram-hf skips it, and agrees on the rest."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    predictions = [[0.1, 0.9, 0.3], [0.5, 0.2, 0.4]]
+    references = [[0, 1, 0], [0, 0, 0]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        official_auc = roc_auc_score(references[1], predictions[1])
+    assert math.isnan(official_auc)
+    assert any(issubclass(warning.category, UndefinedMetricWarning) for warning in caught)
+    result = metric.compute(predictions=predictions, references=references)
+    assert result["num_skipped"] == 1
+    assert result["auc"] == roc_auc_score(references[0], predictions[0]) == 1.0
+    with np.errstate(invalid="ignore"):  # the scorer's click-less impression is NaN in MRR and nDCG too (0 / 0)
+        assert math.isnan(official_mrr(np.array(references[1]), np.array(predictions[1])))
+        assert math.isnan(official_ndcg(np.array(references[1]), np.array(predictions[1]), 5))
+    assert result["mrr"] == official_mrr(np.array(references[0]), np.array(predictions[0]))
+
+
 def test_matches_the_official_scorer_without_ties(metric):
     predictions, references = random_impressions(0)
     result = metric.compute(predictions=predictions, references=references)

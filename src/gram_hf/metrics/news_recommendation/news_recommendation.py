@@ -37,8 +37,12 @@ averaged over impressions, with the official MIND scorer's definitions:
   clicks scores below 1);
 - `ndcg@k`: DCG@k / IDCG@k with gain 2^y - 1 and discount log2(rank + 1), rank 1-based by descending score.
 
-Impressions without a click or without a non-clicked candidate are skipped for every metric (AUC is undefined there,
-and the official scorer's `roc_auc_score` raises on them) and counted in `num_skipped`. Tied scores: MRR and nDCG are
+Impressions without a click or without a non-clicked candidate are skipped for every metric and counted in
+`num_skipped`: AUC is undefined there. The official scorer does not skip them: with current scikit-learn (1.x) its
+`roc_auc_score` returns NaN with an `UndefinedMetricWarning` for such an impression (older releases raised); an
+impression without a click is also NaN in its MRR and nDCG (0 / 0), one made only of clicks keeps its MRR and nDCG
+(nDCG 1), and any NaN makes the scorer's mean NaN. gram-hf keeps the skip, so its means stay defined and equal the
+scorer's over the impressions that have both a click and a non-click. Tied scores: MRR and nDCG are
 averaged over all orders of the tied candidates (as `sklearn.metrics.ndcg_score` with `ignore_ties=False`), so they
 do not depend on the input order; without ties they equal the official scorer's values, which break ties by sort order.
 """
