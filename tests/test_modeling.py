@@ -308,3 +308,80 @@ def test_encoder_parameter_counts(tiny_bert_config):
         "projection.weight",
         "projection.bias",
     }
+
+
+# ----------------------------------------------------------------------- hybrid item vectors (item_encoder content+id)
+
+
+def test_hybrid_config_validation(tiny_bert_config):
+    with pytest.raises(ValueError, match="num_items"):
+        GramConfig(encoder=tiny_bert_config, item_encoder="content+id", head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match="item_encoder must be one of"):
+        GramConfig(encoder=tiny_bert_config, item_encoder="id+content", num_items=3, head_type="knowledge_tracing")
+    config = GramConfig(
+        encoder=tiny_bert_config, item_encoder="content+id", num_items=5, head_type="knowledge_tracing"
+    )
+    assert config.has_content_encoder and config.has_item_id_table and config.item_dim == 32
+
+
+def test_hybrid_starts_as_the_content_model(tiny_bert_config, catalog, kt_batch):
+    """The ID part starts at zero: a new hybrid computes exactly what the content model with the same weights does."""
+    content = make_model(tiny_bert_config)
+    hybrid = make_model(tiny_bert_config, item_encoder="content+id", num_items=len(TEXTS))
+    assert torch.count_nonzero(hybrid.item_id_table.weight) == 0
+    hybrid.load_state_dict(content.state_dict(), strict=False)
+    tokens = catalog.batch(kt_batch["item_index"])
+    with torch.no_grad():
+        expected = content(
+            item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch
+        )
+        got = hybrid(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+    torch.testing.assert_close(got.scores, expected.scores)
+    assert {n for n, _ in hybrid.cf_module.named_parameters()} == {
+        *(f"head.{n}" for n, _ in hybrid.head.named_parameters()),
+        "item_id_table.weight",
+    }
+
+
+def test_hybrid_item_vectors_and_cold_start_mask(tiny_bert_config):
+    hybrid = make_model(tiny_bert_config, item_encoder="content+id", num_items=4)
+    with torch.no_grad():
+        hybrid.item_id_table.weight.copy_(torch.arange(4.0).unsqueeze(1).expand(4, 32))
+    content = torch.ones(4, 32)
+    index = torch.tensor([0, 1, 2, 3])
+    torch.testing.assert_close(hybrid.item_vectors(index, content)[:, 0], torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    hybrid.set_cold_start_items([1, 3])
+    torch.testing.assert_close(hybrid.item_vectors(index, content)[:, 0], torch.tensor([1.0, 1.0, 3.0, 1.0]))
+    hybrid.set_cold_start_items(torch.tensor([False, False, False, True]))
+    assert hybrid.cold_start_items.tolist() == [False, False, False, True]
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        hybrid.set_cold_start_items([4])
+    with pytest.raises(ValueError, match="4 entries"):
+        hybrid.set_cold_start_items(torch.tensor([True]))
+    with pytest.raises(ValueError, match="hybrid"):
+        make_model(tiny_bert_config).set_cold_start_items([0])
+
+
+def test_hybrid_save_reload_keeps_the_id_part_and_the_cold_start_items(tmp_path, tiny_bert_config, catalog, kt_batch):
+    hybrid = make_model(tiny_bert_config, item_encoder="content+id", num_items=len(TEXTS))
+    with torch.no_grad():
+        hybrid.item_id_table.weight.normal_()
+    hybrid.set_cold_start_items([2])
+    hybrid.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.item_encoder == "content+id"
+    assert reloaded.cold_start_items.tolist() == [False, False, True, False, False]
+    assert_same_state_dict(hybrid, reloaded)
+    tokens = catalog.batch(kt_batch["item_index"])
+    with torch.no_grad():
+        expected = hybrid(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+        got = reloaded(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **kt_batch)
+    torch.testing.assert_close(got.scores, expected.scores)
+
+
+def test_hybrid_forward_needs_item_index(tiny_bert_config, catalog, kt_batch):
+    hybrid = make_model(tiny_bert_config, item_encoder="content+id", num_items=len(TEXTS))
+    tokens = catalog.batch(kt_batch["item_index"])
+    batch = {k: v for k, v in kt_batch.items() if k != "item_index"}
+    with pytest.raises(ValueError, match="needs `item_index`"):
+        hybrid(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **batch)

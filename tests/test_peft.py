@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -320,3 +322,28 @@ def test_a_saved_lora_config_from_a_newer_peft_still_loads(caplog):
         config = as_lora_config(saved)
     assert "future_option" in caplog.text
     assert (config.r, config.lora_alpha, set(config.target_modules)) == (4, 8, {"query", "value"})
+
+
+def test_hybrid_with_lora_trains_adapter_and_id_part_and_exports_the_content_part(
+    tiny_bert_config, kt_catalog, kt_data, tmp_path
+):
+    """LoRA and hybrid item vectors together: the base weights stay frozen, the adapter and the ID part train, and the
+    encoder export is a plain AutoModel folder giving the content part of the vectors (the ID part stays behind)."""
+    from gram_hf.export import save_encoder
+
+    model = make_model(tiny_bert_config, item_encoder="content+id", num_items=len(kt_data.item_ids))
+    model.add_encoder_adapter(lora())
+    perturb_adapter_(model)
+    model.train()
+    initial = copy.deepcopy(model)
+    make_trainer(model, kt_catalog, kt_data, tmp_path / "run", gram_mode="gram", gram_interval="2").train()
+    before = dict(initial.named_parameters())
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and not changed & frozen
+    assert "item_id_table.weight" in changed and any("lora_" in n for n in changed)
+    folder = save_encoder(model, tmp_path / "encoder")
+    assert type(AutoModel.from_pretrained(folder)) is BertModel
+    config = json.loads((Path(folder) / "gram_pooling.json").read_text())
+    assert config["item_encoder"] == "content+id"
+    assert "hybrid item vectors" in (Path(folder) / "README.md").read_text()

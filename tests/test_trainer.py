@@ -506,3 +506,141 @@ def test_early_stopping_on_validation_auc_in_every_mode(base_model, catalog, kt_
     assert len(evaluations) == 3
     assert trainer.state.best_metric == evaluations[0]["eval_auc"]
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{trainer.state.global_step // 3}")
+
+
+# ----------------------------------------------------------------------- hybrid item vectors (item_encoder content+id)
+
+
+@pytest.fixture
+def hybrid_model(tiny_bert_config):
+    torch.manual_seed(0)
+    config = GramConfig(
+        encoder=tiny_bert_config,
+        item_encoder="content+id",
+        num_items=NUM_ITEMS,
+        head_type="knowledge_tracing",
+        pooling="attention",
+    )
+    return GramModel(config)
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adamw_torch"])
+def test_hybrid_single_step_gram_equals_e2e(hybrid_model, catalog, kt_data, tmp_path, optim):
+    schedule = {"optim": optim, "lr_scheduler_type": "linear", "warmup_steps": 1, "weight_decay": 0.01}
+    if optim == "adamw_torch":
+        schedule["learning_rate"] = 1e-3
+    e2e, _ = train(hybrid_model, catalog, kt_data, tmp_path, gram_mode="e2e", max_steps=5, **schedule)
+    gram, _ = train(
+        hybrid_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="1", max_steps=5, **schedule
+    )
+    assert max_change(e2e, hybrid_model, "encoder.") > 1e-4, "the encoder did not train"
+    assert max_change(e2e, hybrid_model, "item_id_table.") > 2e-5, "the ID part did not train"
+    assert_same_parameters(e2e, gram, atol=2e-6)
+
+
+def test_hybrid_window_pseudo_targets_act_on_the_content_part_only(
+    hybrid_model, base_model, catalog, kt_data, tmp_path
+):
+    """
+    One GRAM window step: the ItemTable (content vectors) moves by -eta * dL/dh, where dL/dh is the gradient at the
+    hybrid vector h = content + id; the ID part gets the same dL/dh through the CF optimizer (SGD: -lr * dL/dh).
+    """
+    eta, lr = 0.5, 0.05
+    model = copy.deepcopy(hybrid_model)
+    with torch.no_grad():  # a non-zero ID part, so that h differs from the content vector
+        model.item_id_table.weight.normal_(0, 0.3)
+    start = copy.deepcopy(model)
+
+    class AfterFirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:  # inside the window: the table holds the pseudo-targets
+                fresh = trainer.item_table.fresh.nonzero().flatten()
+                self.table = trainer.item_table.lookup(fresh), fresh
+                self.id_rows = model.item_id_table.weight.detach().clone()
+
+    after = AfterFirstStep()
+    trainer = make_trainer(
+        model,
+        catalog,
+        kt_data,
+        tmp_path,
+        callbacks=[after],
+        gram_mode="gram",
+        gram_interval="5",
+        max_steps=2,
+        item_learning_rate=eta,
+        learning_rate=lr,
+        max_grad_norm=0.0,
+    )
+    trainer.train()
+    # Expected: the hybrid's dL/dh on the first batch, with the starting encoder's content vectors.
+    batch = sequential_batches(kt_data, 1)[0]
+    item_index = batch.pop("item_index")
+    tokens = catalog.batch(item_index)
+    content = start.encode_items(tokens["input_ids"], tokens["attention_mask"]).detach().requires_grad_(True)
+    loss = start.head(start.item_vectors(item_index, content), **batch).loss
+    loss.backward()
+    grad = content.grad
+    table_vectors, table_index = after.table
+    assert table_index.tolist() == item_index.tolist()  # exactly the first batch's items were encoded
+    torch.testing.assert_close(table_vectors, content.detach() - eta * grad, atol=1e-6, rtol=0)
+    id_step = after.id_rows[item_index] - start.item_id_table.weight[item_index]
+    torch.testing.assert_close(id_step, -lr * grad, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["e2e", "gram", "nofinetune"])
+def test_hybrid_cold_start_items_get_no_id_signal(tiny_bert_config, tokenizer, kt_data, tmp_path, mode):
+    seen = {i for row in kt_data.train["items"] for i in row}
+    never_seen = sorted(set(range(NUM_ITEMS)) - seen) + [NUM_ITEMS, NUM_ITEMS + 1]
+    big_catalog = ItemCatalog(kt_data.item_ids + ["cold0", "cold1"], kt_data.texts + ["a b", "c d"], tokenizer)
+    marked = sorted(seen)[:3]  # warm in the data, but declared cold: their ID rows must stay off
+    torch.manual_seed(0)
+    model = GramModel(
+        GramConfig(
+            encoder=tiny_bert_config, item_encoder="content+id", num_items=NUM_ITEMS + 2, head_type="knowledge_tracing"
+        )
+    )
+    model.set_cold_start_items(marked)
+    trainer = make_trainer(
+        model,
+        big_catalog,
+        kt_data,
+        tmp_path,
+        gram_mode=mode,
+        gram_interval="2",
+        max_steps=6,
+        optim="adamw_torch",
+        learning_rate=1e-2,
+        weight_decay=0.1,
+    )
+    trainer.train()
+    weights = model.item_id_table.weight.detach()
+    assert torch.count_nonzero(weights[never_seen + marked]) == 0, "a cold-start item's ID row trained"
+    warm = sorted(seen - set(marked))
+    assert torch.count_nonzero(weights[warm]) > 0
+    # A cold-start item's vector is its content vector, also when its row is not zero.
+    with torch.no_grad():
+        model.item_id_table.weight.fill_(1.0)
+        index = torch.tensor(marked + warm[:2])
+        tokens = big_catalog.batch(index)
+        content = model.encode_items(tokens["input_ids"], tokens["attention_mask"])
+        hybrid = model.item_vectors(index, content)
+    torch.testing.assert_close(hybrid[:3], content[:3])
+    torch.testing.assert_close(hybrid[3:], content[3:] + 1.0)
+
+
+def test_hybrid_encoder_work_equals_the_content_model(hybrid_model, base_model, catalog, kt_data, tmp_path):
+    """The ID part costs no encoder work: the counters of every mode are those of the content-only model."""
+    for settings in (
+        {"gram_mode": "e2e"},
+        {"gram_mode": "gram", "gram_interval": "1"},
+        {"gram_mode": "gram", "gram_interval": "3"},
+    ):
+        _, hybrid = train(hybrid_model, catalog, kt_data, tmp_path, max_steps=5, **settings)
+        _, content = train(base_model, catalog, kt_data, tmp_path, max_steps=5, **settings)
+        assert hybrid.gram_counters == content.gram_counters, settings
+
+
+def test_hybrid_rejects_nocontent(hybrid_model, catalog, kt_data, tmp_path):
+    with pytest.raises(ValueError, match="nocontent"):
+        make_trainer(hybrid_model, catalog, kt_data, tmp_path, gram_mode="nocontent")

@@ -11,7 +11,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 POOLING_TYPES = ("mean", "cls", "attention")
-ITEM_ENCODER_TYPES = ("content", "id")
+ITEM_ENCODER_TYPES = ("content", "id", "content+id")
 # Keys of a serialized `peft.LoraConfig` that describe where an adapter was created or saved, not the adapter itself:
 # the backbone's origin is `GramConfig.encoder_name_or_path`, and an adapter rebuilt from the config always trains.
 _LORA_RUNTIME_KEYS = ("base_model_name_or_path", "revision", "inference_mode")
@@ -62,9 +62,12 @@ class GramConfig(PretrainedConfig):
             Configuration of the backbone language model (any `AutoModel`). Used when `item_encoder="content"`.
         item_encoder (`str`, *optional*, defaults to `"content"`):
             `"content"`: items are encoded from their text by the backbone; `"id"`: items are rows of a learned
-            item-ID table (`GramModel.item_id_table`), which by construction cannot score cold-start items.
-            `gram_mode='nocontent'` trains a model with `item_encoder='id'` (an item-ID table), and is the only mode
-            that does.
+            item-ID table (`GramModel.item_id_table`), which by construction cannot score cold-start items;
+            `"content+id"` (hybrid): an item's vector is its content vector plus its row of a learned item-ID table
+            that starts at zero and trains with the CF module, so warm items can carry what their text does not say
+            while cold-start items (marked with [`GramModel.set_cold_start_items`], or simply never trained) keep
+            their content vector alone. `gram_mode='nocontent'` trains a model with `item_encoder='id'` (an item-ID
+            table), and is the only mode that does; the other modes train `"content"` and `"content+id"`.
         pooling (`str`, *optional*, defaults to `"mean"`):
             How token states become one item vector: `"mean"` (masked mean), `"cls"` (first token) or `"attention"`
             (additive attention, as in PLM-NR / NRMS).
@@ -76,7 +79,7 @@ class GramConfig(PretrainedConfig):
             `"item_dim": null`), and a linear projection from the hidden size is added exactly when `item_dim`
             differs from it. Required for `item_encoder="id"`: the width of the item-ID table.
         num_items (`int`, *optional*, defaults to 0):
-            Catalog size: the number of rows of the item-ID table when `item_encoder="id"`.
+            Catalog size: the number of rows of the item-ID table when `item_encoder` is `"id"` or `"content+id"`.
         head_type (`str`, *optional*):
             Name of a registered task head (see [`register_head`]), e.g. `"knowledge_tracing"`.
         head_config (`dict`, *optional*):
@@ -117,9 +120,11 @@ class GramConfig(PretrainedConfig):
             raise ValueError(f"item_dim must be a positive integer or None, got {self.item_dim}.")
         if self.item_encoder == "id" and (self.item_dim is None or self.num_items <= 0):
             raise ValueError("item_encoder='id' needs item_dim and num_items > 0 (the shape of the item-ID table).")
+        if self.item_encoder == "content+id" and self.num_items <= 0:
+            raise ValueError("item_encoder='content+id' needs num_items > 0 (the rows of its item-ID table).")
         self.head_config = dict(self.head_config or {})
         if self.encoder_lora is not None:
-            if self.item_encoder != "content":
+            if self.item_encoder == "id":
                 raise ValueError("encoder_lora adapts a content encoder's backbone; item_encoder='id' has none.")
             self.encoder_lora = lora_config_to_dict(self.encoder_lora)
         if self.encoder_name_or_path is not None:
@@ -127,8 +132,18 @@ class GramConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
         # After the parent turned a dict `encoder` into its config: `item_dim=None` means "the backbone's hidden size",
         # resolved here once so that `item_dim` is the item-vector size everywhere (older configs saved `null`).
-        if self.item_dim is None and self.item_encoder == "content" and self.encoder is not None:
+        if self.item_dim is None and self.has_content_encoder and self.encoder is not None:
             self.item_dim = self.encoder.hidden_size
+
+    @property
+    def has_content_encoder(self) -> bool:
+        """Whether items are encoded from their text (`item_encoder` `"content"` or `"content+id"`)."""
+        return self.item_encoder != "id"
+
+    @property
+    def has_item_id_table(self) -> bool:
+        """Whether items have a learned ID row (`item_encoder` `"id"` or `"content+id"`)."""
+        return self.item_encoder != "content"
 
     @property
     def item_vector_dim(self) -> int:

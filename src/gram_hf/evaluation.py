@@ -112,12 +112,11 @@ class GramEvaluationMixin:
         inputs = self._prepare_inputs(inputs)
         item_index = inputs.pop("item_index")
         with torch.no_grad(), self.compute_loss_context_manager():
-            if gram_model.encoder is None:
-                vectors = gram_model.item_id_table(item_index)
-            else:
+            content = None
+            if gram_model.encoder is not None:
                 rows, encoded = self._eval_item_vectors
-                vectors = encoded[rows[item_index]]
-            output = gram_model.head(vectors, **inputs)
+                content = encoded[rows[item_index]]
+            output = gram_model.head(gram_model.item_vectors(item_index, content), **inputs)
         loss = output.loss.detach() if output.loss is not None else None
         if prediction_loss_only:
             return loss, None, None

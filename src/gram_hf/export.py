@@ -227,6 +227,7 @@ def write_encoder_export(
         "adapter": None if lora is None else _adapter_summary(lora, merged=not adapter_only),
         "base_model": base_model,
         "head_type": config.head_type,
+        "item_encoder": config.item_encoder,
         "gram_hf_version": __version__,
     }
     (folder / POOLING_CONFIG_NAME).write_text(json.dumps(pooling_config, indent=2, sort_keys=True) + "\n")

@@ -153,6 +153,13 @@ def model_card(
         tokenizer_note = ""
     max_length = pooling_config.get("max_length")
     truncation_note = f" Item text was truncated to {max_length} tokens." if max_length else ""
+    if pooling_config.get("item_encoder") == "content+id":
+        # The ID rows are per-catalog parameters of the trained GramModel, not part of a text encoder.
+        truncation_note += (
+            " The model was trained with hybrid item vectors (`item_encoder='content+id'`): there, each item seen in"
+            " training also adds a learned ID row, which stays with the GramModel; this encoder gives the content part,"
+            " which is the whole vector of a new or cold-start item."
+        )
     snippet = usage_snippet(pooling_config, model_id, tokenizer_source, adapter_only)
     body = textwrap.dedent(
         """\

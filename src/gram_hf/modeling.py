@@ -139,23 +139,33 @@ class GramModel(GramPreTrainedModel):
         super().__init__(config)
         if config.head_type is None:
             raise ValueError("GramConfig.head_type must name a registered head (e.g. 'knowledge_tracing').")
-        if config.item_encoder == "content":
+        self.encoder = None
+        self.item_id_table = None
+        if config.has_content_encoder:
             if config.encoder is None:
-                raise ValueError("item_encoder='content' needs GramConfig.encoder (the backbone's config).")
+                raise ValueError(
+                    f"item_encoder={config.item_encoder!r} needs GramConfig.encoder (the backbone's config)."
+                )
             self.encoder = ContentEncoder(
                 AutoModel.from_config(config.encoder),
                 pooling=config.pooling,
                 item_dim=config.item_dim,
                 attention_pooling_dim=config.attention_pooling_dim,
             )
-            self.item_id_table = None
-        else:
-            self.encoder = None
+        if config.has_item_id_table:
             self.item_id_table = nn.Embedding(config.num_items, config.item_dim)
+        if config.item_encoder == "content+id":
+            # Items whose ID row is switched off (cold-start items): their vector is their content vector alone.
+            self.register_buffer("cold_start_items", torch.zeros(config.num_items, dtype=torch.bool))
         self.head: GramHead = get_head_class(config.head_type)(item_dim=config.item_dim, **config.head_config)
         # `load_state_dict` (Trainer checkpoints, `resume_from_checkpoint`) of weights saved before the rename.
         self.register_load_state_dict_pre_hook(_rename_legacy_state_dict_keys)
         self.post_init()
+        if config.item_encoder == "content+id":
+            # After post_init (which initialises embeddings at random): the ID part starts at zero, so the hybrid
+            # starts as the content model, and a row that never receives a gradient stays exactly zero.
+            with torch.no_grad():
+                self.item_id_table.weight.zero_()
         if config.encoder_lora is not None:
             # After post_init: its weight initialisation would overwrite LoRA's (B = 0, the identity update).
             self.encoder.add_lora(config.encoder_lora)
@@ -187,6 +197,8 @@ class GramModel(GramPreTrainedModel):
         item_dim: int | None = None,
         attention_pooling_dim: int = 200,
         lora_config: LoraConfig | dict[str, Any] | None = None,
+        item_encoder: str = "content",
+        num_items: int = 0,
         **encoder_kwargs,
     ) -> GramModel:
         """
@@ -204,13 +216,22 @@ class GramModel(GramPreTrainedModel):
             lora_config (`peft.LoraConfig` or `dict`, *optional*):
                 Adds a LoRA adapter to the backbone ([`GramModel.add_encoder_adapter`]): the encoder then trains only
                 the adapter, pooling and projection. See [`build_lora_config`] for the recipes' flags.
+            item_encoder (`str`, *optional*, defaults to `"content"`):
+                `"content"`, or `"content+id"` for hybrid item vectors (content vector + a learned ID row that starts
+                at zero; see [`GramConfig`]), which needs `num_items`.
+            num_items (`int`, *optional*, defaults to 0):
+                Catalog size, the rows of the hybrid's item-ID table.
             encoder_kwargs:
                 Passed to `AutoModel.from_pretrained` (e.g. `attn_implementation`, `revision`).
         """
         encoder_name_or_path = encoder_name_or_path or default_encoder_path()
         backbone = AutoModel.from_pretrained(encoder_name_or_path, **encoder_kwargs)
+        if item_encoder == "id":
+            raise ValueError("item_encoder='id' has no content encoder; build it with GramModel.for_item_ids.")
         config = GramConfig(
             encoder=backbone.config,
+            item_encoder=item_encoder,
+            num_items=num_items,
             pooling=pooling,
             item_dim=item_dim,
             attention_pooling_dim=attention_pooling_dim,
@@ -243,6 +264,68 @@ class GramModel(GramPreTrainedModel):
     def item_dim(self) -> int:
         """The dimension of the item vectors the head receives (`config.item_dim`)."""
         return self.config.item_dim
+
+    @property
+    def cf_module(self) -> nn.Module:
+        """
+        What the CF optimizer trains: the head, and the item-ID table when there is one (`item_encoder` `"id"` or
+        `"content+id"`); never the content encoder, which has its own optimizer.
+        """
+        if self.item_id_table is None:
+            return self.head
+        if self.encoder is None:
+            return self
+        return nn.ModuleDict({"head": self.head, "item_id_table": self.item_id_table})
+
+    def set_cold_start_items(self, items: torch.Tensor | Any) -> None:
+        """
+        Marks the cold-start items of a hybrid model (`item_encoder="content+id"`): their vector is their content
+        vector alone, at training (so no loss, not even a full-catalog one that scores them as negatives, trains
+        their ID row) and at inference. Stored as the `cold_start_items` buffer, so checkpoints and `save_pretrained`
+        keep it.
+
+        Args:
+            items: catalog indices of the cold-start items, or a boolean mask over the catalog.
+        """
+        if self.config.item_encoder != "content+id":
+            raise ValueError(
+                f"Only a hybrid model (item_encoder='content+id') switches ID rows off; this one has "
+                f"item_encoder={self.config.item_encoder!r}."
+            )
+        items = torch.as_tensor(items, device=self.cold_start_items.device)
+        if items.dtype == torch.bool:
+            if items.shape != self.cold_start_items.shape:
+                raise ValueError(f"A cold-start mask needs {self.config.num_items} entries, got {tuple(items.shape)}.")
+            mask = items
+        else:
+            items = items.long().reshape(-1)
+            if items.numel() and (items.min() < 0 or items.max() >= self.config.num_items):
+                raise ValueError(f"Cold-start item indices must lie in [0, {self.config.num_items}).")
+            mask = torch.zeros_like(self.cold_start_items)
+            mask[items] = True
+        self.cold_start_items.copy_(mask)
+
+    def item_vectors(self, item_index: torch.LongTensor, content_vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """
+        The vectors the head reads for the catalog rows `item_index`: `content_vectors` (`"content"`), the item-ID
+        table's rows (`"id"`), or their sum (`"content+id"`, with the ID part of cold-start items switched off). The
+        gradient of the sum reaches both parts unchanged, which is what keeps GRAM's pseudo-targets and encoder fit
+        acting on the content part exactly as without the ID part.
+
+        Args:
+            item_index (`torch.LongTensor` of shape `(N,)`): catalog indices.
+            content_vectors (`torch.Tensor` of shape `(N, item_dim)`, *optional*): the content encoder's vectors of
+                those items (however they were computed: encoded now, or GRAM's cached pseudo-targets).
+        """
+        if self.encoder is None:
+            return self.item_id_table(item_index)
+        if content_vectors is None:
+            raise ValueError("A GramModel with a content encoder needs the items' content vectors.")
+        if self.item_id_table is None:
+            return content_vectors
+        id_part = self.item_id_table(item_index)
+        id_part = id_part.masked_fill(self.cold_start_items[item_index].unsqueeze(-1), 0.0)
+        return content_vectors + id_part
 
     @property
     def item_embeddings(self) -> nn.Embedding | None:
@@ -375,15 +458,18 @@ class GramModel(GramPreTrainedModel):
             batch:
                 The head's inputs: its item-reference tensors (positions into the `U` items), labels, ...
         """
+        if self.item_id_table is not None and item_index is None:
+            raise ValueError(
+                f"A GramModel with an item-ID table (item_encoder={self.config.item_encoder!r}) needs `item_index`."
+            )
         if item_vectors is None:
-            if self.item_id_table is not None:
-                if item_index is None:
-                    raise ValueError("A GramModel with an item-ID table (item_encoder='id') needs `item_index`.")
-                item_vectors = self.item_id_table(item_index)
-            else:
+            if self.encoder is not None:
                 if item_input_ids is None or item_attention_mask is None:
                     raise ValueError("Pass `item_vectors` or the items' `item_input_ids` and `item_attention_mask`.")
-                item_vectors = self.encode_items(item_input_ids, item_attention_mask)
+                content_vectors = self.encode_items(item_input_ids, item_attention_mask)
+                item_vectors = self.item_vectors(item_index, content_vectors)
+            else:
+                item_vectors = self.item_vectors(item_index)
         return self.head(item_vectors, **batch)
 
 

@@ -88,7 +88,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
             raise TypeError(f"GramTrainer trains a GramModel, got {type(model).__name__}.")
         mode = args.gram_mode
         if mode == "nocontent":
-            if model.item_id_table is None:
+            if model.encoder is not None:
                 raise ValueError(
                     "gram_mode='nocontent' trains a model with item_encoder='id' (an item-ID table); this GramModel "
                     "has a content encoder. Build one with GramModel.for_item_ids(num_items, item_dim, head_type=...)."
@@ -163,8 +163,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         """The CF optimizer over the head (and item-ID table), and the CE optimizer over the content encoder."""
         gram_model = self.gram_model
         if self.optimizer is None:
-            cf_module = gram_model.head if gram_model.encoder is not None else gram_model
-            super().create_optimizer(cf_module)
+            super().create_optimizer(gram_model.cf_module)
         elif gram_model.encoder is not None:
             encoder_params = {id(p) for p in gram_model.encoder.parameters()}
             if any(id(p) in encoder_params for group in self.optimizer.param_groups for p in group["params"]):

@@ -167,7 +167,8 @@ class TrainingModesMixin:
             vectors = self._encode(gram_model, index, with_grad=True)
             if item_grad_scale is not None:
                 vectors = _ScaleGradient.apply(vectors.float(), item_grad_scale)
-            loss = gram_model.head(vectors, **inputs).loss
+            # A hybrid's ID part is added after the scaling: it is a CF parameter and gets dL/dh itself.
+            loss = gram_model.head(gram_model.item_vectors(index, vectors), **inputs).loss
         if self._backward_and_reduce(gram_model, loss):
             self._encoder_optimizer_step(gram_model)
             self.encoder_lr_scheduler.step()
@@ -188,7 +189,9 @@ class TrainingModesMixin:
             if stale.numel():
                 self._refresh_item_table(gram_model, stale)
             vectors = table.lookup(item_index).requires_grad_(trainable)
-            loss = gram_model.head(vectors, **inputs).loss
+            # The table holds content vectors only: a hybrid's ID part trains with the CF module, and the leaf's
+            # gradient (the pseudo-targets' dL/dh) is the same with or without it.
+            loss = gram_model.head(gram_model.item_vectors(item_index, vectors), **inputs).loss
         return loss, vectors
 
     def _frozen_encoder_step(
