@@ -7,9 +7,11 @@ builder's config and never looks at file contents; [`RawFilesBuilder`] adds what
 
 - [`fingerprint_files`]: the raw files' path, size and modification time as a config field, so an edited file is
   parsed again instead of being served stale;
-- [`source_hash`]: the builder's own source as the cache `hash`, so a new reader does not reuse an old reader's cache;
-- [`RawFilesBuilder.prepare`]: instantiate, prepare (cached), and re-raise the reader's own error (file, line, what
-  is wrong) instead of the `DatasetGenerationError` that wraps it;
+- [`source_hash`]: the builder's own source (and the shared reading layer, [`gram_hf.raw_files`]) as the cache
+  `hash`, so a new reader does not reuse an old reader's cache;
+- [`RawFilesBuilder.prepare`]: instantiate, prepare (cached), and re-raise the reader's own error (a
+  [`~gram_hf.raw_files.DataFileError`]: file, line, what is wrong) instead of the `DatasetGenerationError` that
+  wraps it;
 - [`RawFilesBuilder.write_stats`] / [`RawFilesBuilder.read_stats`]: what a reader counted (dropped rows, ...) kept
   beside the Arrow files, so a cached load reports what the first load saw.
 
@@ -29,7 +31,9 @@ from typing import Any, ClassVar
 
 import datasets
 
-CACHE_FORMAT_VERSION = 2
+from . import raw_files
+
+CACHE_FORMAT_VERSION = 3
 """Bumped when what every builder writes changes, so caches written by an older gram-hf are not reused."""
 
 
@@ -125,13 +129,14 @@ class RawFilesBuilder(datasets.GeneratorBasedBuilder):
             rebuild (`bool`, *optional*, defaults to `False`): parse again even when a cache exists.
             config_kwargs: the config's reader options.
         """
-        # The builder's own classes, from `cls` up to this base: a change to any of them may change what is written.
+        # The builder's own classes, from `cls` up to this base, and the reading layer every reader uses: a change to
+        # any of them may change what is written (or what is dropped and counted).
         own_classes = cls.__mro__[: cls.__mro__.index(RawFilesBuilder) + 1]
         builder = cls(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             config_name=config_name,
             dataset_name=f"gram_hf_{cls.DATASET_NAME}",
-            hash=source_hash(*own_classes, *cls.SOURCE_DEPENDENCIES),
+            hash=source_hash(*own_classes, raw_files, *cls.SOURCE_DEPENDENCIES),
             fingerprint=fingerprint,
             **config_kwargs,
         )

@@ -58,7 +58,24 @@ class InteractionData:
             One row per item: `item_id` (str), `text` (str) and task metadata (e.g. MIND `category`, TOEIC `part`,
             `cold_start` for items held out of training). Row `i` is catalog index `i`.
         stats (`dict`):
-            What the loader read and what it dropped (counts), for logging and dataset cards.
+            What the loader read and what it dropped (counts), for logging, results tables and dataset cards. Every
+            loader fills the same three keys, so that "4,599 interactions from a 5,596-row file" is explained:
+
+            - `rows_read` (`int`): raw interaction rows read (a log row, a rating, a review; for MIND an impression);
+            - `dropped` (`dict[str, int]`): reason -> raw rows in no split, reasons with a zero count left out.
+              Knowledge tracing: the reader's own (POJ `unjudged_submissions`, `empty_fields`), `unknown_items` (item
+              id absent from the item table), `items_without_text`, `short_learners` (`min_interactions`); next item:
+              `below_min_rating`, `unknown_items`, `duplicates`, `filtered_min_interactions` (the k-core filters);
+              MIND, in impressions: `impressions_without_candidates`, `impressions_without_clicks`,
+              `impressions_without_negatives` (train);
+            - `removed_from_train` (`dict[str, int]`): reason -> interactions kept out of `train` only, e.g.
+              `{"cold_start_items": n}` for knowledge tracing's cold-start items (empty where nothing is).
+
+            They add up: `rows_read == kept + sum(dropped.values()) + sum(removed_from_train.values())`, with kept the
+            interactions in the splits (knowledge tracing: `stats["interactions"]["total"]`; next item:
+            `stats["interactions"]`; MIND: the impressions kept, `stats["splits"][name]["impressions"]` summed).
+            Knowledge tracing also gives `dropped_examples` (reason -> the first few `file:line: problem` of the
+            reader's drops), `dropped_items` and `dropped_learners` (counts of items and learners, not interactions).
     """
 
     splits: datasets.DatasetDict

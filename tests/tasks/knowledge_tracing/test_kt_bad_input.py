@@ -71,8 +71,8 @@ def test_generic_unknown_items_warn_once_or_raise(generic, caplog):
         data = load_kt_csv(interactions, items, cold_start_items=0, cache_dir=cache)
     messages = [r.getMessage() for r in caplog.records if "absent from the item table" in r.getMessage()]
     assert len(messages) == 1 and "2 of 6 interactions name 1 item ids" in messages[0] and "'ghost'" in messages[0]
-    assert data.stats["dropped"]["unknown_item_interactions"] == 2
-    assert data.stats["interactions"]["total"] == 4
+    assert data.stats["dropped"] == {"unknown_items": 2}
+    assert data.stats["interactions"]["total"] == 4 and data.stats["rows_read"] == 6
     with pytest.raises(ValueError, match="2 of 6 interactions name 1 item ids absent from the item table"):
         load_kt_csv(interactions, items, cold_start_items=0, cache_dir=cache, strict=True)
 
@@ -274,7 +274,7 @@ def test_ednet_empty_answer_is_wrong_and_unknown_questions_dropped(ednet, caplog
     user_file.write_text("\n".join(lines) + "\n")
     with caplog.at_level(logging.WARNING):
         data = load(files, cache, cold_start_items=0)
-    assert data.stats["dropped"]["unknown_item_interactions"] == 1
+    assert data.stats["dropped"]["unknown_items"] == 1
     assert sum("q999999" in record.getMessage() for record in caplog.records) == 1
     split = next(name for name in data.splits if user_file.stem in data[name]["user_id"])
     last = [row for row in data[split] if row["user_id"] == user_file.stem][-1]
@@ -302,7 +302,7 @@ def test_ednet_missing_text_error_fallback_and_drop(ednet):
     assert all(texts[question].startswith("TOEIC part ") for question in missing)
     dropped = load(files, cache, cold_start_items=0, missing_text="drop")
     assert not set(missing) & set(dropped.items["item_id"])
-    assert dropped.stats["dropped"]["missing_text_items"] == 2
+    assert dropped.stats["dropped_items"]["without_text"] == 2
     mapping = load_ednet(
         files["kt1_dir"], files["questions_csv"], dict(zip(fallback.items["item_id"], fallback.items["text"])),
         cold_start_items=0, cache_dir=cache,
@@ -349,3 +349,58 @@ def test_poj_problems_without_text_are_dropped(poj, caplog):
     assert sum("absent from the item table" in record.getMessage() for record in caplog.records) == 1
     with pytest.raises(ValueError, match=f"e.g. '{rows[-1][0]}'"):
         load_poj(files["log_csv"], problems, cold_start_items=0, cache_dir=cache, strict=True)
+
+
+# -- every text reader: invalid UTF-8 and several bad lines at once (issue 17) ----------------------------------------
+
+
+def test_invalid_utf8_names_file_and_line_in_items_and_interactions(generic):
+    interactions, items, cache = generic
+    # An items CSV whose bad byte lies past the first read chunk's start (a spreadsheet saved as Latin-1).
+    text = "item_id,text\n" + "".join(f"i{n},plain text {n}\n" for n in range(20))
+    Path(items).write_bytes(text.encode() + b"a,caf\xe9 au lait\nb,fine\n")
+    with pytest.raises(ValueError, match=error_at(items, 22) + r" not valid UTF-8 \(byte 0xe9 at column 6"):
+        load_kt_csv(interactions, items, cache_dir=cache)
+    Path(items).write_text("item_id,text\na,x\nb,y\n", encoding="utf-8")
+    Path(interactions).write_bytes(Path(interactions).read_bytes().replace(b"u2,a,3,1", b"u\xff2,a,3,1"))
+    with pytest.raises(ValueError, match=error_at(interactions, 4) + " not valid UTF-8"):
+        load_kt_csv(interactions, items, cache_dir=cache)
+
+
+def test_generic_several_bad_lines_are_reported_together(generic):
+    interactions, items, cache = generic
+    bad = ["u1,a,1", ",a,2,1", "u1,a,later,1", "u1,a,3,maybe", "u2,b,4", "u2,b,5,2"]
+    Path(interactions).write_text("user_id,item_id,timestamp,correct\n" + "\n".join(bad) + "\nu3,a,6,1\n")
+    with pytest.raises(ValueError) as info:
+        load_kt_csv(interactions, items, cache_dir=cache)
+    message = str(info.value)
+    assert message.startswith("6 bad lines:\n") and message.endswith("... and 1 more bad lines")
+    for line, problem in [(2, "expected 4 fields"), (3, "empty user_id"), (4, "timestamp 'later' is neither")]:
+        assert f"{interactions}:{line}: {problem}" in message
+    assert f"{interactions}:6: expected 4 fields" in message and f"{interactions}:7:" not in message
+
+
+def test_ednet_bad_lines_of_several_user_files_are_reported_together(ednet):
+    files, cache = ednet
+    user_files = sorted(Path(files["kt1_dir"]).glob("u*.csv"))
+    replace_line(user_files[0], 2, "later,1,q1,a,1000")
+    replace_line(user_files[1], 3, "1565000000000,1,q1,e,1000")
+    with pytest.raises(ValueError, match="2 bad lines") as info:
+        load(files, cache, cold_start_items=0)
+    message = str(info.value)
+    assert f"{user_files[0]}:2: timestamp must be an integer" in message
+    assert f"{user_files[1]}:3: user_answer must be one of" in message
+
+
+def test_duolingo_bad_lines_of_several_files_are_reported_together(slam):
+    train, dev = slam / "en_es.slam.20190204.train", slam / "en_es.slam.20190204.dev"
+    first_train = first_line(train, token_line)
+    replace_line(train, first_train, "short  two")
+    first_dev = first_line(dev, lambda line: line.startswith("# user:"))
+    replace_line(dev, first_dev, re.sub(r"days:\S+", "days:soon", dev.read_text().split("\n")[first_dev - 1]))
+    with pytest.raises(ValueError) as info:
+        load_duolingo(slam, cache_dir=slam / "cache")
+    message = str(info.value)
+    assert message.startswith("2 bad lines:\n")
+    assert f"{train}:{first_train}: expected 6 or 7 whitespace-separated columns, got 2" in message
+    assert f"{dev}:{first_dev}: the header needs a numeric 'days:' field" in message

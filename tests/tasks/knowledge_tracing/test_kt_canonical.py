@@ -147,8 +147,8 @@ def test_unknown_items_dropped_with_one_warning_or_strict(caplog):
     warnings = [record for record in caplog.records if "absent from the item table" in record.getMessage()]
     assert len(warnings) == 1
     assert "3 of 5 interactions name 2 item ids" in warnings[0].getMessage()
-    assert data.stats["dropped"]["unknown_item_interactions"] == 3
-    assert data.stats["dropped"]["users_without_interactions"] == 1  # u2 had only unknown items
+    assert data.stats["dropped"]["unknown_items"] == 3
+    assert data.stats["dropped_learners"]["without_interactions"] == 1  # u2 had only unknown items
     assert data["train"]["user_id"] == ["u1"]
     with pytest.raises(ValueError, match="3 of 5 interactions name 2 item ids absent"):
         build_interaction_data(users, items(["a", "b"]), cold_start_items=0, strict=True)
@@ -161,7 +161,7 @@ def test_missing_text_raises_or_drops():
         build_interaction_data(users, table, cold_start_items=0)
     data = build_interaction_data(users, table, cold_start_items=0, missing_text="drop", test_fraction=0.0)
     assert data.items["item_id"] == ["a"]
-    assert data.stats["dropped"]["missing_text_interactions"] == 2
+    assert data.stats["dropped"]["items_without_text"] == 2
 
 
 def test_duplicate_item_ids_raise():
@@ -179,7 +179,51 @@ def test_min_interactions_drops_short_learners():
     )
     data = build_interaction_data(users, None, cold_start_items=0, min_interactions=2, test_fraction=0.0)
     assert data["train"]["user_id"] == ["u1"]
-    assert data.stats["dropped"]["users_below_min_interactions"] == 1
+    assert data.stats["dropped_learners"]["below_min_interactions"] == 1
+
+
+def test_every_reason_is_counted_and_the_counts_add_up(caplog):
+    """stats["rows_read"] = interactions in splits + sum(dropped) + sum(removed_from_train), each reason counted."""
+    rows = [
+        {"user_id": "u1", "item_ids": ["a", "x", "b", "n"], "timestamps": [1, 2, 3, 4], "responses": [1, 0, 1, 1]},
+        {"user_id": "u2", "item_ids": ["a"], "timestamps": [1], "responses": [1]},  # short learner
+        *[
+            {"user_id": f"v{user}", "item_ids": ["a", "b", "c"], "timestamps": [1, 2, 3], "responses": [1, 0, 1]}
+            for user in range(8)
+        ],
+    ]
+    read_stats = {
+        "rows_read": 29 + 4,
+        "dropped": {"unjudged_submissions": 4},
+        "dropped_examples": {"unjudged_submissions": [["log.csv", 3, "Result 'Waiting'"], ["log.csv", 8, "..."]]},
+    }
+    table = items(["a", "b", "c", "n"], ["alpha", "beta", "gamma", None])
+    with caplog.at_level(logging.WARNING):
+        data = build_interaction_data(
+            raw(rows), table, missing_text="drop", min_interactions=2, cold_start_items=["c"], test_fraction=0.3,
+            validation_fraction=0.0, read_stats=read_stats,
+        )  # fmt: skip
+    stats = data.stats
+    assert stats["dropped"] == {
+        "unjudged_submissions": 4,
+        "unknown_items": 1,
+        "items_without_text": 1,
+        "short_learners": 1,
+    }
+    removed = stats["removed_from_train"]["cold_start_items"]
+    assert removed == stats["cold_start_interactions"]["removed_from_train"] > 0
+    kept = sum(len(row) for name in ("train", "validation", "test") for row in data[name]["items"])
+    assert kept == stats["interactions"]["total"] == 29 - 3 - removed
+    assert stats["rows_read"] == 33 == kept + sum(stats["dropped"].values()) + removed
+    assert stats["dropped_examples"] == {"unjudged_submissions": ["log.csv:3: Result 'Waiting'", "log.csv:8: ..."]}
+    assert stats["dropped_items"] == {"unknown_ids": 1, "without_text": 1, "unused": 1}
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "4 unjudged submissions (e.g. log.csv:3: Result 'Waiting'" in warnings[0]
+    assert "1 of 29 interactions name 1 item ids absent" in warnings[0]
+    with pytest.raises(
+        ValueError, match=r"4 bad lines:\n  log.csv:3: Result 'Waiting'\n  log.csv:8: ...\n  ... and 2 more"
+    ):
+        build_interaction_data(raw(rows), table, missing_text="drop", read_stats=read_stats, strict=True)
 
 
 def test_features_are_encoded_and_sized():

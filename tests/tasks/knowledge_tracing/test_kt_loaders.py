@@ -46,7 +46,19 @@ def sequences(data: InteractionData) -> dict[str, dict[str, list]]:
     return result
 
 
+def assert_counts_add_up(data: InteractionData) -> None:
+    """The dropped-counts contract: every raw row read is in a split, dropped (by reason) or removed from train."""
+    stats = data.stats
+    assert all(isinstance(count, int) and count > 0 for count in stats["dropped"].values())
+    assert all(isinstance(count, int) and count > 0 for count in stats["removed_from_train"].values())
+    in_splits = sum(len(items) for name in SPLITS for items in data[name]["items"])
+    assert in_splits == stats["interactions"]["total"]
+    assert stats["rows_read"] == in_splits + sum(stats["dropped"].values()) + sum(stats["removed_from_train"].values())
+
+
 def assert_round_trip(truth: SyntheticKTTruth, data: InteractionData, max_seq_len: int = 100) -> None:
+    assert_counts_add_up(data)
+    assert data.stats["rows_read"] == truth.num_interactions and data.stats["dropped"] == {}
     assert data.stats["users"]["total"] == truth.num_users
     assert data.stats["interactions"]["total"] == truth.num_interactions
     assert data.stats["items"]["total"] == len(truth.used_item_ids)
@@ -106,7 +118,7 @@ def test_ednet_round_trip(tmp_path):
     )
     assert_round_trip(truth, data)
     assert data.stats["features"] == {"part": 8, "elapsed_time": 25}
-    assert data.stats["dropped"]["unused_items"] > 0  # questions listed but never answered
+    assert data.stats["dropped_items"]["unused"] > 0  # questions listed but never answered
     assert {"part", "tags", "bundle_id", "correct_answer"} <= set(data.items.column_names)
     parts = dict(zip(range(data.num_items), data.items["part"]))
     for row in data["train"]:
@@ -140,6 +152,8 @@ def test_windows_cold_start_and_collator(tmp_path):
     assert cold and not cold & {item for row in data["train"]["items"] for item in row}
     removed = data.stats["cold_start_interactions"]["removed_from_train"]
     assert data.stats["interactions"]["total"] + removed == truth.num_interactions
+    assert data.stats["removed_from_train"] == {"cold_start_items": removed} and removed > 0
+    assert_counts_add_up(data)
     collator = KnowledgeTracingCollator(max_seq_len=20)
     batch = collator([data["train"][i] for i in range(min(8, len(data["train"])))])
     assert batch["item_ref"].shape[1] <= 20

@@ -57,8 +57,7 @@ def test_malformed_behaviors_line_names_file_line_and_problem(tmp_path, bad_line
     with pytest.raises(ValueError, match=problem) as info:
         load(tmp_path)
     message = str(info.value)
-    assert str(tmp_path / "MINDsmall_dev" / "behaviors.tsv") in message
-    assert "line 2" in message
+    assert message.startswith(f"{tmp_path / 'MINDsmall_dev' / 'behaviors.tsv'}:2: ")
 
 
 @pytest.mark.parametrize(
@@ -75,14 +74,14 @@ def test_malformed_news_line_names_file_line_and_problem(tmp_path, bad_line, pro
     write_mind(tmp_path, dev=[GOOD], news=[*NEWS[:2], bad_line, *NEWS[2:]])
     with pytest.raises(ValueError, match=problem) as info:
         load(tmp_path)
-    assert f"{tmp_path / 'MINDsmall_dev' / 'news.tsv'}, line 3" in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 'MINDsmall_dev' / 'news.tsv'}:3: ")
 
 
 def test_invalid_utf8_names_the_line(tmp_path):
     write_mind(tmp_path, dev=[GOOD])
     behaviors = tmp_path / "MINDsmall_dev" / "behaviors.tsv"
     behaviors.write_bytes(behaviors.read_bytes() + b"2\tU\xff1\t" + TIME.encode() + b"\tN1\tN3-1\n")
-    with pytest.raises(ValueError, match="line 2: not valid UTF-8"):
+    with pytest.raises(ValueError, match=r"behaviors\.tsv:2: not valid UTF-8 \(byte 0xff at column 4"):
         load(tmp_path)
 
 
@@ -129,7 +128,7 @@ def test_unknown_news_ids_are_dropped_with_one_summary_warning(tmp_path, caplog)
 
 def test_strict_raises_on_unknown_news_id(tmp_path):
     write_mind(tmp_path, dev=[GOOD, f"2\tU1\t{TIME}\tN1 X7\tN3-1 N4-0"])
-    with pytest.raises(ValueError, match=r"line 2: NewsID 'X7' is in no news.tsv \(strict=True\)"):
+    with pytest.raises(ValueError, match=r"behaviors\.tsv:2: NewsID 'X7' is in no news.tsv \(strict=True\)"):
         load(tmp_path, strict=True)
 
 
@@ -155,6 +154,43 @@ def test_impressions_without_candidates_clicks_or_negatives_are_dropped_and_coun
     assert validation["dropped_no_clicks"] == 1
     # an evaluation impression made only of clicks is kept (metrics skip it; the loss is 0 there)
     assert data["validation"]["impression_id"] == [1, 3]
+    # The dropped-counts contract, in impressions: every behaviors line is kept or dropped for a reason.
+    assert data.stats["rows_read"] == 5 + 3
+    assert data.stats["dropped"] == {
+        "impressions_without_candidates": 1,
+        "impressions_without_clicks": 2,
+        "impressions_without_negatives": 1,
+    }
+    kept = sum(split["impressions"] for split in data.stats["splits"].values())
+    assert data.stats["rows_read"] == kept + sum(data.stats["dropped"].values())
+    assert data.stats["removed_from_train"] == {}
+
+
+def test_several_bad_lines_are_reported_together(tmp_path):
+    news = [*NEWS[:2], "N9\tnews\tnewsus\tTitle\tAbstract\thttps://x\t[]", *NEWS[2:]]
+    behaviors = [
+        GOOD,
+        f"2\tU1\t{TIME}\tN1",  # line 2: 4 columns
+        f"x3\tU1\t{TIME}\tN1\tN3-1 N4-0",  # line 3: bad ImpressionID
+        GOOD,
+        "5\tU1\tyesterday\tN1\tN3-1 N4-0",  # line 5: bad time
+        f"6\tU1\t{TIME}\tN1\tN3-1 N4-2",  # line 6: bad token
+        f"7\tU1\t{TIME}\tN1\tN3-1 N4",  # line 7: unlabelled token
+    ]
+    write_mind(tmp_path, dev=behaviors, news=news)
+    with pytest.raises(ValueError) as info:
+        load(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'MINDsmall_dev' / 'news.tsv'}:3: expected 8 tab-separated columns " + (
+        "(NewsID, Category, SubCategory, Title, Abstract, URL, TitleEntities, AbstractEntities), found 7"
+    )
+    write_mind(tmp_path, dev=behaviors)
+    with pytest.raises(ValueError) as info:
+        load(tmp_path)
+    path = tmp_path / "MINDsmall_dev" / "behaviors.tsv"
+    lines = str(info.value).split("\n")
+    assert lines[0] == "5 bad lines:"
+    assert [line.split(": ")[0].strip() for line in lines[1:]] == [f"{path}:{n}" for n in (2, 3, 5, 6, 7)]
+    assert info.value.count == 5 and info.value.line == 2
 
 
 def test_quotes_tabs_and_json_escapes_in_news(tmp_path):
@@ -198,7 +234,7 @@ def test_crlf_line_endings_and_blank_lines(tmp_path):
 
 def test_labelless_and_labelled_tokens_cannot_mix(tmp_path):
     write_mind(tmp_path, dev=[f"1\tU1\t{TIME}\tN1\tN3 N4", f"2\tU1\t{TIME}\tN1\tN3-1 N4-0"])
-    with pytest.raises(ValueError, match="line 2: impression token 'N3-1': expected a bare NewsID"):
+    with pytest.raises(ValueError, match=r"behaviors\.tsv:2: impression token 'N3-1': expected a bare NewsID"):
         load(tmp_path)
 
 

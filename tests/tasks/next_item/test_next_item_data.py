@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -37,9 +38,9 @@ def test_prepare_sequences_by_hand():
     assert prepared.train_counts.tolist() == [0, 0, 2, 2]
     assert prepared.item_interactions.tolist() == [2, 2, 2, 2]
     stats = prepared.stats
-    assert stats["duplicate_interactions_dropped"] == 1
+    assert stats["dropped"] == {"duplicates": 1, "filtered_min_interactions": 3}
     assert stats["users"] == 2 and stats["items"] == 4 and stats["cold_start_items"] == 2
-    assert stats["interactions"] == 8 and stats["interactions_dropped_by_filter"] == 3
+    assert stats["interactions"] == 8 == len(rows) - sum(stats["dropped"].values())
 
 
 def test_prepare_sequences_filters_until_both_cores_hold():
@@ -110,12 +111,15 @@ def test_movielens_cache_is_keyed_on_the_files(tmp_path):
     first = load_movielens(folder, cache_dir=cache)
     assert load_movielens(folder, cache_dir=cache).stats == first.stats  # served from the cache, stats included
     filtered = load_movielens(folder, cache_dir=cache, min_rating=2.5)  # options are part of the key too
-    assert 0 < filtered.stats["ratings_below_min_rating_dropped"] < first.stats["ratings_read"]
+    assert 0 < filtered.stats["dropped"]["below_min_rating"] < first.stats["rows_read"]
+    for data in (first, filtered):  # the dropped-counts contract: every rating is in the splits or dropped
+        assert data.stats["rows_read"] == data.stats["interactions"] + sum(data.stats["dropped"].values())
+        assert data.stats["interactions"] == sum(len(items) for items in data["test"]["items"])
     ratings = folder / "ratings.csv"
     lines = ratings.read_text().splitlines()
     ratings.write_text("\n".join(lines[: len(lines) // 2]) + "\n")  # an edited file is re-read, not served stale
     edited = load_movielens(folder, cache_dir=cache)
-    assert edited.stats["ratings_read"] == len(lines) // 2 - 1 != first.stats["ratings_read"]
+    assert edited.stats["rows_read"] == len(lines) // 2 - 1 != first.stats["rows_read"]
 
 
 def test_movielens_unknown_movies_are_dropped_or_strict(tmp_path):
@@ -125,7 +129,8 @@ def test_movielens_unknown_movies_are_dropped_or_strict(tmp_path):
     lines = movies.read_text().splitlines()
     movies.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # the first movie loses its metadata
     data = load_movielens(folder, cache_dir=str(tmp_path / "cache"))
-    assert data.stats["interactions_with_unknown_items_dropped"] > 0
+    assert data.stats["dropped"]["unknown_items"] > 0
+    assert data.stats["rows_read"] == data.stats["interactions"] + sum(data.stats["dropped"].values())
     with pytest.raises(ValueError, match="absent from the item file"):
         load_movielens(folder, cache_dir=str(tmp_path / "cache"), strict=True)
 
@@ -222,3 +227,37 @@ def test_amazon_reads_gzip(tmp_path, amazon_files):
     data = load_amazon(compressed["reviews"], compressed["metadata"], cache_dir=str(tmp_path / "cache"))
     plain = load_amazon(amazon_files.files["reviews"], amazon_files.files["metadata"], cache_dir=str(tmp_path / "c2"))
     assert data["test"]["items"] == plain["test"]["items"]
+
+
+def test_amazon_truncated_gzip_names_the_file_and_the_line(tmp_path, amazon_files):
+    import gzip
+
+    reviews = tmp_path / "reviews_Beauty_5.json.gz"
+    with open(amazon_files.files["reviews"], "rb") as source, gzip.open(reviews, "wb") as target:
+        target.write(source.read())
+    cut = tmp_path / "cut_reviews_Beauty_5.json.gz"
+    cut.write_bytes(reviews.read_bytes()[: reviews.stat().st_size // 2])
+    with pytest.raises(ValueError, match="the file looks truncated") as info:
+        load_amazon(cut, amazon_files.files["metadata"], cache_dir=str(tmp_path / "cache"))
+    assert str(info.value).startswith(f"{cut}:{info.value.line}: ") and info.value.line > 1
+    assert not isinstance(info.value, EOFError)
+
+
+def test_movielens_bad_lines_and_invalid_utf8_are_reported_together(tmp_path):
+    folder = tmp_path / "ml"
+    make_synthetic_movielens(folder, num_users=20, num_items=20, num_genres=2, max_length=8, seed=4)
+    ratings = folder / "ratings.csv"
+    lines = ratings.read_text().splitlines()
+    for number in (3, 5, 6, 8, 9, 10, 11):
+        lines[number - 1] = "1,2,3.5"
+    ratings.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError) as info:
+        load_movielens(folder, cache_dir=str(tmp_path / "cache"))
+    message = str(info.value)
+    assert message.startswith("7 bad lines:\n") and message.endswith("... and 2 more bad lines")
+    assert [line for _, line, _ in info.value.problems] == [3, 5, 6, 8, 9]
+    movies = folder / "movies.csv"
+    movies.write_bytes(movies.read_bytes().replace(b"\n", "\n9999,Am\xe9lie (2001),Comedy\n".encode("latin-1"), 1))
+    ratings.write_text("\n".join(ratings.read_text().splitlines()[:2]) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{movies}:2: not valid UTF-8 (byte 0xe9 at column 8")):
+        load_movielens(folder, cache_dir=str(tmp_path / "cache"))

@@ -17,9 +17,12 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...builders import RawFilesBuilder, RawFilesConfig, fingerprint_files
 from ...data import InteractionData
+from ...raw_files import DroppedRows
 from . import raw_io
 from .canonical import build_interaction_data
 from .split_arguments import KnowledgeTracingSplitArguments
@@ -44,8 +47,12 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
     (str, null when the format has no text for the item) and [`~KnowledgeTracingRawBuilder.item_features`].
 
     Subclasses implement `generate_users()` and `generate_items()` (yielding dicts) and, if they carry features,
-    `interaction_features()` / `feature_vocab_sizes()`. Formats without an item table (Duolingo, where the sentence
-    is the item) set `HAS_ITEM_TABLE = False`; the catalog is then the distinct `item_ids`, their text the id.
+    `interaction_features()` / `feature_vocab_sizes()`. A reader that leaves raw rows out on purpose (POJ's unjudged
+    submissions) records each in `self.dropped_rows` ([`~gram_hf.raw_files.DroppedRows`]); the rows read (yielded
+    interactions + dropped rows) and the drops are kept beside the cache as the `read` stats, which
+    [`load_with_builder`] hands to the canonical step (counts in `stats`, one warning, `strict=True` raises).
+    Formats without an item table (Duolingo, where the sentence is the item) set `HAS_ITEM_TABLE = False`; the
+    catalog is then the distinct `item_ids`, their text the id.
     """
 
     BUILDER_CONFIG_CLASS = KnowledgeTracingRawConfig
@@ -56,6 +63,8 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
     DATASET_NAME = "knowledge_tracing"
     # The readers' shared CSV/Parquet code decides what is written as much as the subclass does.
     SOURCE_DEPENDENCIES = (raw_io,)
+    READ_STATS_NAME = "read"
+    """The stats file of the `interactions` config: `rows_read` and the reader's [`DroppedRows`]."""
 
     # -- what subclasses describe ------------------------------------------------------------------------------------
 
@@ -104,10 +113,15 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
         if self.config.name == "items":
             if not self.HAS_ITEM_TABLE:
                 raise ValueError(f"{type(self).__name__} has no item table; the items derive from the interactions.")
-            rows = self.generate_items()
-        else:
-            rows = self.generate_users()
-        yield from enumerate(rows)
+            yield from enumerate(self.generate_items())
+            return
+        self.dropped_rows = DroppedRows()
+        rows_read = 0
+        for key, row in enumerate(self.generate_users()):
+            rows_read += len(row["item_ids"])
+            yield key, row
+        rows_read += self.dropped_rows.total
+        self.write_stats(self.READ_STATS_NAME, {"rows_read": rows_read, **self.dropped_rows.to_dict()})
 
 
 def group_by_user(
@@ -117,15 +131,16 @@ def group_by_user(
     Rows of a long table grouped into one raw row per learner (first-appearance order of learners, file order within
     a learner), as [`KnowledgeTracingRawBuilder`] yields them.
     """
-    codes: dict[str, int] = {}
-    user_code = np.fromiter((codes.setdefault(user, len(codes)) for user in user_ids), np.int64, len(user_ids))
+    # Arrow's dictionary encoding numbers the learners in order of first appearance, without a Python loop.
+    encoded = pc.dictionary_encode(pa.array(user_ids, pa.string()))
+    user_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     order = np.argsort(user_code, kind="stable")
     boundaries = np.flatnonzero(np.diff(user_code[order])) + 1
     arrays = {
         name: np.asarray(values, dtype=object if isinstance(values, list) else None)
         for name, values in columns.items()
     }
-    names = list(codes)
+    names = encoded.dictionary.to_pylist()
     for chunk in np.split(order, boundaries) if len(order) else []:
         row = {"user_id": names[user_code[chunk[0]]]}
         row.update({name: values[chunk] for name, values in arrays.items()})
@@ -160,7 +175,8 @@ def load_with_builder(
     """
     The path every KT loader takes: run the builder's `items` and `interactions` configs on `raw_files` with the
     reader `options` (cached) and reduce them with `build_interaction_data` under `split` and the loader's
-    `canonical_options` (`split_by`, `missing_text`, ...).
+    `canonical_options` (`split_by`, `missing_text`, ...), with the reader's `read` stats (rows read, rows dropped),
+    so that a cached load reports, warns and (`strict=True`) raises as the first one did.
     """
     raw_files = list(raw_files)
     prepare = {"fingerprint": fingerprint_files(raw_files), "cache_dir": cache_dir, "rebuild": rebuild, **options}
@@ -168,9 +184,13 @@ def load_with_builder(
     if builder_cls.HAS_ITEM_TABLE:
         items = builder_cls.prepare("items", **prepare).as_dataset(split="train")
     builder = builder_cls.prepare("interactions", **prepare)
+    try:
+        read_stats = builder.read_stats(builder_cls.READ_STATS_NAME)
+    except FileNotFoundError:  # a subclass with its own `_generate_examples`: every row it yielded was read
+        read_stats = None
     data = build_interaction_data(
         builder.as_dataset(split="train"), items, split=split, feature_vocab_sizes=builder.feature_vocab_sizes(),
-        dataset=builder_cls.DATASET_NAME, **canonical_options,
+        dataset=builder_cls.DATASET_NAME, read_stats=read_stats, **canonical_options,
     )  # fmt: skip
     data.stats["raw_files"] = len(raw_files)
     return data

@@ -6,14 +6,14 @@ The knowledge-tracing canonical step: what every KT raw builder yields (one row 
 [`build_interaction_data`] runs these steps in order, each a function of its own over an [`Interactions`] table:
 [`flatten_learners`], [`match_items`], [`sort_and_filter_learners`], [`encode_features`], [`build_catalog`],
 [`split_learners`], [`choose_cold_start_items`], [`remove_cold_start_from_train`], [`window_sequences`] and
-[`assemble_stats`].
+[`assemble_stats`]. What the steps leave out is counted in one [`DropCounts`] and named in ONE warning.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...data import InteractionData
+from ...raw_files import DroppedRows, location
 from .raw_io import examples
 from .split_arguments import KnowledgeTracingSplitArguments
 
@@ -34,6 +35,36 @@ TIMESTAMP_UNIT = "seconds"
 MISSING_TEXT_CHOICES = ("error", "drop")
 SPLIT_BY_CHOICES = ("user", "predefined")
 _RAW_COLUMNS = {"user_id", "item_ids", "timestamps", "responses", "splits"}
+
+
+@dataclass
+class DropCounts:
+    """
+    What the canonical step leaves out, as `InteractionData.stats` reports it.
+
+    Attributes:
+        interactions (`dict[str, int]`): reason -> raw interactions in no split (`stats["dropped"]`): the reader's
+            own drops (e.g. POJ `unjudged_submissions`, `empty_fields`), `unknown_items` (item id absent from the item
+            table), `items_without_text` (`missing_text="drop"`), `short_learners` (learners below
+            `min_interactions`).
+        items (`dict[str, int]`): `stats["dropped_items"]`: `unknown_ids` (distinct unknown item ids),
+            `without_text` (items whose interactions were dropped for lack of text), `unused` (item-table rows no
+            kept interaction uses).
+        learners (`dict[str, int]`): `stats["dropped_learners"]`: `below_min_interactions`, `without_interactions`
+            (every interaction dropped), `only_cold_start_in_train` (train learners whose interactions were all on
+            cold-start items).
+        warnings (`list[str]`): the parts of the one summary warning.
+    """
+
+    interactions: dict[str, int] = field(default_factory=dict)
+    items: dict[str, int] = field(default_factory=dict)
+    learners: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, table: dict[str, int], reason: str, number: int) -> None:
+        """Adds `number` under `reason` of `table` (zero counts are left out of the stats)."""
+        if number:
+            table[reason] = table.get(reason, 0) + int(number)
 
 
 @dataclass
@@ -80,12 +111,15 @@ def build_interaction_data(
     feature_vocab_sizes: Mapping[str, int] | None = None,
     dataset: str | None = None,
     missing_text_hint: str = "supply their text, or drop their interactions with missing_text='drop'.",
+    read_stats: Mapping[str, Any] | None = None,
     **split_options: Any,
 ) -> InteractionData:
     """
     Reduces raw per-learner interactions and an item table to gram-hf's knowledge-tracing canonical form.
 
     Steps, in order:
+    0. rows the reader left out on purpose (`read_stats`, e.g. POJ's unjudged submissions) are counted and named in
+       the summary warning; `strict=True` raises instead, naming file and line of the first few;
     1. item ids become catalog indices; interactions naming an id absent from `items` are dropped with ONE summary
        warning giving counts and examples (`strict=True` raises instead); so are interactions on items whose text is
        null when `missing_text="drop"` (`"error"`, the default, raises naming how many such items are used);
@@ -103,6 +137,12 @@ def build_interaction_data(
        carry the flag as `cold_start`;
     6. every learner's sequence is cut into consecutive windows of at most `max_seq_len` interactions (rows), so an
        epoch covers every interaction and no collator needs to truncate.
+
+    Counts (`stats`): `rows_read` (raw interaction rows the reader read), `dropped` (reason -> raw interactions in no
+    split, see [`DropCounts`]; reasons with no drop are left out) with `dropped_examples` (reason -> the first few
+    `file:line: problem` of the reader's drops), and `removed_from_train` (`{"cold_start_items": n}`: interactions
+    that only `train` lost). They add up: `rows_read == interactions["total"] + sum(dropped.values()) +
+    sum(removed_from_train.values())`. Counts of items and learners are in `dropped_items` and `dropped_learners`.
 
     Split rows: `user_id` (str), `items` (list of int32 catalog indices), `responses` (list of int8, 1 = correct),
     `timestamps` (list of int64 seconds, floored; the origin is the raw format's), and one list of int32 per
@@ -122,6 +162,9 @@ def build_interaction_data(
         feature_vocab_sizes (`Mapping[str, int]`, *optional*): known vocabulary sizes of integer features.
         dataset (`str`, *optional*): a name recorded in `stats`.
         missing_text_hint (`str`, *optional*): what the missing-text error suggests (a loader names its own options).
+        read_stats (`Mapping`, *optional*): what the reader counted: `rows_read` and the
+            [`~gram_hf.raw_files.DroppedRows.to_dict`] of the rows it left out (default: every row of `users` read,
+            nothing dropped).
         split_options: fields of [`KnowledgeTracingSplitArguments`] as keyword arguments (`max_seq_len=50`,
             `seed=3`, ...), replacing those of `split`.
     """
@@ -132,7 +175,15 @@ def build_interaction_data(
         raise ValueError(f"missing_text must be one of {MISSING_TEXT_CHOICES}, got {missing_text!r}.")
 
     learner_ids, item_ids, interactions = flatten_learners(users, predefined_splits=split_by == "predefined")
-    dropped: dict[str, int] = {}
+    dropped = DropCounts()
+    reader_drops = DroppedRows.from_dict(read_stats)
+    if reader_drops.total:
+        if split.strict:
+            raise reader_drops.error()
+        for reason, number in reader_drops.counts.items():
+            dropped.count(dropped.interactions, reason, number)
+        dropped.warnings.append(reader_drops.summary())
+    rows_read = int((read_stats or {}).get("rows_read", len(interactions)))
     item_table, interactions.item, keep = match_items(
         item_ids, items, strict=split.strict, missing_text=missing_text, missing_text_hint=missing_text_hint,
         dropped=dropped,
@@ -147,10 +198,17 @@ def build_interaction_data(
     cold = choose_cold_start_items(catalog_table["item_id"].to_pylist(), split.cold_start_items, split.split_seed)
     interactions, cold_removed = remove_cold_start_from_train(interactions, cold, dropped)
     splits, learners = window_sequences(interactions, learner_ids, split.max_seq_len)
+    if dropped.warnings:
+        logger.warning("Dropped interactions: %s.", "; ".join(dropped.warnings))
     stats = assemble_stats(
         interactions, splits, learners, cold, cold_removed=cold_removed, dropped=dropped, split=split,
         split_by=split_by, feature_sizes=feature_sizes, vocabularies=vocabularies, dataset=dataset,
     )  # fmt: skip
+    stats["rows_read"] = rows_read
+    stats["dropped_examples"] = {
+        reason: [f"{location(path, line)}: {problem}" for path, line, problem in rows]
+        for reason, rows in reader_drops.examples.items()
+    }
     items_out = catalog_table.append_column("cold_start", pa.array(cold, pa.bool_()))
     items_dataset = datasets.Dataset(datasets.table.InMemoryTable(items_out))
     return InteractionData(splits=datasets.DatasetDict(splits), items=items_dataset, stats=stats)
@@ -203,13 +261,13 @@ def match_items(
     strict: bool,
     missing_text: str,
     missing_text_hint: str,
-    dropped: dict[str, int],
+    dropped: DropCounts,
 ) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """
     The item table (`items`, or the distinct `item_ids` as their own text), the row of every interaction's item in it
     (-1: unknown) and the mask of interactions to keep. Unknown ids are dropped (`strict=True` raises); so are items
     without text when `missing_text="drop"` (`"error"` raises, ending with `missing_text_hint`). What is dropped is
-    counted in `dropped` and named in ONE warning.
+    counted in `dropped`, with a part of the summary warning.
     """
     total = len(item_ids)
     if items is None:
@@ -228,7 +286,6 @@ def match_items(
     item_row = pc.index_in(item_ids, value_set=item_id_array) if total else pa.array([], pa.int32())
     known = item_row.is_valid().to_numpy(zero_copy_only=False)
     item_row = pc.fill_null(item_row, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    warnings_text = []
     num_unknown = int(total - known.sum())
     if num_unknown:
         unknown_ids = pc.unique(item_ids.filter(pa.array(~known))).to_pylist()
@@ -238,9 +295,9 @@ def match_items(
         )
         if strict:
             raise ValueError(message + ".")
-        warnings_text.append(message)
-        dropped["unknown_item_interactions"] = num_unknown
-        dropped["unknown_item_ids"] = len(unknown_ids)
+        dropped.warnings.append(message)
+        dropped.count(dropped.interactions, "unknown_items", num_unknown)
+        dropped.count(dropped.items, "unknown_ids", len(unknown_ids))
     texts_null = item_table["text"].combine_chunks().is_null().to_numpy(zero_copy_only=False)
     keep = known.copy()
     if texts_null.any():
@@ -255,17 +312,15 @@ def match_items(
             )
             if missing_text == "error":
                 raise ValueError(message + "; " + missing_text_hint)
-            warnings_text.append(message)
-            dropped["missing_text_interactions"] = int(no_text.sum())
-            dropped["missing_text_items"] = len(missing_ids)
+            dropped.warnings.append(message)
+            dropped.count(dropped.interactions, "items_without_text", int(no_text.sum()))
+            dropped.count(dropped.items, "without_text", len(missing_ids))
             keep &= ~no_text
-    if warnings_text:
-        logger.warning("Dropped interactions: %s.", "; ".join(warnings_text))
     return item_table, item_row, keep
 
 
 def sort_and_filter_learners(
-    interactions: Interactions, keep: np.ndarray, num_learners: int, min_interactions: int, dropped: dict[str, int]
+    interactions: Interactions, keep: np.ndarray, num_learners: int, min_interactions: int, dropped: DropCounts
 ) -> Interactions:
     """
     The kept interactions grouped by learner, each learner's in time order — stably, so ties keep file order (EdNet
@@ -277,10 +332,10 @@ def sort_and_filter_learners(
     counts = np.bincount(interactions.user[order], minlength=num_learners)
     short_users = (counts > 0) & (counts < min_interactions)
     if short_users.any():
-        dropped["users_below_min_interactions"] = int(short_users.sum())
-        dropped["interactions_of_short_users"] = int(counts[short_users].sum())
+        dropped.count(dropped.learners, "below_min_interactions", int(short_users.sum()))
+        dropped.count(dropped.interactions, "short_learners", int(counts[short_users].sum()))
         order = order[~short_users[interactions.user[order]]]
-    dropped["users_without_interactions"] = int((counts == 0).sum())
+    dropped.count(dropped.learners, "without_interactions", int((counts == 0).sum()))
     return interactions.take(order)
 
 
@@ -312,7 +367,7 @@ def encode_features(
     return sizes, vocabularies
 
 
-def build_catalog(interactions: Interactions, item_table: pa.Table, dropped: dict[str, int]) -> pa.Table:
+def build_catalog(interactions: Interactions, item_table: pa.Table, dropped: DropCounts) -> pa.Table:
     """
     The catalog: the item-table rows that occur, in item-table order (row `i` = catalog index `i`). Turns
     `interactions.item` into catalog indices and counts the unused items in `dropped`.
@@ -321,7 +376,7 @@ def build_catalog(interactions: Interactions, item_table: pa.Table, dropped: dic
     catalog_of_row = np.full(item_table.num_rows, -1, dtype=np.int64)
     catalog_of_row[used_rows] = np.arange(len(used_rows))
     interactions.item = catalog_of_row[interactions.item].astype(np.int32)
-    dropped["unused_items"] = int(item_table.num_rows - len(used_rows))
+    dropped.count(dropped.items, "unused", int(item_table.num_rows - len(used_rows)))
     return item_table.take(pa.array(used_rows, pa.int64()))
 
 
@@ -373,7 +428,7 @@ def choose_cold_start_items(catalog_ids: list[str], cold_start_items: int | Sequ
 
 
 def remove_cold_start_from_train(
-    interactions: Interactions, cold: np.ndarray, dropped: dict[str, int]
+    interactions: Interactions, cold: np.ndarray, dropped: DropCounts
 ) -> tuple[Interactions, int]:
     """
     Removes the cold-start items' interactions from `train` only (validation and test keep them, to measure
@@ -386,7 +441,7 @@ def remove_cold_start_from_train(
         before = np.unique(interactions.user[interactions.splits == 0])
         interactions = interactions.take(np.flatnonzero(~removed))
         after = np.unique(interactions.user[interactions.splits == 0])
-        dropped["train_users_only_on_cold_start_items"] = int(len(before) - len(after))
+        dropped.count(dropped.learners, "only_cold_start_in_train", int(len(before) - len(after)))
     return interactions, cold_removed
 
 
@@ -443,7 +498,7 @@ def assemble_stats(
     cold: np.ndarray,
     *,
     cold_removed: int,
-    dropped: dict[str, int],
+    dropped: DropCounts,
     split: KnowledgeTracingSplitArguments,
     split_by: str,
     feature_sizes: dict[str, int],
@@ -469,7 +524,10 @@ def assemble_stats(
             "removed_from_train": cold_removed,
             **{name: int(cold_interaction[per_split[name]].sum()) for name in SPLIT_NAMES[1:]},
         },
-        "dropped": dropped,
+        "dropped": dropped.interactions,
+        "removed_from_train": {"cold_start_items": cold_removed} if cold_removed else {},
+        "dropped_items": dropped.items,
+        "dropped_learners": dropped.learners,
         "features": feature_sizes,
         "timestamp_unit": TIMESTAMP_UNIT,
         "max_seq_len": split.max_seq_len,
@@ -502,6 +560,7 @@ def _list_column(table: pa.Table, name: str) -> tuple[pa.Array, np.ndarray]:
 __all__ = [
     "MISSING_TEXT_CHOICES",
     "SPLIT_NAMES",
+    "DropCounts",
     "Interactions",
     "assemble_stats",
     "build_catalog",

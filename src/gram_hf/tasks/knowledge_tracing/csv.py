@@ -6,7 +6,7 @@ or Parquet — the canonical form the Duolingo, EdNet and POJ loaders reduce to,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,8 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...data import InteractionData
+from ...raw_files import BadLines, iter_csv
 from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
-from .raw_io import is_parquet, iter_csv, read_parquet_columns, read_text_table
+from .raw_io import is_parquet, read_parquet_columns, read_text_table
 from .split_arguments import KnowledgeTracingSplitArguments
 
 TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -85,29 +86,36 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
         config = self.config
         users, item_ids, timestamps, responses = [], [], [], []
         features: dict[str, list[str]] = {name: [] for name in config.feature_columns}
-        for line, row in iter_csv(path, required):
+        bad = BadLines()
+        for line, row in iter_csv(path, required, bad):
             user, item = row[config.user_column].strip(), row[config.item_column].strip()
             if not user or not item:
-                raise ValueError(f"{path}:{line}: empty {config.user_column if not user else config.item_column}.")
+                bad.add(path, line, f"empty {config.user_column if not user else config.item_column}")
+                continue
             raw_time = row[config.timestamp_column]
             try:
-                timestamps.append(parse_timestamp(raw_time, scale))
+                timestamp = parse_timestamp(raw_time, scale)
             except ValueError:
-                raise ValueError(
-                    f"{path}:{line}: {config.timestamp_column} {raw_time!r} is neither a number nor an ISO-8601 "
-                    "date-time."
-                ) from None
+                bad.add(
+                    path,
+                    line,
+                    f"{config.timestamp_column} {raw_time!r} is neither a number nor an ISO-8601 date-time",
+                )
+                continue
             correct = row[config.correct_column].strip().lower()
             if correct in _TRUE:
                 responses.append(1)
             elif correct in _FALSE:
                 responses.append(0)
             else:
-                raise ValueError(f"{path}:{line}: {config.correct_column} must be 0 or 1, got {correct!r}.")
+                bad.add(path, line, f"{config.correct_column} must be 0 or 1, got {correct!r}")
+                continue
+            timestamps.append(timestamp)
             users.append(user)
             item_ids.append(item)
             for name in config.feature_columns:
                 features[name].append(row[name].strip())
+        bad.check()
         columns = {
             "item_ids": item_ids,
             "timestamps": np.asarray(timestamps, dtype=np.float64),
@@ -119,10 +127,12 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
     def _read_parquet(self, path: str, required: list[str], scale: float) -> tuple[list[str], dict[str, Any]]:
         config = self.config
         table = read_parquet_columns(path, required)
+        bad = BadLines()
         for name in (config.user_column, config.item_column, config.timestamp_column, config.correct_column):
             if table[name].null_count:
-                row = int(np.flatnonzero(table[name].is_null().to_numpy(zero_copy_only=False))[0])
-                raise ValueError(f"{path}: row {row}: {name} is missing.")
+                rows = np.flatnonzero(table[name].is_null().to_numpy(zero_copy_only=False))
+                _add_rows(bad, path, rows, lambda row, name=name: f"{name} is missing")
+        bad.check()
         users = table[config.user_column].cast(pa.string()).to_pylist()
         items = table[config.item_column].cast(pa.string()).to_pylist()
         time_column = table[config.timestamp_column]
@@ -138,24 +148,27 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
                 try:
                     timestamps[row] = parse_timestamp(value, scale)
                 except ValueError:
-                    raise ValueError(
-                        f"{path}: row {row}: {config.timestamp_column} {value!r} is neither a number nor an ISO-8601 "
-                        "date-time."
-                    ) from None
+                    problem = f"{config.timestamp_column} {value!r} is neither a number nor an ISO-8601 date-time"
+                    bad.add(path, None, f"row {row}: {problem}")
         correct = table[config.correct_column]
         if pa.types.is_boolean(correct.type):
             responses = correct.to_numpy(zero_copy_only=False).astype(np.int8)
         else:
             values = correct.cast(pa.float64()).to_numpy()
-            bad = ~np.isin(values, (0.0, 1.0))
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"{path}: row {row}: {config.correct_column} must be 0 or 1, got {values[row]}.")
-            responses = values.astype(np.int8)
+            wrong = np.flatnonzero(~np.isin(values, (0.0, 1.0)))
+            _add_rows(bad, path, wrong, lambda row: f"{config.correct_column} must be 0 or 1, got {values[row]}")
+            responses = np.where(np.isin(values, (0.0, 1.0)), values, 0).astype(np.int8)
+        bad.check()
         features = {
             name: pc.fill_null(table[name].cast(pa.string()), "").to_pylist() for name in config.feature_columns
         }
         return users, {"item_ids": items, "timestamps": timestamps, "responses": responses, **features}
+
+
+def _add_rows(bad: BadLines, path: str, rows: np.ndarray, problem: Callable[[int], str]) -> None:
+    """Records bad Parquet rows (0-based; Parquet has no lines) in `bad`: the first few described, all counted."""
+    described = ((path, None, f"row {row}: {problem(row)}") for row in rows[: bad.limit].tolist())
+    bad.add_many(described, len(rows))
 
 
 def load_kt_csv(

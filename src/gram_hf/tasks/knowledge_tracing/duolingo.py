@@ -15,6 +15,7 @@ import datasets
 import numpy as np
 
 from ...data import InteractionData
+from ...raw_files import BadLines, DataFileError, iter_lines
 from .builder import (
     KnowledgeTracingRawBuilder,
     KnowledgeTracingRawConfig,
@@ -74,48 +75,60 @@ def find_slam_files(
     return result
 
 
-def read_slam_key(path: str) -> dict[str, str]:
-    """`instance_id -> label` of a `.key` file; malformed lines raise `ValueError` naming file and line."""
+def read_slam_key(path: str, bad: BadLines | None = None) -> dict[str, str]:
+    """
+    `instance_id -> label` of a `.key` file. Malformed lines are recorded in `bad` (without it: raised together at
+    the end, a [`~gram_hf.raw_files.DataFileError`] naming file and lines).
+    """
+    own = bad is None
+    bad = BadLines() if own else bad
     labels = {}
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 2 or parts[1] not in ("0", "1"):
-                raise ValueError(
-                    f"{path}:{line_number}: expected 'instance_id label' with label 0 or 1, got {line!r}."
-                )
-            labels[parts[0]] = parts[1]
+    for line_number, line in iter_lines(path, bad):
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in ("0", "1"):
+            bad.add(path, line_number, f"expected 'instance_id label' with label 0 or 1, got {line!r}")
+            continue
+        labels[parts[0]] = parts[1]
+    if own:
+        bad.check()
     return labels
 
 
-def parse_slam_file(path: str, key: dict[str, str] | None) -> Iterator[dict[str, Any]]:
+def parse_slam_file(path: str, key: dict[str, str] | None, bad: BadLines | None = None) -> Iterator[dict[str, Any]]:
     """
     Yields one dict per exercise block of a SLAM file: `user`, `days` (float), `format`, `client`, `session`, `time`
     (int seconds or None), `prompt` (str or None), `tokens` (list of str) and `correct` (1 when no token is a mistake).
 
-    Token labels come from the 7th column (`.train`) or from `key` (`.dev`/`.test`). Every malformed line is a
-    `ValueError` naming file and line.
+    Token labels come from the 7th column (`.train`) or from `key` (`.dev`/`.test`). Every malformed line is recorded
+    in `bad` and reading goes on (an exercise with a bad line is left out); without `bad` they are raised together at
+    the end, a [`~gram_hf.raw_files.DataFileError`] naming file and lines.
     """
+    own = bad is None
+    bad = BadLines() if own else bad
     header: dict[str, str] | None = None
     header_line = 0
     prompt: str | None = None
     tokens: list[str] = []
     mistake = False
+    broken = False  # the current exercise has a bad line: it is reported, not yielded
 
-    def exercise() -> dict[str, Any]:
+    def exercise() -> dict[str, Any] | None:
+        if broken:
+            return None
         if not tokens:
-            raise ValueError(f"{path}:{header_line}: the exercise has no token lines.")
+            bad.add(path, header_line, "the exercise has no token lines")
+            return None
         try:
             days = float(header["days"])
         except (KeyError, ValueError):
-            raise ValueError(f"{path}:{header_line}: the header needs a numeric 'days:' field.") from None
+            bad.add(path, header_line, "the header needs a numeric 'days:' field")
+            return None
         raw_time = header.get("time", "null")
         try:
             time = None if raw_time == "null" else int(float(raw_time))
         except ValueError:
-            raise ValueError(f"{path}:{header_line}: 'time:{raw_time}' is neither an integer nor null.") from None
+            bad.add(path, header_line, f"'time:{raw_time}' is neither an integer nor null")
+            return None
         return {
             "user": header["user"],
             "days": days,
@@ -128,61 +141,70 @@ def parse_slam_file(path: str, key: dict[str, str] | None) -> Iterator[dict[str,
             "correct": 0 if mistake else 1,
         }
 
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            line = line.rstrip("\r\n")
+    for line_number, line in iter_lines(path, bad, skip_blank=False):
+        try:
             if not line.strip():
                 if header is not None:
-                    yield exercise()
-                elif prompt is not None:
-                    raise ValueError(f"{path}:{line_number}: a '# prompt:' line without an exercise header.")
-                header, prompt, tokens, mistake = None, None, [], False
+                    record = exercise()
+                    if record is not None:
+                        yield record
+                elif prompt is not None and not broken:
+                    bad.add(path, line_number, "a '# prompt:' line without an exercise header")
+                header, prompt, tokens, mistake, broken = None, None, [], False, False
                 continue
             if line.startswith("#"):
                 body = line[1:].strip()
                 if body.startswith("prompt:"):
                     if header is not None or prompt is not None:
-                        raise ValueError(f"{path}:{line_number}: '# prompt:' must come once, before the header.")
+                        raise DataFileError(path, line_number, "'# prompt:' must come once, before the header")
                     prompt = body.split(":", 1)[1].strip()  # split on the first ':' only; prompts contain colons
                     continue
                 if header is not None:
-                    raise ValueError(f"{path}:{line_number}: a second header in one exercise (missing blank line?).")
+                    raise DataFileError(path, line_number, "a second header in one exercise (missing blank line?)")
                 header = {}
+                header_line = line_number
                 for field in body.split():
                     name, sep, value = field.partition(":")
                     if not sep:
-                        raise ValueError(f"{path}:{line_number}: header field {field!r} is not 'name:value'.")
+                        raise DataFileError(path, line_number, f"header field {field!r} is not 'name:value'")
                     header[name] = value
                 if not header.get("user"):
-                    raise ValueError(f"{path}:{line_number}: the header has no 'user:' field: {line!r}.")
-                header_line = line_number
+                    raise DataFileError(path, line_number, f"the header has no 'user:' field: {line!r}")
                 continue
             if header is None:
-                raise ValueError(f"{path}:{line_number}: a token line outside an exercise (no '# user:' header).")
+                if broken:
+                    continue  # the block's header was bad: already reported
+                raise DataFileError(path, line_number, "a token line outside an exercise (no '# user:' header)")
             parts = line.split()
             if len(parts) == 7:
                 label = parts[6]
             elif len(parts) == 6:
                 label = key.get(parts[0]) if key is not None else None
                 if label is None:
-                    raise ValueError(
-                        f"{path}:{line_number}: no label for instance {parts[0]!r}"
-                        + (" in the .key file." if key is not None else " (6 columns in a .train file).")
-                    )
+                    where = " in the .key file" if key is not None else " (6 columns in a .train file)"
+                    raise DataFileError(path, line_number, f"no label for instance {parts[0]!r}{where}")
             else:
-                raise ValueError(
-                    f"{path}:{line_number}: expected 6 or 7 whitespace-separated columns, got {len(parts)}."
+                raise DataFileError(
+                    path, line_number, f"expected 6 or 7 whitespace-separated columns, got {len(parts)}"
                 )
             if label not in ("0", "1"):
-                raise ValueError(f"{path}:{line_number}: the label must be 0 or 1, got {label!r}.")
+                raise DataFileError(path, line_number, f"the label must be 0 or 1, got {label!r}")
             if len(parts[0]) != 12:
-                raise ValueError(f"{path}:{line_number}: instance id {parts[0]!r} is not 12 characters long.")
+                raise DataFileError(path, line_number, f"instance id {parts[0]!r} is not 12 characters long")
             tokens.append(parts[1])
             mistake = mistake or label == "1"
+        except DataFileError as err:
+            bad.add_error(err)
+            # The rest of the block is read as usual (no cascade of errors), but the exercise is not yielded.
+            broken = True
     if header is not None:
-        yield exercise()
-    elif prompt is not None:
-        raise ValueError(f"{path}: ends with a '# prompt:' line without an exercise.")
+        record = exercise()
+        if record is not None:
+            yield record
+    elif prompt is not None and not broken:
+        bad.add(path, None, "ends with a '# prompt:' line without an exercise")
+    if own:
+        bad.check()
 
 
 @dataclass
@@ -223,10 +245,11 @@ class DuolingoBuilder(KnowledgeTracingRawBuilder):
         files = find_slam_files(config.data_dir, config.track, config.date, config.slam_files)
         users, texts, days, splits, responses = [], [], [], [], []
         formats, clients, sessions, times = [], [], [], []
+        bad = BadLines()  # every file is read before their malformed lines are reported together
         for name, (path, key_path) in files.items():
-            key = read_slam_key(key_path) if key_path is not None else None
+            key = read_slam_key(key_path, bad) if key_path is not None else None
             code = SLAM_SPLIT_CODES[name]
-            for exercise in parse_slam_file(path, key):
+            for exercise in parse_slam_file(path, key, bad):
                 sentence = " ".join(exercise["tokens"])
                 if config.include_prompt and exercise["prompt"]:
                     sentence = f"{exercise['prompt']}{config.prompt_separator}{sentence}"
@@ -239,6 +262,7 @@ class DuolingoBuilder(KnowledgeTracingRawBuilder):
                 clients.append(CLIENTS.get(exercise["client"], 0))
                 sessions.append(SESSIONS.get(exercise["session"], 0))
                 times.append(np.nan if exercise["time"] is None else exercise["time"])
+        bad.check()
         columns = {
             "item_ids": texts,
             # `days` counts from the learner's first SLAM exercise; seconds keep the same origin.

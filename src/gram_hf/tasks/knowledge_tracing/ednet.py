@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ...data import InteractionData
+from ...raw_files import BadLines, iter_csv, read_csv_header
 from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, load_with_builder, log_time_bucket
-from .raw_io import iter_csv, read_text_table
+from .raw_io import read_text_table
 from .split_arguments import KnowledgeTracingSplitArguments
 
 KT1_COLUMNS = ("timestamp", "solving_id", "question_id", "user_answer", "elapsed_time")
@@ -51,30 +52,42 @@ def list_user_files(kt1_dir: str | os.PathLike) -> list[tuple[str, str]]:
 
 
 def read_questions(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """`question_id -> {bundle_id, correct_answer, part, tags}` of `contents/questions.csv`."""
+    """
+    `question_id -> {bundle_id, correct_answer, part, tags}` of `contents/questions.csv`; every malformed line is
+    reported (file:line) in one [`~gram_hf.raw_files.DataFileError`].
+    """
     questions: dict[str, dict[str, Any]] = {}
-    for line, row in iter_csv(path, QUESTION_COLUMNS):
+    bad = BadLines()
+    for line, row in iter_csv(path, QUESTION_COLUMNS, bad):
         question = row["question_id"].strip()
         answer = row["correct_answer"].strip()
-        if not question:
-            raise ValueError(f"{path}:{line}: empty question_id.")
-        if question in questions:
-            raise ValueError(f"{path}:{line}: question {question!r} appears twice.")
-        if answer not in ANSWERS:
-            raise ValueError(f"{path}:{line}: correct_answer must be one of {ANSWERS}, got {answer!r}.")
+        raw_tags = row["tags"].strip()
         try:
             part = int(row["part"])
         except ValueError:
             part = -1
-        if not 1 <= part <= NUM_PARTS:
-            raise ValueError(f"{path}:{line}: part must be an integer 1-{NUM_PARTS}, got {row['part']!r}.")
-        raw_tags = row["tags"].strip()
         try:
             tags = [int(tag) for tag in raw_tags.split(";") if tag.strip() and tag.strip() != "-1"]
         except ValueError:
-            raise ValueError(f"{path}:{line}: tags must be ';'-separated integers, got {raw_tags!r}.") from None
-        questions[question] = {"bundle_id": row["bundle_id"].strip(), "correct_answer": answer, "part": part}
-        questions[question]["tags"] = tags
+            tags = None
+        if not question:
+            bad.add(path, line, "empty question_id")
+        elif question in questions:
+            bad.add(path, line, f"question {question!r} appears twice")
+        elif answer not in ANSWERS:
+            bad.add(path, line, f"correct_answer must be one of {ANSWERS}, got {answer!r}")
+        elif not 1 <= part <= NUM_PARTS:
+            bad.add(path, line, f"part must be an integer 1-{NUM_PARTS}, got {row['part']!r}")
+        elif tags is None:
+            bad.add(path, line, f"tags must be ';'-separated integers, got {raw_tags!r}")
+        else:
+            questions[question] = {
+                "bundle_id": row["bundle_id"].strip(),
+                "correct_answer": answer,
+                "part": part,
+                "tags": tags,
+            }
+    bad.check()
     return questions
 
 
@@ -84,30 +97,40 @@ def part_and_tags_text(part: int, tags: Sequence[int]) -> str:
     return f"TOEIC part {part}. Tags: {tag_text}."
 
 
-def _parse_user_file_slow(path: str) -> dict[str, np.ndarray]:
-    """One user file with the csv module: slow, but names the file and line of anything malformed."""
+def _parse_user_file_slow(path: str, bad: BadLines) -> dict[str, np.ndarray]:
+    """
+    One user file with the csv module: slow, but records in `bad` the file and line of everything malformed (the
+    malformed rows are left out of what is returned; the caller raises once every file is read).
+    """
     values: dict[str, list] = {name: [] for name in KT1_COLUMNS}
-    with open(path, encoding="utf-8-sig") as handle:
-        first = handle.readline().strip()
-    if first != _HEADER.decode():
-        raise ValueError(f"{path}:1: expected the header {_HEADER.decode()!r}, got {first!r}.")
-    for line, row in iter_csv(path, KT1_COLUMNS):
+    header = read_csv_header(path)
+    if header != list(KT1_COLUMNS):
+        bad.add(path, 1, f"expected the header {_HEADER.decode()!r}, got {','.join(header or [])!r}")
+        return _empty_user()
+    for line, row in iter_csv(path, KT1_COLUMNS, bad):
+        problems = []
+        numbers = {}
         for name in ("timestamp", "solving_id"):
             try:
-                values[name].append(int(row[name]))
+                numbers[name] = int(row[name])
             except ValueError:
-                raise ValueError(f"{path}:{line}: {name} must be an integer, got {row[name]!r}.") from None
+                problems.append(f"{name} must be an integer, got {row[name]!r}")
         elapsed = row["elapsed_time"].strip()
         try:
-            values["elapsed_time"].append(float(elapsed) if elapsed else np.nan)
+            numbers["elapsed_time"] = float(elapsed) if elapsed else np.nan
         except ValueError:
-            raise ValueError(f"{path}:{line}: elapsed_time must be a number of ms, got {elapsed!r}.") from None
+            problems.append(f"elapsed_time must be a number of ms, got {elapsed!r}")
         question = row["question_id"].strip()
         if not question:
-            raise ValueError(f"{path}:{line}: empty question_id.")
+            problems.append("empty question_id")
         answer = row["user_answer"].strip()
         if answer not in ANSWERS and answer != "":
-            raise ValueError(f"{path}:{line}: user_answer must be one of {ANSWERS} or empty, got {answer!r}.")
+            problems.append(f"user_answer must be one of {ANSWERS} or empty, got {answer!r}")
+        if problems:
+            bad.add(path, line, "; ".join(problems))
+            continue
+        for name, number in numbers.items():
+            values[name].append(number)
         values["question_id"].append(question)
         values["user_answer"].append(answer)
     return {
@@ -251,11 +274,13 @@ class EdNetBuilder(KnowledgeTracingRawBuilder):
         correct = np.asarray([info["correct_answer"] for info in questions.values()] + [""], dtype=object)
         parts = np.asarray([info["part"] for info in questions.values()] + [0], dtype=np.int32)
         users = list_user_files(config.kt1_dir)
+        # Every user file is read before the malformed lines of all of them are reported together.
+        bad = BadLines()
         for start in range(0, len(users), config.files_per_batch):
             batch = users[start : start + config.files_per_batch]
             parsed = _parse_user_files_fast([path for _, path in batch])
             if parsed is None:
-                parsed = [_parse_user_file_slow(path) for _, path in batch]
+                parsed = [_parse_user_file_slow(path, bad) for _, path in batch]
             for (user, _), rows in zip(batch, parsed):
                 if not len(rows["timestamp"]):
                     continue
@@ -273,6 +298,7 @@ class EdNetBuilder(KnowledgeTracingRawBuilder):
                     "part": parts[index],
                     "elapsed_time": log_time_bucket(rows["elapsed_time"] / 1000.0, config.time_buckets),
                 }
+        bad.check()
 
 
 def load_ednet(

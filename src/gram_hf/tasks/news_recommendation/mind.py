@@ -73,10 +73,15 @@ def load_mind(
     `url`, `title_entities` and `abstract_entities` (WikidataIds), and `body` when a `news_body.tsv` is supplied. For
     per-field token budgets build the catalog from the fields instead of `text` (see [`build_news_catalog`]).
 
-    Bad input: a malformed line raises `ValueError` naming the file, the line and the problem; a missing file raises
+    Bad input: malformed lines raise one [`~gram_hf.raw_files.DataFileError`] (a `ValueError`) listing the first few
+    as `file:line: problem` and how many more there are (invalid UTF-8 included); a missing file raises
     `FileNotFoundError` naming it. NewsIDs of `behaviors.tsv` absent from every `news.tsv` (common in circulated
     subsets) are dropped with one summary warning (`strict=True` raises instead); impressions left without candidates,
-    or labelled ones without clicks (train also: without negatives), are dropped. All counts are in `stats`.
+    or labelled ones without clicks (train also: without negatives), are dropped. All counts are in `stats`; the unit
+    of MIND's dropped counts is the impression: `stats["rows_read"]` (impressions read, every behaviors line once) =
+    impressions kept in the splits + the sum of `stats["dropped"]` (`impressions_without_candidates`,
+    `impressions_without_clicks`, `impressions_without_negatives`; zero counts left out); `stats["removed_from_train"]`
+    is empty. Per split and for missing news occurrences see `stats["splits"]` and `stats["missing_news"]`.
 
     Args:
         data_dir (`str` or `os.PathLike`):
@@ -172,6 +177,13 @@ def load_mind(
             "candidate_occurrences": sum(s["missing_candidate_news"] for s in split_stats.values()),
         },
     }
+    stats["rows_read"] = sum(split["impressions_read"] for split in split_stats.values())
+    dropped = {
+        f"impressions_without_{reason}": sum(split[f"dropped_no_{reason}"] for split in split_stats.values())
+        for reason in ("candidates", "clicks", "negatives")
+    }
+    stats["dropped"] = {reason: count for reason, count in dropped.items() if count}
+    stats["removed_from_train"] = {}
     _warn_about_drops(stats)
     return InteractionData(splits=splits, items=items, stats=stats)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 
 from ...builders import RawFilesBuilder, RawFilesConfig
+from ...raw_files import BadLines, DataFileError, iter_lines
 from . import mind_files, mind_parsing
 from .mind_files import BODY_FILENAME, MINDFolders, find_mind_folders, split_names
 from .mind_parsing import (
@@ -24,7 +25,6 @@ from .mind_parsing import (
     parse_impression_token,
     parse_news_line,
     read_bodies,
-    read_lines,
     read_news_ids,
     split_behaviors_line,
 )
@@ -219,9 +219,14 @@ class MIND(RawFilesBuilder):
             "missing_bodies": 0,
             "bodies_without_news": 0,
         }
+        bad = BadLines()  # every news file is read before their malformed lines are reported together
         for path in news_files:
-            for line_number, line in read_lines(path):
-                record = parse_news_line(line, path, line_number)
+            for line_number, line in iter_lines(path, bad):
+                try:
+                    record = parse_news_line(line, path, line_number)
+                except DataFileError as err:
+                    bad.add_error(err)
+                    continue
                 news_id = record["item_id"]
                 digest = hash((record["category"], record["subcategory"], record["title"], record["abstract"]))
                 if news_id in seen:
@@ -244,6 +249,7 @@ class MIND(RawFilesBuilder):
                 )
                 yield stats["num_news"], record
                 stats["num_news"] += 1
+        bad.check()
         stats["bodies_without_news"] = len(set(bodies) - set(seen))
         self.write_stats("news", stats)
 
@@ -279,42 +285,44 @@ class MIND(RawFilesBuilder):
             "missing_candidate_news": 0,
         }
         row = 0
-        for line_number, line in read_lines(path):
-            impression_id, user_id, time, history_text, impressions_text = split_behaviors_line(
-                line, path, line_number
-            )
-            if carve is not None and (carve_rng.random() < config.validation_fraction) != (carve == "take"):
+        bad = BadLines()  # malformed lines are reported together at the end of the file
+        for line_number, line in iter_lines(path, bad):
+            try:
+                impression_id, user_id, time, history_text, impressions_text = split_behaviors_line(
+                    line, path, line_number
+                )
+                if carve is not None and (carve_rng.random() < config.validation_fraction) != (carve == "take"):
+                    continue
+                history = []
+                for news_id in history_text.split():
+                    news_index = index.get(news_id)
+                    if news_index is None:
+                        self._missing(news_id, path, line_number, missing)
+                        stats["missing_history_news"] += 1
+                    else:
+                        history.append(news_index)
+                candidates, labels = [], []
+                for token in impressions_text.split():
+                    if has_labels is None:
+                        # The file's first token decides whether it is labelled (MINDlarge_test is not).
+                        has_labels = stats["has_labels"] = is_labelled_token(token)
+                        if not has_labels and form == "train":
+                            raise malformed(path, line_number, "the training split needs click labels (NewsID-0/1)")
+                    news_id, label = parse_impression_token(token, path, line_number, has_labels)
+                    news_index = index.get(news_id)
+                    if news_index is None:
+                        self._missing(news_id, path, line_number, missing)
+                        stats["missing_candidate_news"] += 1
+                        continue
+                    candidates.append(news_index)
+                    labels.append(label)
+            except DataFileError as err:
+                bad.add_error(err)
                 continue
             stats["impressions_read"] += 1
-
-            history = []
-            for news_id in history_text.split():
-                news_index = index.get(news_id)
-                if news_index is None:
-                    self._missing(news_id, path, line_number, missing)
-                    stats["missing_history_news"] += 1
-                else:
-                    history.append(news_index)
             if max_history is not None and len(history) > max_history:
                 history = history[len(history) - max_history :]
                 stats["truncated_histories"] += 1
-
-            candidates, labels = [], []
-            for token in impressions_text.split():
-                if has_labels is None:
-                    # The file's first token decides whether it is labelled (MINDlarge_test is not).
-                    has_labels = stats["has_labels"] = is_labelled_token(token)
-                    if not has_labels and form == "train":
-                        raise malformed(path, line_number, "the training split needs click labels (NewsID-0/1)")
-                news_id, label = parse_impression_token(token, path, line_number, has_labels)
-                news_index = index.get(news_id)
-                if news_index is None:
-                    self._missing(news_id, path, line_number, missing)
-                    stats["missing_candidate_news"] += 1
-                    continue
-                candidates.append(news_index)
-                labels.append(label)
-
             if not candidates:
                 stats["dropped_no_candidates"] += 1
                 continue
@@ -352,6 +360,7 @@ class MIND(RawFilesBuilder):
             stats["clicks"] += clicks
             stats["candidates"] += len(candidates)
             stats["empty_histories"] += not history
+        bad.check()
         stats["rows"] = row
         stats["missing_news_ids"] = sorted(missing)
         self.write_stats(f"split_{split}", stats)

@@ -1,44 +1,28 @@
 """
-Line-level reading of MIND's raw files: UTF-8 lines (each error names file and line), `news.tsv` records,
-`behaviors.tsv` lines and impression tokens, `news_body.tsv` bodies and MIND's time format. No state: what a split
-keeps or drops is the builder's business ([`~gram_hf.tasks.news_recommendation.mind_builder.MIND`]).
+Line-level reading of MIND's raw files: `news.tsv` records, `behaviors.tsv` lines and impression tokens,
+`news_body.tsv` bodies and MIND's time format, on the shared text layer ([`gram_hf.raw_files`]: UTF-8 lines of plain
+or `.gz` files, `file:line: problem` errors, several bad lines reported together). No state: what a split keeps or
+drops is the builder's business ([`~gram_hf.tasks.news_recommendation.mind_builder.MIND`]).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from ...raw_files import BadLines, DataFileError, iter_lines
 
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL", "TitleEntities", "AbstractEntities")
 BEHAVIORS_COLUMNS = ("ImpressionID", "UserID", "Time", "History", "Impressions")
 
 
-def malformed(path: Path | str, line_number: int, problem: str) -> ValueError:
-    """The error of a malformed line: `<path>, line <n>: <problem>`."""
-    return ValueError(f"{path}, line {line_number}: {problem}")
-
-
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """`(line number, line)` of a UTF-8 text file, without the line break; blank lines are skipped."""
-    with open(path, "rb") as handle:
-        # Binary lines split on "\n" only (text mode would also split on a stray "\r" inside a title), and decoding
-        # line by line names the exact line of an invalid byte.
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise malformed(path, line_number, f"not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            line = line.rstrip("\n")
-            if line.endswith("\r"):
-                line = line[:-1]
-            if line_number == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            if line.strip():
-                yield line_number, line
+def malformed(path: Path | str, line_number: int, problem: str) -> DataFileError:
+    """The error of a malformed line: `<path>:<n>: <problem>`."""
+    return DataFileError(path, line_number, problem)
 
 
 def parse_entities(text: str, path: Path, line_number: int, column: str) -> list[str]:
@@ -73,23 +57,35 @@ def read_news_ids(news_files: Sequence[Path]) -> list[str]:
     """
     The catalog order of the news: first appearance over `news_files` (train, dev, test folder order). Every loader
     pass uses this one function, so item row `i` and the catalog index `i` in the interaction splits always agree.
+    Malformed lines of every file are reported together.
     """
     ids: dict[str, None] = {}
+    bad = BadLines()
     for path in news_files:
-        for line_number, line in read_lines(path):
-            ids.setdefault(split_news_line(line, path, line_number)[0].strip(), None)
+        for line_number, line in iter_lines(path, bad):
+            try:
+                ids.setdefault(split_news_line(line, path, line_number)[0].strip(), None)
+            except DataFileError as err:
+                bad.add_error(err)
+    bad.check()
     return list(ids)
 
 
 def read_bodies(body_files: Sequence[Path]) -> dict[str, str]:
-    """NewsID -> article body from `NewsID<TAB>body` files (the body may hold further tabs); first file wins."""
+    """
+    NewsID -> article body from `NewsID<TAB>body` files (the body may hold further tabs); first file wins. Malformed
+    lines of every file are reported together.
+    """
     bodies: dict[str, str] = {}
+    bad = BadLines()
     for path in body_files:
-        for line_number, line in read_lines(path):
+        for line_number, line in iter_lines(path, bad):
             news_id, tab, body = line.partition("\t")
             if not tab or not news_id.strip():
-                raise malformed(path, line_number, "expected NewsID<TAB>body")
+                bad.add(path, line_number, "expected NewsID<TAB>body")
+                continue
             bodies.setdefault(news_id.strip(), body)
+    bad.check()
     return bodies
 
 
@@ -179,7 +175,6 @@ __all__ = [
     "parse_mind_time",
     "parse_news_line",
     "read_bodies",
-    "read_lines",
     "read_news_ids",
     "split_behaviors_line",
 ]

@@ -97,7 +97,10 @@ class _NextItemBuilder(RawFilesBuilder):
         return datasets.DatasetInfo(description=type(self).__doc__, features=features)
 
     def _read(self) -> tuple[pd.DataFrame, dict[Any, dict[str, Any]], dict[str, Any]]:  # pragma: no cover
-        """Raw interactions (`user`, `item`, `timestamp`), item rows by key, and read statistics."""
+        """
+        Raw interactions (`user`, `item`, `timestamp`), item rows by key, and read statistics: `rows_read` (raw
+        interaction rows), `dropped` (reason -> rows the reader left out, e.g. `below_min_rating`) and any others.
+        """
         raise NotImplementedError
 
     def _prepare(self) -> tuple[PreparedInteractions, list[dict[str, Any]]]:
@@ -113,6 +116,7 @@ class _NextItemBuilder(RawFilesBuilder):
         )
         if key not in self._prepared:
             interactions, item_rows, read_stats = self._read()
+            dropped = dict(read_stats.pop("dropped", {}))
             known = interactions["item"].isin(item_rows.keys()).to_numpy()
             unknown = int((~known).sum())
             if unknown:
@@ -125,6 +129,7 @@ class _NextItemBuilder(RawFilesBuilder):
                     raise ValueError(message + "; strict=True.")
                 logger.warning("%s; they are dropped.", message)
                 interactions = interactions[known]
+                dropped["unknown_items"] = unknown
             prepared = prepare_sequences(
                 interactions["user"].to_numpy(),
                 interactions["item"].to_numpy(),
@@ -132,7 +137,9 @@ class _NextItemBuilder(RawFilesBuilder):
                 min_item_interactions=config.min_item_interactions,
                 min_user_interactions=config.min_user_interactions,
             )
-            prepared.stats = {**read_stats, "interactions_with_unknown_items_dropped": unknown, **prepared.stats}
+            dropped.update(prepared.stats.pop("dropped"))
+            # rows_read = interactions (in the splits) + sum(dropped): the dropped-counts contract of InteractionData.
+            prepared.stats = {**read_stats, "dropped": dropped, "removed_from_train": {}, **prepared.stats}
             items = []
             for index, item_key in enumerate(prepared.item_keys.tolist()):
                 row = dict(item_rows[item_key])
@@ -173,10 +180,11 @@ class MovieLensBuilder(_NextItemBuilder):
         ratings_path, movies_path = json.loads(self.config.paths)
         ratings = read_movielens_ratings(ratings_path)
         movies = read_movielens_movies(movies_path)
-        stats: dict[str, Any] = {"ratings_read": len(ratings)}
+        stats: dict[str, Any] = {"rows_read": len(ratings), "dropped": {}}
         if self.config.min_rating is not None:
             kept = ratings["rating"] >= self.config.min_rating
-            stats["ratings_below_min_rating_dropped"] = int((~kept).sum())
+            if not kept.all():
+                stats["dropped"]["below_min_rating"] = int((~kept).sum())
             ratings = ratings[kept]
         interactions = pd.DataFrame(
             {
@@ -221,7 +229,7 @@ class AmazonBuilder(_NextItemBuilder):
                 "categories": categories,
                 "description": description,
             }
-        return interactions, item_rows, {"reviews_read": len(interactions), "metadata_records": len(metadata)}
+        return interactions, item_rows, {"rows_read": len(interactions), "metadata_records": len(metadata)}
 
 
 def _load(
@@ -271,8 +279,14 @@ def load_movielens(
             being dropped with a warning.
         cache_dir (`str`, *optional*): the `datasets` cache folder (default: `HF_DATASETS_CACHE`).
 
+    Stats: `rows_read` (rating rows), `dropped` (reason -> ratings in no split: `below_min_rating`, `unknown_items`,
+    `duplicates` (a repeated user-movie pair keeps its first rating), `filtered_min_interactions` (the k-core
+    filters); zero counts left out) and `removed_from_train` (empty), so that `rows_read == interactions +
+    sum(dropped.values())`; then `users`, `items`, `interactions`, `cold_start_items`, ...
+
     Raises:
-        `FileNotFoundError` naming a missing file; `ValueError` naming `file:line` of a malformed line.
+        `FileNotFoundError` naming a missing file; a [`~gram_hf.raw_files.DataFileError`] (a `ValueError`) listing
+        the first malformed lines as `file:line: problem` (invalid UTF-8 and cut-off `.gz` files included).
     """
     data_dir = os.fspath(data_dir)
     paths = [
@@ -304,7 +318,8 @@ def load_amazon(
 
     Items are the products left after filtering, in asin order, with `text` = title, categories and description,
     and the columns `title`, `categories`, `description`, `num_interactions`, `train_count` and `cold_start`.
-    Reviews of products absent from the metadata are dropped with a warning (`strict=True` raises).
+    Reviews of products absent from the metadata are dropped with a warning (`strict=True` raises). Stats and
+    errors as [`load_movielens`] (`rows_read`: review lines; a cut-off `.json.gz` names the file and the line reached).
 
     Args:
         reviews_path, metadata_path (`str` or `os.PathLike`): the two files.

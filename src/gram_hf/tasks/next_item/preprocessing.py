@@ -23,7 +23,9 @@ class PreparedInteractions:
             (catalog indices, chronological) and `timestamps`.
         item_interactions (`np.ndarray`): interactions per catalog item after filtering (all splits).
         train_counts (`np.ndarray`): occurrences of each catalog item in the `train` split.
-        stats (`dict`): counts of what was read, dropped and kept.
+        stats (`dict`): counts of what was kept (`interactions`, `users`, `items`, ...) and `dropped`: reason ->
+            interactions left out (`duplicates`, `filtered_min_interactions`; zero counts left out), so that the
+            input's length is `interactions + sum(dropped.values())`.
     """
 
     item_keys: np.ndarray
@@ -74,10 +76,12 @@ def prepare_sequences(
             "order": np.arange(len(users), dtype=np.int64),
         }
     )
-    stats: dict[str, Any] = {"interactions_read": len(frame)}
+    dropped: dict[str, int] = {}
+    stats: dict[str, Any] = {"dropped": dropped}
     frame = frame.sort_values(["timestamp", "order"], kind="stable")
     deduplicated = frame.drop_duplicates(["user", "item"], keep="first")
-    stats["duplicate_interactions_dropped"] = len(frame) - len(deduplicated)
+    if len(frame) > len(deduplicated):
+        dropped["duplicates"] = len(frame) - len(deduplicated)
     frame = deduplicated
     rounds = 0
     while True:
@@ -91,7 +95,8 @@ def prepare_sequences(
         frame = frame[keep]
     stats["filter_rounds"] = rounds
     stats["interactions"] = len(frame)
-    stats["interactions_dropped_by_filter"] = len(deduplicated) - len(frame)
+    if len(deduplicated) > len(frame):
+        dropped["filtered_min_interactions"] = len(deduplicated) - len(frame)
     if frame.empty:
         raise ValueError(
             f"No interactions are left after keeping items with >= {min_item_interactions} and users with >= "

@@ -1,22 +1,24 @@
 """
 Reading the raw files of the next-item datasets: MovieLens-20M (`ratings.csv`, `movies.csv`) and Amazon reviews
-(JSON lines of reviews, metadata as Python literals or JSON; `.gz` read directly), with `file:line` errors, and the
-item texts built from them.
+(JSON lines of reviews, metadata as Python literals or JSON; `.gz` read directly), and the item texts built from them.
+Files are opened through the shared text layer ([`gram_hf.raw_files`]): malformed lines, invalid UTF-8 and cut-off
+`.gz` files are reported as `file:line: problem`, the first few bad lines of a file together.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
-import gzip
-import io
 import json
 import os
 import re
+import zlib
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ...raw_files import BadLines, DataFileError, iter_lines, open_text, reading
 
 MOVIELENS_RATINGS_HEADER = ["userId", "movieId", "rating", "timestamp"]
 MOVIELENS_MOVIES_HEADER = ["movieId", "title", "genres"]
@@ -31,74 +33,83 @@ def require_file(path: str | os.PathLike, what: str) -> str:
     return path
 
 
-def open_text(path: str) -> io.TextIOBase:
-    """Opens a text file, gzip-compressed when it ends in `.gz` (the form Amazon's files are distributed in)."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 # ---------------------------------------------------------------------------------------------------------- MovieLens
 
 
 def read_movielens_ratings(path: str) -> pd.DataFrame:
     """
-    `ratings.csv` (`userId,movieId,rating,timestamp`) as a DataFrame, parsed by pandas' C reader; a malformed line is
-    reported as `ValueError("<path>:<line>: ...")`, found by a line-by-line scan only when the fast path fails.
+    `ratings.csv` (`userId,movieId,rating,timestamp`) as a DataFrame, parsed by pandas' C reader. When that fast path
+    fails, a line-by-line scan finds what is wrong and raises one [`~gram_hf.raw_files.DataFileError`] listing the
+    first bad lines (`<path>:<line>: ...`) and how many more there are.
     """
     dtypes = {"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"}
-    with open_text(path) as handle:
+    with reading(path), open_text(path) as handle:
         header = handle.readline().strip().split(",")
     if header != MOVIELENS_RATINGS_HEADER:
-        raise ValueError(f"{path}:1: expected the header {','.join(MOVIELENS_RATINGS_HEADER)}, got {','.join(header)}")
+        raise DataFileError(
+            path, 1, f"expected the header {','.join(MOVIELENS_RATINGS_HEADER)}, got {','.join(header)}"
+        )
     try:
         frame = pd.read_csv(path, dtype=dtypes, engine="c")
-    except (ValueError, TypeError, pd.errors.ParserError) as error:
-        _raise_first_bad_rating_line(path)
-        raise ValueError(f"{path}: could not be parsed as MovieLens ratings: {error}") from error
+    except (ValueError, TypeError, pd.errors.ParserError, EOFError, OSError, zlib.error) as error:
+        # Invalid UTF-8 and cut-off .gz files end here too; the scan names their lines.
+        _check_rating_lines(path)
+        raise DataFileError(path, None, f"could not be parsed as MovieLens ratings: {error}") from error
     if list(frame.columns) != MOVIELENS_RATINGS_HEADER or frame.isna().to_numpy().any():
-        _raise_first_bad_rating_line(path)
-        raise ValueError(f"{path}: could not be parsed as MovieLens ratings.")
+        _check_rating_lines(path)
+        raise DataFileError(path, None, "could not be parsed as MovieLens ratings")
     return frame
 
 
-def _raise_first_bad_rating_line(path: str) -> None:
+def _check_rating_lines(path: str) -> None:
+    """The slow path of [`read_movielens_ratings`]: every line checked, the bad ones raised together."""
     parsers = (int, int, float, int)
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if number == 1:
-                continue
-            fields = line.rstrip("\r\n").split(",")
-            if len(fields) != 4:
-                raise ValueError(f"{path}:{number}: expected 4 comma-separated fields, got {len(fields)}: {line!r}")
-            for name, parse, value in zip(MOVIELENS_RATINGS_HEADER, parsers, fields):
-                try:
-                    parse(value)
-                except ValueError:
-                    raise ValueError(f"{path}:{number}: {name} {value!r} is not a valid {parse.__name__}") from None
+    bad = BadLines()
+    for number, line in iter_lines(path, bad):
+        if number == 1:
+            continue
+        fields = line.split(",")
+        if len(fields) != 4:
+            bad.add(path, number, f"expected 4 comma-separated fields, got {len(fields)}: {line!r}")
+            continue
+        for name, parse, value in zip(MOVIELENS_RATINGS_HEADER, parsers, fields):
+            try:
+                parse(value)
+            except ValueError:
+                bad.add(path, number, f"{name} {value!r} is not a valid {parse.__name__}")
+                break
+    bad.check()
 
 
 def read_movielens_movies(path: str) -> dict[int, tuple[str, list[str]]]:
-    """`movies.csv` (`movieId,title,genres`, titles quoted when they hold commas) as `{movieId: (title, genres)}`."""
+    """
+    `movies.csv` (`movieId,title,genres`, titles quoted when they hold commas) as `{movieId: (title, genres)}`; every
+    malformed line is reported, together.
+    """
     movies: dict[int, tuple[str, list[str]]] = {}
-    with open_text(path) as handle:
+    bad = BadLines()
+    with reading(path, bad), open_text(path, newline="") as handle:
         reader = csv.reader(handle)
         for row in reader:
             number = reader.line_num
             if number == 1:
                 if row != MOVIELENS_MOVIES_HEADER:
-                    raise ValueError(f"{path}:1: expected the header {','.join(MOVIELENS_MOVIES_HEADER)}, got {row}")
+                    raise DataFileError(path, 1, f"expected the header {','.join(MOVIELENS_MOVIES_HEADER)}, got {row}")
                 continue
             if len(row) != 3:
-                raise ValueError(f"{path}:{number}: expected 3 fields (movieId,title,genres), got {len(row)}: {row}")
+                bad.add(path, number, f"expected 3 fields (movieId,title,genres), got {len(row)}: {row}")
+                continue
             try:
                 movie_id = int(row[0])
             except ValueError:
-                raise ValueError(f"{path}:{number}: movieId {row[0]!r} is not an integer") from None
+                bad.add(path, number, f"movieId {row[0]!r} is not an integer")
+                continue
             if movie_id in movies:
-                raise ValueError(f"{path}:{number}: movieId {movie_id} appears twice")
+                bad.add(path, number, f"movieId {movie_id} appears twice")
+                continue
             genres = [] if row[2] in ("", "(no genres listed)") else row[2].split("|")
             movies[movie_id] = (row[1].strip(), genres)
+    bad.check()
     return movies
 
 
@@ -113,27 +124,33 @@ _ASIN_PATTERN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
 
 
 def read_amazon_reviews(path: str) -> pd.DataFrame:
-    """Reviews as JSON lines (`reviewerID`, `asin`, `unixReviewTime`), e.g. the 5-core `reviews_Beauty_5.json(.gz)`."""
+    """
+    Reviews as JSON lines (`reviewerID`, `asin`, `unixReviewTime`), e.g. the 5-core `reviews_Beauty_5.json(.gz)`;
+    every malformed line is reported, together.
+    """
     users, items, times = [], [], []
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: invalid JSON: {error.msg}") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            missing = [key for key in AMAZON_REVIEW_KEYS if key not in record]
-            if missing:
-                raise ValueError(f"{path}:{number}: missing {', '.join(missing)}")
-            timestamp = record["unixReviewTime"]
-            if isinstance(timestamp, bool) or not isinstance(timestamp, int):
-                raise ValueError(f"{path}:{number}: unixReviewTime must be an integer, got {timestamp!r}")
-            users.append(str(record["reviewerID"]))
-            items.append(str(record["asin"]))
-            times.append(timestamp)
+    bad = BadLines()
+    for number, line in iter_lines(path, bad):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            bad.add(path, number, f"invalid JSON: {error.msg}")
+            continue
+        if not isinstance(record, dict):
+            bad.add(path, number, f"expected a JSON object, got {type(record).__name__}")
+            continue
+        missing = [key for key in AMAZON_REVIEW_KEYS if key not in record]
+        if missing:
+            bad.add(path, number, f"missing {', '.join(missing)}")
+            continue
+        timestamp = record["unixReviewTime"]
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            bad.add(path, number, f"unixReviewTime must be an integer, got {timestamp!r}")
+            continue
+        users.append(str(record["reviewerID"]))
+        items.append(str(record["asin"]))
+        times.append(timestamp)
+    bad.check()
     return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, dtype=np.int64)})
 
 
@@ -153,23 +170,22 @@ def read_amazon_metadata(path: str, needed: set[str] | None = None) -> dict[str,
     are an order of magnitude larger than the 5-core item sets).
     """
     records: dict[str, dict[str, Any]] = {}
-    with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    bad = BadLines()
+    for number, line in iter_lines(path, bad):
+        if needed is not None:
+            match = _ASIN_PATTERN.search(line)
+            if match and match.group(1) not in needed:
                 continue
-            if needed is not None:
-                match = _ASIN_PATTERN.search(line)
-                if match and match.group(1) not in needed:
-                    continue
-            try:
-                record = _parse_metadata_line(line)
-            except (ValueError, SyntaxError) as error:
-                raise ValueError(
-                    f"{path}:{number}: neither a Python literal nor JSON: {type(error).__name__}: {error}"
-                ) from None
-            if not isinstance(record, dict) or "asin" not in record:
-                raise ValueError(f"{path}:{number}: expected a record with an 'asin', got {str(record)[:80]!r}")
-            records[str(record["asin"])] = record
+        try:
+            record = _parse_metadata_line(line)
+        except (ValueError, SyntaxError) as error:
+            bad.add(path, number, f"neither a Python literal nor JSON: {type(error).__name__}: {error}")
+            continue
+        if not isinstance(record, dict) or "asin" not in record:
+            bad.add(path, number, f"expected a record with an 'asin', got {str(record)[:80]!r}")
+            continue
+        records[str(record["asin"])] = record
+    bad.check()
     return records
 
 
@@ -194,7 +210,6 @@ def amazon_text(record: dict[str, Any]) -> tuple[str, list[str], str, str]:
 __all__ = [
     "amazon_text",
     "movielens_text",
-    "open_text",
     "read_amazon_metadata",
     "read_amazon_reviews",
     "read_movielens_movies",

@@ -1,0 +1,428 @@
+"""
+The one reading layer under every loader's raw text files (knowledge-tracing CSVs and logs, EdNet, Duolingo SLAM,
+MIND TSVs, MovieLens, Amazon JSON lines, item-text tables), so that bad input reads the same everywhere:
+
+- [`open_text`]: plain or gzip-compressed (`.gz`) UTF-8 text; a byte-order mark is dropped;
+- [`reading`]: wraps a read so that an invalid byte becomes `<file>:<line>: not valid UTF-8 (...)` and a cut-off or
+  corrupt `.gz` becomes `<file>:<line>: the compressed data ends in this line; the file looks truncated (...)`. The
+  happy path costs nothing: the file is scanned line by line, to find the lines, only once the fast read failed;
+- [`DataFileError`]: the error of bad data, a `ValueError` whose message is `<file>:<line>: <problem>` and which
+  keeps `path`, `line` and `problem`; with several bad lines it lists the first few and how many more there are;
+- [`BadLines`]: collects the problems of malformed lines so that a reader keeps going and one run reports several;
+- [`DroppedRows`]: rows a reader leaves out on purpose (counted per reason, a few kept as examples) for the loader's
+  stats, its one summary warning, and the error `strict=True` raises instead;
+- [`iter_lines`], [`iter_csv`] and [`read_raw_bytes`]: numbered lines, CSV rows by column name, and a whole file's
+  bytes for pyarrow, built on the pieces above.
+
+This module is engine level: it imports no task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import os
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any
+
+MAX_REPORTED_PROBLEMS = 5
+"""How many bad lines an error lists (the rest are counted), and how many examples of each drop are kept."""
+
+Problem = tuple[str, "int | None", str]
+"""`(path, line, problem)` of one bad or dropped line; `line` is `None` for a problem of the whole file."""
+
+# What `gzip` raises for a cut-off or damaged stream: EOFError ("Compressed file ended before the end-of-stream
+# marker was reached"), BadGzipFile (bad header, CRC or length check) and zlib.error (a corrupt deflate block).
+_COMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def location(path: str | os.PathLike, line: int | None) -> str:
+    """`path:line`, or `path` for a problem of the whole file."""
+    return f"{os.fspath(path)}:{line}" if line is not None else os.fspath(path)
+
+
+class DataFileError(ValueError):
+    """
+    A raw data file that cannot be read as it is. The message is `<path>:<line>: <problem>` (`<path>: <problem>` for
+    a problem of the whole file); with several bad lines, one such line per problem for the first few, then
+    `... and N more bad lines`. A `ValueError`, so that callers catching that keep working.
+
+    Args:
+        path (`str` or `os.PathLike`): the file.
+        line (`int`, *optional*): the 1-based line number; `None` for the whole file.
+        problem (`str`): what is wrong, e.g. `"expected 4 fields, got 3"`.
+
+    Attributes:
+        path, line, problem: those of the first problem.
+        problems (`list[tuple[str, int | None, str]]`): the problems listed in the message, in reading order (files
+            in order of first mention, lines ascending).
+        count (`int`): how many problems there were in all (`count - len(problems)` are only counted).
+    """
+
+    def __init__(self, path: str | os.PathLike, line: int | None, problem: str):
+        self._set([(os.fspath(path), line, problem)], 1)
+
+    @classmethod
+    def several(cls, problems: Sequence[Problem], count: int | None = None) -> DataFileError:
+        """The error of several problems: `problems` (the first few) out of `count` (default: as many)."""
+        if not problems:
+            raise ValueError("DataFileError.several needs at least one problem.")
+        listed = [(os.fspath(path), line, problem) for path, line, problem in problems]
+        # Listed in reading order (files in order of first mention, lines ascending), however they were found.
+        file_rank = {path: rank for rank, path in enumerate(dict.fromkeys(path for path, _, _ in listed))}
+        listed.sort(key=lambda item: (file_rank[item[0]], -1 if item[1] is None else item[1]))
+        error = cls.__new__(cls)
+        error._set(listed, count or len(listed))
+        return error
+
+    def _set(self, problems: list[Problem], count: int) -> None:
+        self.problems = problems
+        self.count = max(count, len(problems))
+        self.path, self.line, self.problem = problems[0]
+        lines = [f"{location(path, line)}: {problem}" for path, line, problem in problems]
+        if self.count == 1:
+            message = lines[0]
+        else:
+            message = f"{self.count} bad lines:\n" + "\n".join(f"  {line}" for line in lines)
+            if self.count > len(problems):
+                message += f"\n  ... and {self.count - len(problems)} more bad lines"
+        ValueError.__init__(self, message)
+
+    def __reduce__(self):
+        # The constructor's arguments are not the message (the default pickling would pass the message back in).
+        return _rebuild_data_file_error, (self.problems, self.count)
+
+
+def _rebuild_data_file_error(problems: list[Problem], count: int) -> DataFileError:
+    return DataFileError.several(problems, count)
+
+
+class BadLines:
+    """
+    Collects the problems of malformed lines, so that a reader keeps going after one and a single run reports the
+    first [`MAX_REPORTED_PROBLEMS`] (with the count of the rest) instead of only the first. Keeping the list costs
+    nothing until a problem occurs.
+
+    ```python
+    bad = BadLines()
+    for line, row in iter_csv(path, columns, bad):
+        if not row["user_id"]:
+            bad.add(path, line, "empty user_id")
+            continue
+        ...
+    bad.check()  # raises one DataFileError listing them
+    ```
+    """
+
+    def __init__(self, limit: int = MAX_REPORTED_PROBLEMS):
+        self.limit = limit
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def add(self, path: str | os.PathLike, line: int | None, problem: str) -> None:
+        """Records one problem (kept for the message while fewer than `limit` are, counted always)."""
+        self.count += 1
+        if len(self.problems) < self.limit:
+            self.problems.append((os.fspath(path), line, problem))
+
+    def add_many(self, problems: Iterable[Problem], count: int) -> None:
+        """Records `count` problems found at once (e.g. by a vectorised check), of which `problems` are the first."""
+        listed = 0
+        for problem in problems:
+            if listed == count:
+                break
+            self.add(*problem)
+            listed += 1
+        self.count += count - listed
+
+    def add_error(self, error: DataFileError) -> None:
+        """Records the problems of a [`DataFileError`] raised by a parsing helper."""
+        for problem in error.problems:
+            self.add(*problem)
+        self.count += error.count - len(error.problems)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def error(self) -> DataFileError:
+        """The [`DataFileError`] of what was collected (call only when something was)."""
+        return DataFileError.several(self.problems, self.count)
+
+    def check(self) -> None:
+        """Raises the [`DataFileError`] of what was collected, if anything was."""
+        if self.count:
+            raise self.error()
+
+
+class DroppedRows:
+    """
+    Raw rows a reader leaves out on purpose (e.g. POJ submissions that were never judged): counted per reason, the
+    first few of each kept as `(path, line, problem)` examples. The loader puts the counts in its stats, names the
+    drops in its one summary warning ([`DroppedRows.summary`]) and, under `strict=True`, raises
+    [`DroppedRows.error`] instead. [`DroppedRows.to_dict`] / [`DroppedRows.from_dict`] keep it beside a cache.
+    """
+
+    def __init__(self, limit: int = MAX_REPORTED_PROBLEMS):
+        self.limit = limit
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[Problem]] = {}
+
+    def add(self, reason: str, path: str | os.PathLike, line: int | None, problem: str) -> None:
+        """One dropped row: `reason` is the stats key (snake_case), `problem` what is wrong with the row."""
+        self.add_many(reason, 1, [(os.fspath(path), line, problem)])
+
+    def add_many(self, reason: str, count: int, examples: Iterable[Problem]) -> None:
+        """`count` dropped rows of one `reason`, of which `examples` (the first ones) are kept up to `limit`."""
+        if count <= 0:
+            return
+        self.counts[reason] = self.counts.get(reason, 0) + int(count)
+        kept = self.examples.setdefault(reason, [])
+        for path, line, problem in examples:
+            if len(kept) >= self.limit:
+                break
+            kept.append((os.fspath(path), None if line is None else int(line), problem))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        """`"3 unjudged submissions (e.g. log.csv:5: ...; log.csv:9: ...)"`, one part per reason, `"; "`-joined."""
+        parts = []
+        for reason, count in self.counts.items():
+            examples = "; ".join(f"{location(path, line)}: {problem}" for path, line, problem in self.examples[reason])
+            parts.append(f"{count} {reason.replace('_', ' ')} (e.g. {examples})")
+        return "; ".join(parts)
+
+    def error(self) -> DataFileError:
+        """The error `strict=True` raises: the examples of every reason, out of all the dropped rows."""
+        examples = [example for reason in self.counts for example in self.examples[reason]]
+        return DataFileError.several(examples, self.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"dropped": counts, "dropped_examples": {reason: [[path, line, problem], ...]}}` (JSON-ready)."""
+        return {
+            "dropped": dict(self.counts),
+            "dropped_examples": {
+                reason: [list(example) for example in rows] for reason, rows in self.examples.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, limit: int = MAX_REPORTED_PROBLEMS) -> DroppedRows:
+        """The inverse of [`DroppedRows.to_dict`] (`None` or `{}`: nothing dropped)."""
+        dropped = cls(limit)
+        examples = (data or {}).get("dropped_examples", {})
+        for reason, count in (data or {}).get("dropped", {}).items():
+            dropped.add_many(reason, count, [tuple(example) for example in examples.get(reason, [])])
+        return dropped
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """Whether `path` is read through gzip: its name ends in `.gz` (how Amazon's and other dumps are shipped)."""
+    return os.fspath(path).lower().endswith(".gz")
+
+
+def open_text(path: str | os.PathLike, newline: str | None = None) -> IO[str]:
+    """
+    Opens a UTF-8 text file, gzip-compressed when its name ends in `.gz`; a leading byte-order mark (spreadsheet
+    programs write one) is dropped. `newline` as for `open`: `""` for the `csv` module, `"\\n"` to split lines on
+    `\\n` only (a stray `\\r` inside a title is no line break). Read it inside [`reading`] to get errors that name
+    the line.
+    """
+    path = os.fspath(path)
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return open(path, encoding="utf-8-sig", newline=newline)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, bad: BadLines | None = None) -> Iterator[None]:
+    """
+    Runs a read of `path` (through [`open_text`], pandas, ...) and turns what the decoders raise into a
+    [`DataFileError`] naming the file and the line: invalid UTF-8 (every such line, up to the limit) and compressed
+    data that ends early or is corrupt. The lines are found by scanning the file again, so the read itself pays
+    nothing for this. Problems already collected in `bad` are reported with them.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        bad = bad if bad is not None else BadLines()
+        before = bad.count
+        scan_raw_lines(path, bad)
+        if bad.count == before:  # the scan found no invalid line: report what the decoder said
+            bad.add(path, None, f"not valid UTF-8 ({err}); save the file as UTF-8")
+        raise bad.error() from None
+    except _COMPRESSION_ERRORS as err:
+        bad = bad if bad is not None else BadLines()
+        before = bad.count
+        scan_raw_lines(path, bad)
+        if bad.count == before:
+            bad.add(path, None, f"cannot be decompressed ({type(err).__name__}: {err})")
+        raise bad.error() from None
+
+
+def scan_raw_lines(path: str | os.PathLike, bad: BadLines) -> None:
+    """
+    Scans `path` line by line as bytes (through gzip for `.gz`) and records in `bad` every line that is not valid
+    UTF-8, then, if the compressed stream breaks off, where. The slow path of [`reading`].
+    """
+    path = os.fspath(path)
+    number = 0
+    try:
+        with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if number == 1 and raw.startswith(_GZIP_MAGIC) and not is_gzip(path):
+                    bad.add(path, None, "holds gzip-compressed data: name it *.gz (read as such) or decompress it")
+                    return
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    bad.add(
+                        path,
+                        number,
+                        f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}: {err.reason}); save "
+                        "the file as UTF-8",
+                    )
+    except EOFError:
+        bad.add(
+            path, number + 1, "the compressed data ends in this line; the file looks truncated (download it again)"
+        )
+    except (gzip.BadGzipFile, zlib.error) as err:
+        if number == 0 and _starts_without_gzip_magic(path):
+            bad.add(path, None, "is not gzip-compressed although its name ends in .gz; rename or compress it")
+        else:
+            bad.add(
+                path,
+                number + 1,
+                f"the compressed data is corrupt ({err}), noticed in this line; download the file again",
+            )
+
+
+def _starts_without_gzip_magic(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) != _GZIP_MAGIC
+
+
+def read_raw_bytes(path: str | os.PathLike) -> bytes:
+    """
+    The whole content of a file, decompressed when its name ends in `.gz`, for readers that parse bytes at once
+    (pyarrow); a cut-off or corrupt `.gz` is a [`DataFileError`] naming the line reached.
+    """
+    path = os.fspath(path)
+    with reading(path), gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
+        return handle.read()
+
+
+def iter_lines(
+    path: str | os.PathLike, bad: BadLines | None = None, *, skip_blank: bool = True
+) -> Iterator[tuple[int, str]]:
+    """
+    `(line number, line)` of a text file (plain or `.gz`), 1-based, without the line break (`\\n` or `\\r\\n`; lines
+    are split on `\\n` only). Blank lines are skipped unless `skip_blank=False`. Undecodable bytes and cut-off
+    compressed data raise a [`DataFileError`] naming the lines (with the problems already in `bad`).
+    """
+    path = os.fspath(path)
+    with reading(path, bad), open_text(path, newline="\n") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\r\n")
+            if skip_blank and (not line or line.isspace()):
+                continue
+            yield number, line
+
+
+def check_files_exist(paths: Iterable[str | os.PathLike]) -> None:
+    """Raises `FileNotFoundError` naming the first path that does not exist."""
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such file or directory: {os.fspath(path)!r}")
+
+
+def excerpt(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters, for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_csv_header(path: str | os.PathLike) -> list[str] | None:
+    """The stripped column names of a CSV file's first row (`None` for an empty file)."""
+    path = os.fspath(path)
+    check_files_exist([path])
+    with reading(path), open_text(path, newline="") as handle:
+        try:
+            header = next(csv.reader(handle), None)
+        except csv.Error as err:
+            raise DataFileError(path, 1, f"malformed CSV header: {err}") from None
+    return None if header is None else [name.strip() for name in header]
+
+
+def iter_csv(
+    path: str | os.PathLike, required_columns: Sequence[str], bad: BadLines | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """
+    `(line number, row)` of a comma-separated file with a header (plain or `.gz`), rows as `{column: value}` over
+    every column of the header (extra columns are fine; read them by name), with proper CSV quoting (commas, quotes
+    and newlines inside quoted fields). Blank lines are skipped.
+
+    A missing file is a `FileNotFoundError`; an empty file or a header without `required_columns` a
+    [`DataFileError`] at once. A row with the wrong number of fields is recorded in `bad` and skipped, so the caller
+    can go on and report several; without `bad` the rows are checked here and the error raised at the end of the
+    file. Invalid UTF-8 and cut-off compressed data raise a [`DataFileError`] naming the lines (see [`reading`]).
+    """
+    path = os.fspath(path)
+    check_files_exist([path])
+    own = bad is None
+    if own:
+        bad = BadLines()
+    with reading(path, bad), open_text(path, newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise DataFileError(
+                    path, None, f"the file is empty; expected a header with columns {list(required_columns)}"
+                )
+            header = [name.strip() for name in header]
+            missing = [column for column in required_columns if column not in header]
+            if missing:
+                raise DataFileError(path, 1, f"the header {header} lacks the column(s) {missing}")
+            width = len(header)
+            for row in reader:
+                if len(row) != width:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank line
+                    bad.add(
+                        path,
+                        reader.line_num,
+                        f"expected {width} fields ({','.join(header)}), got {len(row)}: {excerpt(row)} (quote "
+                        "fields that contain commas)",
+                    )
+                    continue
+                yield reader.line_num, dict(zip(header, row))
+        except csv.Error as err:
+            # A broken quote or an oversized field leaves the reader out of step with the lines: stop this file.
+            bad.add(path, reader.line_num, f"malformed CSV: {err}")
+    if own:
+        bad.check()
+
+
+__all__ = [
+    "MAX_REPORTED_PROBLEMS",
+    "BadLines",
+    "DataFileError",
+    "DroppedRows",
+    "check_files_exist",
+    "excerpt",
+    "is_gzip",
+    "iter_csv",
+    "iter_lines",
+    "location",
+    "open_text",
+    "read_csv_header",
+    "read_raw_bytes",
+    "reading",
+    "scan_raw_lines",
+]
