@@ -1,5 +1,6 @@
 """Knowledge tracing: predict a learner's next response from their history and the items' content."""
 
+from ..synthetic_structure import SYNTHETIC_STRUCTURES, ItemStructure, SyntheticStructure
 from .builder import KnowledgeTracingRawBuilder
 from .canonical import build_interaction_data
 from .collator import KnowledgeTracingCollator
@@ -26,8 +27,10 @@ __all__ = [
     "KNOWLEDGE_TRACING_TASK",
     "KnowledgeTracingMetrics",
     "PRESETS",
+    "SYNTHETIC_STRUCTURES",
     "DuolingoBuilder",
     "EdNetBuilder",
+    "ItemStructure",
     "KTPreset",
     "KnowledgeTracingCSVBuilder",
     "KnowledgeTracingCollator",
@@ -37,6 +40,7 @@ __all__ = [
     "POJBuilder",
     "SyntheticKTTruth",
     "SyntheticKnowledgeTracing",
+    "SyntheticStructure",
     "build_interaction_data",
     "load_duolingo",
     "load_ednet",

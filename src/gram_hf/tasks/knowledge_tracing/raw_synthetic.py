@@ -7,8 +7,13 @@ Every writer simulates the same world, defined with the presets in
 ability grows as they practise, Zipf item popularity, and the GRAM paper's statistics shrunk by `scale`. This module
 only lays that world out in each dataset's files, with the quirks the real files have.
 
+Every writer takes `structure` (a [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`] or the name of one):
+`"planted"` (the default) writes the files above, where the text reveals the whole difficulty; `"realistic"` writes
+the same formats from a world whose text is weak (a share of the difficulty and skill factors, shared and generic
+texts, skewed popularity; see `raw_synthetic_world`).
+
 Each writer returns a [`SyntheticKTTruth`] with what a loader must read back (per-learner sequences of item ids,
-responses and timestamps in loader units), for round-trip tests.
+responses and timestamps in loader units), for round-trip tests, and the planted `item_structure`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..synthetic_structure import ItemStructure, SyntheticStructure, resolve_structure
 from .raw_synthetic_world import (  # re-exported: callers import the world's public names from here
     DIFFICULTY_WEIGHT,  # noqa: F401
     PRESETS,
@@ -28,8 +34,9 @@ from .raw_synthetic_world import (  # re-exported: callers import the world's pu
     TEXT_FILLERS,  # noqa: F401
     KTPreset,
     SyntheticKTTruth,
+    draw_item_texts,
     increasing_ticks,
-    make_item_texts,
+    plant_items,
     random_ids,
     resolve_preset,
     simulate_learners,
@@ -54,6 +61,7 @@ def write_synthetic_duolingo(
     seed: int = 0,
     track: str | None = None,
     date: str = "20190204",
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticKTTruth:
     """
     Writes `{track}.slam.{date}.{train,dev,test}` and `{dev,test}.key` in SLAM's format: blocks per exercise, a
@@ -62,17 +70,21 @@ def write_synthetic_duolingo(
     learner's exercises are split by time 80/10/10 into train/dev/test, as in the shared task.
 
     The truth's items are the sentences (the loader's item ids); timestamps are `floor(days * 86400)` of the
-    written `days`.
+    written `days`. Since a sentence is an item, no two items share text here, whatever `structure` asks.
     """
     preset = resolve_preset(preset)
+    structure = resolve_structure(structure)
     track = track or (preset.name if preset.name in ("en_es", "fr_en", "es_en") else "en_es")
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = make_item_texts(num_items, preset.mean_text_tokens, rng, unique=True)
+    catalog = draw_item_texts(num_items, preset.mean_text_tokens, rng, structure, unique=True)
+    catalog = plant_items(catalog, rng, unique=True)
+    texts, difficulty = catalog.texts, catalog.difficulty
+    popularity = zipf_popularity(num_items, structure.popularity_exponent(preset.zipf_exponent), rng)
     world = simulate_learners(
-        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
-        preset.base_logit, rng,
-    )  # fmt: skip
+        num_users, num_interactions, difficulty, popularity, preset.base_logit, rng, item_skills=catalog.skills
+    )
+    catalog.item_structure.popularity = popularity
     users = random_ids(num_users, 8, rng)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -143,8 +155,9 @@ def write_synthetic_duolingo(
         Path(f"{stem}.{split}.key").write_text("\n".join(key_lines) + "\n", encoding="utf-8")
         files[f"{split}_key"] = f"{stem}.{split}.key"
     return SyntheticKTTruth(
-        "duolingo", preset, scale, seed, texts, texts, difficulty, users, world.ability, sequences, files, cold
-    )
+        "duolingo", preset, scale, seed, texts, texts, difficulty, users, world.ability, sequences, files, cold,
+        catalog.item_structure,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -161,6 +174,7 @@ def write_synthetic_ednet(
     seed: int = 0,
     text_tokens: float | None = None,
     unused_questions: float = 0.1,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticKTTruth:
     """
     Writes `KT1/u{N}.csv` per learner, `contents/questions.csv` and `question_text.csv` (`question_id,text`, texts
@@ -169,12 +183,15 @@ def write_synthetic_ednet(
     answers are empty (`user_answer` blank). `unused_questions` (a fraction of the items) are listed in
     `questions.csv` without text and never answered, as EdNet lists questions GRAM's split does not use.
 
-    `text_tokens` overrides the preset's text length (tests use short texts to stay fast).
+    `text_tokens` overrides the preset's text length (tests use short texts to stay fast). The text of a question is
+    `Part {part}, question {number}: "{words}", choose (a), (b), (c) or (d).`; when `structure` shares texts it
+    leaves out the number (so questions of one part can share their text, as EdNet's "part + tags" do).
     """
     preset = resolve_preset(preset)
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
+    catalog = draw_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng, structure)
     num_unused = int(round(unused_questions * num_items))
     question_ids = [f"q{index + 1}" for index in range(num_items + num_unused)]
     parts = rng.integers(1, 8, size=num_items + num_unused)
@@ -192,15 +209,21 @@ def write_synthetic_ednet(
             # Only a bundle's first question is drawn; the others follow it.
         bundle += 1
         index += size
-    popularity = zipf_popularity(num_items + num_unused, preset.zipf_exponent, rng, active=num_items)
+    catalog = plant_items(catalog, rng, strata=parts[:num_items])  # shared texts stay within a part
+    texts, difficulty = catalog.texts, catalog.difficulty
+    exponent = structure.popularity_exponent(preset.zipf_exponent)
+    popularity = zipf_popularity(num_items + num_unused, exponent, rng, active=num_items)
     heads = np.ones(num_items + num_unused, dtype=bool)
     for members in followers.values():
         heads[members] = False
     popularity = popularity * heads
     popularity /= popularity.sum()
+    skills = catalog.skills
+    if skills is not None:
+        skills = np.concatenate([skills, np.zeros((num_unused, skills.shape[1]))])
     world = simulate_learners(
         num_users, num_interactions, np.concatenate([difficulty, np.zeros(num_unused)]), popularity,
-        preset.base_logit, rng, cover_items=False, followers=followers, repeat_probability=0.02,
+        preset.base_logit, rng, cover_items=False, followers=followers, repeat_probability=0.02, item_skills=skills,
     )  # fmt: skip
     correct_answers = rng.choice(list("abcd"), size=num_items + num_unused)
     output_dir = Path(output_dir)
@@ -216,8 +239,11 @@ def write_synthetic_ednet(
                 f"{question},b{bundle_of[index] + 1},e{bundle_of[index] + 1},{correct_answers[index]},"
                 f"{parts[index]},{tags},{deployed}\n"
             )
-    full_texts = [f'Part {parts[i]}, question {i + 1}: "{text}", choose (a), (b), (c) or (d).' for i, text in
-                  enumerate(texts)]  # fmt: skip
+    if not structure.shared_text_fraction:
+        full_texts = [f'Part {parts[i]}, question {i + 1}: "{text}", choose (a), (b), (c) or (d).' for i, text in
+                      enumerate(texts)]  # fmt: skip
+    else:
+        full_texts = [f'Part {parts[i]}: "{text}", choose (a), (b), (c) or (d).' for i, text in enumerate(texts)]
     with open(output_dir / "question_text.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["question_id", "text"])
@@ -263,8 +289,22 @@ def write_synthetic_ednet(
     all_texts = full_texts + [""] * num_unused
     return SyntheticKTTruth(
         "ednet", preset, scale, seed, question_ids, all_texts, np.concatenate([difficulty, np.zeros(num_unused)]),
-        user_ids, world.ability, sequences, files, cold,
+        user_ids, world.ability, sequences, files, cold, _with_unused(catalog.item_structure, popularity, num_unused),
     )  # fmt: skip
+
+
+def _with_unused(planted: ItemStructure, popularity: np.ndarray, num_unused: int) -> ItemStructure:
+    """The planted structure extended by EdNet's unused questions: no factors, no text, never drawn."""
+    num_items, width = planted.factors.shape
+    zeros = np.zeros((num_unused, width))
+    return ItemStructure(
+        planted.structure,
+        np.concatenate([planted.factors, zeros]),
+        np.concatenate([planted.text_factors, zeros]),
+        np.concatenate([planted.text_source, np.arange(num_items, num_items + num_unused)]),
+        np.concatenate([planted.weak_text, np.ones(num_unused, dtype=bool)]),
+        popularity,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -284,6 +324,7 @@ def write_synthetic_poj(
     scale: float = 0.001,
     seed: int = 0,
     text_tokens: float | None = None,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticKTTruth:
     """
     Writes `poj_log.csv` (pyKT's columns `User,Problem,Result,Memory,Time,Language,Code Length,Submit Time`, rows
@@ -291,13 +332,16 @@ def write_synthetic_poj(
     breaks, CSV-quoted). Only `Accepted` is correct; wrong submissions carry the other results.
     """
     preset = resolve_preset(preset)
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
+    catalog = plant_items(draw_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng, structure), rng)
+    texts, difficulty = catalog.texts, catalog.difficulty
+    popularity = zipf_popularity(num_items, structure.popularity_exponent(preset.zipf_exponent), rng)
     world = simulate_learners(
-        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
-        preset.base_logit, rng,
-    )  # fmt: skip
+        num_users, num_interactions, difficulty, popularity, preset.base_logit, rng, item_skills=catalog.skills
+    )
+    catalog.item_structure.popularity = popularity
     problem_ids = [str(1000 + index) for index in range(num_items)]
     statements = [f'{text}\nInput: two integers "n, m".\nOutput: the answer, one per line.' for text in texts]
     user_ids = [f"user_{name.lower()}" for name in random_ids(num_users, 7, rng)]
@@ -330,19 +374,9 @@ def write_synthetic_poj(
         writer.writerows(zip(problem_ids, statements))
     files = {"log_csv": str(output_dir / "poj_log.csv"), "problem_text": str(output_dir / "problem_text.csv")}
     return SyntheticKTTruth(
-        "poj",
-        preset,
-        scale,
-        seed,
-        problem_ids,
-        statements,
-        difficulty,
-        user_ids,
-        world.ability,
-        sequences,
-        files,
-        cold,
-    )
+        "poj", preset, scale, seed, problem_ids, statements, difficulty, user_ids, world.ability, sequences, files,
+        cold, catalog.item_structure,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -357,22 +391,30 @@ def write_synthetic_kt_csv(
     seed: int = 0,
     file_format: str = "csv",
     text_tokens: float | None = None,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticKTTruth:
     """
     Writes the generic tables: `interactions.{csv,parquet}` (`user_id,item_id,timestamp,correct`, rows shuffled
-    across learners) and `items.{csv,parquet}` (`item_id,text`, texts with commas and quotes).
+    across learners) and `items.{csv,parquet}` (`item_id,text`, texts with commas and quotes: `"{words}", item
+    {index}`, or `"{words}", item` when `structure` shares texts, so that shared texts are identical).
     """
     if file_format not in ("csv", "parquet"):
         raise ValueError(f"file_format must be 'csv' or 'parquet', got {file_format!r}.")
     preset = resolve_preset(preset)
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
     num_users, num_items, num_interactions, cold = preset.scaled(scale)
-    texts, difficulty = make_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng)
-    texts = [f'"{text}", item {index}' for index, text in enumerate(texts)]
+    catalog = plant_items(draw_item_texts(num_items, text_tokens or preset.mean_text_tokens, rng, structure), rng)
+    difficulty = catalog.difficulty
+    if not structure.shared_text_fraction:
+        texts = [f'"{text}", item {index}' for index, text in enumerate(catalog.texts)]
+    else:
+        texts = [f'"{text}", item' for text in catalog.texts]
+    popularity = zipf_popularity(num_items, structure.popularity_exponent(preset.zipf_exponent), rng)
     world = simulate_learners(
-        num_users, num_interactions, difficulty, zipf_popularity(num_items, preset.zipf_exponent, rng),
-        preset.base_logit, rng,
-    )  # fmt: skip
+        num_users, num_interactions, difficulty, popularity, preset.base_logit, rng, item_skills=catalog.skills
+    )
+    catalog.item_structure.popularity = popularity
     item_ids = [f"item-{index}" for index in range(num_items)]
     user_ids = [f"learner-{index}" for index in range(num_users)]
     table: dict[str, list] = {"user_id": [], "item_id": [], "timestamp": [], "correct": []}
@@ -408,8 +450,9 @@ def write_synthetic_kt_csv(
             writer.writerows(zip(item_ids, texts))
     files = {"interactions": str(interactions_path), "items": str(items_path)}
     return SyntheticKTTruth(
-        "kt_csv", preset, scale, seed, item_ids, texts, difficulty, user_ids, world.ability, sequences, files, cold
-    )
+        "kt_csv", preset, scale, seed, item_ids, texts, difficulty, user_ids, world.ability, sequences, files, cold,
+        catalog.item_structure,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -5,8 +5,19 @@ returns, and the planted signal that content-aware models can find.
 Items have a latent difficulty that their words reveal (a share of "hard" vs "easy" words among filler), learners
 have a latent ability that grows as they practise, and a response is correct with probability
 `sigmoid(base + ability + growth * progress - 2.5 * difficulty)`. Content therefore helps, and cold-start items are
-predictable from their text alone. Item popularity is Zipf-distributed. Presets reproduce the GRAM paper's
-statistics; `scale` shrinks them:
+predictable from their text alone. Item popularity is Zipf-distributed.
+
+That is the `"planted"` [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`], every writer's default. Under
+another one (`structure="realistic"`) the world changes as that module describes: the text spells only a
+`text_signal` share of the difficulty (the rest is hidden, Gaussian, of the same scale); with `latent_dim > 0` items
+also have skill factors, the text naming the item's skill (one of [`SKILL_WORDS`]) which carries a `text_signal` share
+of them, and each learner has skills, adding `SKILL_WEIGHT * <learner skills, item skills> / sqrt(latent_dim)` to the
+logit; `weak_text_fraction` of the items have filler-only text; `shared_text_fraction` of them carry the text of
+another item (EdNet: of the same part); popularity follows `popularity_skew`. The truth's
+[`~gram_hf.tasks.synthetic_structure.ItemStructure`] holds what was planted (column 0 the difficulty, then the skill
+factors).
+
+Presets reproduce the GRAM paper's statistics; `scale` shrinks them:
 
 - users and interactions scale linearly (`round(scale * n)`), so interactions per learner stay the paper's;
 - items scale with `sqrt(scale)` (at least 10, at most the preset's), so small datasets still revisit items
@@ -24,7 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .synthetic import EASY_WORDS, FILLER_WORDS, HARD_WORDS
+from ..synthetic_structure import ItemStructure, SyntheticStructure, choose_weak, resolve_structure
+from .synthetic import EASY_WORDS, FILLER_WORDS, HARD_WORDS, SKILL_WEIGHT, SKILL_WORDS, plant_item_factors
 
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "po", "gu")
 PSEUDO_WORDS = tuple(a + b for a in _SYLLABLES for b in _SYLLABLES if a != b)
@@ -88,12 +100,15 @@ class SyntheticKTTruth:
         preset (`KTPreset`), scale (`float`), seed (`int`): how it was made.
         item_ids, item_texts (`list[str]`): every generated item (some may never be answered) with its text as the
             loader's item table will hold it.
-        item_difficulty (`np.ndarray`): latent difficulty in [-1, 1], readable from the text.
+        item_difficulty (`np.ndarray`): latent difficulty; planted: in [-1, 1] and readable from the text, else a
+            `text_signal` share of it is (see `item_structure`).
         user_ids (`list[str]`), user_ability (`np.ndarray`): learners and their initial ability.
         sequences (`dict`): `user_id -> {"item_ids": [...], "responses": [...], "timestamps": [...]}`, each learner's
             interactions in time order (responses 1 = correct, timestamps in integer seconds as loaders give them).
         files (`dict[str, str]`): the written paths (and the arguments to pass to the loader).
         cold_start_items (`int`): the preset's cold-start count, scaled.
+        item_structure (`ItemStructure`, *optional*): the planted item structure, rows aligned with `item_ids`
+            (factors: difficulty, then skill factors; shared and weak texts; popularity).
     """
 
     dataset: str
@@ -108,6 +123,7 @@ class SyntheticKTTruth:
     sequences: dict[str, dict[str, list]]
     files: dict[str, str] = field(default_factory=dict)
     cold_start_items: int = 0
+    item_structure: ItemStructure | None = None
 
     @property
     def num_users(self) -> int:
@@ -144,14 +160,25 @@ def resolve_preset(preset: str | KTPreset) -> KTPreset:
 
 
 def make_item_texts(
-    num_items: int, mean_tokens: float, rng: np.random.Generator, unique: bool = False
+    num_items: int,
+    mean_tokens: float,
+    rng: np.random.Generator,
+    unique: bool = False,
+    skills: np.ndarray | None = None,
+    weak: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """Texts whose share of hard vs easy words is the item's difficulty `(#hard - #easy) / #signal`."""
+    """
+    Texts whose share of hard vs easy words is the item's difficulty `(#hard - #easy) / #signal`. `skills` (indices
+    into [`SKILL_WORDS`]) puts the item's skill word in place of a filler; a `weak` item's text is filler only
+    (difficulty 0 as read). Without either the draws are those of the planted world.
+    """
     texts: list[str] = []
     difficulty = np.empty(num_items)
     seen: set[str] = set()
     short = mean_tokens < 20
     for item in range(num_items):
+        generic = weak is not None and bool(weak[item])
+        named = [] if skills is None or generic else [SKILL_WORDS[int(skills[item])]]
         for _ in range(100):
             if short:
                 length = max(2, 2 + int(rng.poisson(max(mean_tokens - 2, 0.1))))
@@ -159,10 +186,12 @@ def make_item_texts(
             else:
                 length = max(10, int(round(rng.normal(mean_tokens, 0.2 * mean_tokens))))
                 signal = max(2, int(round(0.08 * length)))
+            if generic:
+                signal = 0
             hard_share = rng.uniform()
             is_hard = rng.uniform(size=signal) < hard_share
             words = [str(rng.choice(HARD_WORDS)) if hard else str(rng.choice(EASY_WORDS)) for hard in is_hard]
-            words += [str(word) for word in rng.choice(TEXT_FILLERS, size=length - signal)]
+            words += named + [str(word) for word in rng.choice(TEXT_FILLERS, size=length - signal - len(named))]
             rng.shuffle(words)
             text = " ".join(words)
             if not unique or text not in seen:
@@ -171,8 +200,75 @@ def make_item_texts(
             raise RuntimeError("Could not draw unique item texts; the vocabulary is too small for this many items.")
         seen.add(text)
         texts.append(text)
-        difficulty[item] = (2 * int(is_hard.sum()) - signal) / signal
+        difficulty[item] = (2 * int(is_hard.sum()) - signal) / signal if signal else 0.0
     return texts, difficulty
+
+
+@dataclass
+class PlantedItems:
+    """
+    A knowledge-tracing catalog under a [`SyntheticStructure`]: [`draw_item_texts`] fills the texts, [`plant_items`]
+    shares texts and mixes the factors.
+
+    Attributes:
+        structure (`SyntheticStructure`): the settings.
+        texts (`list[str]`): the item texts (after [`plant_items`], shared ones repeated).
+        read (`np.ndarray`): the difficulty each text spells (`(#hard - #easy) / #signal`, 0 for a weak text).
+        skill_ids (`np.ndarray` or `None`): each item's skill (index into [`SKILL_WORDS`]) when `latent_dim > 0`.
+        weak (`np.ndarray`): items whose text is filler only.
+        difficulty (`np.ndarray` or `None`): the latent difficulty the response model uses ([`plant_items`]).
+        skills (`np.ndarray` or `None`): `[num_items, latent_dim]` skill factors ([`plant_items`]; None without).
+        item_structure (`ItemStructure` or `None`): what was planted ([`plant_items`]; the caller sets `popularity`).
+    """
+
+    structure: SyntheticStructure
+    texts: list[str]
+    read: np.ndarray
+    skill_ids: np.ndarray | None
+    weak: np.ndarray
+    difficulty: np.ndarray | None = None
+    skills: np.ndarray | None = None
+    item_structure: ItemStructure | None = None
+
+
+def draw_item_texts(
+    num_items: int,
+    mean_tokens: float,
+    rng: np.random.Generator,
+    structure: str | SyntheticStructure | None = None,
+    unique: bool = False,
+) -> PlantedItems:
+    """
+    The texts of a catalog under `structure`: weak-text and skill choices, then [`make_item_texts`]. Planted: exactly
+    `make_item_texts(num_items, mean_tokens, rng, unique)` and no other draw.
+    """
+    structure = resolve_structure(structure)
+    weak = choose_weak(num_items, structure.weak_text_fraction, rng)
+    skill_ids = rng.integers(0, len(SKILL_WORDS), size=num_items) if structure.latent_dim else None
+    texts, read = make_item_texts(
+        num_items, mean_tokens, rng, unique, skill_ids, weak if structure.weak_text_fraction else None
+    )
+    return PlantedItems(structure, texts, read, skill_ids, weak)
+
+
+def plant_items(
+    items: PlantedItems, rng: np.random.Generator, strata: np.ndarray | None = None, unique: bool = False
+) -> PlantedItems:
+    """
+    Shares texts (groups within `strata`; none when `unique`, where the text is the item's id) and mixes the latent
+    factors from what the texts say and a hidden part
+    ([`~gram_hf.tasks.knowledge_tracing.synthetic.plant_item_factors`]). Planted: no draw, the difficulty is what the
+    text spells.
+    """
+    planted = plant_item_factors(items.read, items.skill_ids, items.weak, items.structure, rng, strata, unique)
+    source = planted.text_source
+    items.texts = [items.texts[index] for index in source.tolist()]
+    items.read, items.weak = items.read[source], planted.weak_text
+    items.skill_ids = None if items.skill_ids is None else items.skill_ids[source]
+    items.difficulty = planted.factors[:, 0].copy()
+    items.skills = planted.factors[:, 1:] if items.skill_ids is not None else None
+    items.item_structure = planted
+    return items
 
 
 def random_ids(count: int, length: int, rng: np.random.Generator, prefix: str = "") -> list[str]:
@@ -195,6 +291,7 @@ class SimulatedWorld:
     difficulty: np.ndarray
     ability: np.ndarray
     sequences: list[tuple[np.ndarray, np.ndarray]]  # per learner: item indices, responses (time order)
+    skills: np.ndarray | None = None  # per learner: skill factors (a latent structure only)
 
 
 def simulate_learners(
@@ -207,16 +304,23 @@ def simulate_learners(
     cover_items: bool = True,
     followers: dict[int, list[int]] | None = None,
     repeat_probability: float = 0.0,
+    item_skills: np.ndarray | None = None,
 ) -> SimulatedWorld:
     """
     Learners, their interaction counts (heavy-tailed, summing exactly to `num_interactions`, at least 1 each), item
     draws (Zipf popularity; with `cover_items` every item occurs at least once) and Bernoulli responses.
-    `followers[i]`: items answered right after `i` (EdNet bundles); `repeat_probability`: immediate re-answers.
+    `followers[i]`: items answered right after `i` (EdNet bundles); `repeat_probability`: immediate re-answers;
+    `item_skills` (`[num_items, k]`): learners get skills `~ N(0, I_k)` whose match with the item's adds
+    `SKILL_WEIGHT * <learner, item> / sqrt(k)` to the logit.
     """
     num_items = len(difficulty)
     ability = rng.normal(size=num_users)
     growth = rng.uniform(0.0, 1.0, size=num_users)
     weights = rng.lognormal(0.0, 1.0, size=num_users)
+    learner_skills = None
+    if item_skills is not None:
+        learner_skills = rng.normal(size=(num_users, item_skills.shape[1]))
+        skill_scale = SKILL_WEIGHT / math.sqrt(item_skills.shape[1])
     counts = 1 + rng.multinomial(num_interactions - num_users, weights / weights.sum())
     draws = rng.choice(num_items, size=num_interactions, p=popularity)
     if cover_items and num_items <= num_interactions:
@@ -242,9 +346,11 @@ def simulate_learners(
             items = np.asarray(expanded[:length], dtype=np.int64)
         progress = np.arange(length) / max(1, length - 1)
         logits = base_logit + ability[user] + growth[user] * progress - DIFFICULTY_WEIGHT * difficulty[items]
+        if learner_skills is not None:
+            logits = logits + skill_scale * (item_skills[items] @ learner_skills[user])
         responses = (rng.uniform(size=length) < 1.0 / (1.0 + np.exp(-logits))).astype(np.int64)
         sequences.append((items, responses))
-    return SimulatedWorld(difficulty, ability, sequences)
+    return SimulatedWorld(difficulty, ability, sequences, learner_skills)
 
 
 def zipf_popularity(
@@ -269,12 +375,16 @@ __all__ = [
     "DIFFICULTY_WEIGHT",
     "PRESETS",
     "PSEUDO_WORDS",
+    "SKILL_WEIGHT",
     "TEXT_FILLERS",
     "KTPreset",
+    "PlantedItems",
     "SimulatedWorld",
     "SyntheticKTTruth",
+    "draw_item_texts",
     "increasing_ticks",
     "make_item_texts",
+    "plant_items",
     "random_ids",
     "resolve_preset",
     "simulate_learners",

@@ -2,7 +2,8 @@
 News recommendation: rank an impression's candidate news for a user from their click history (MIND, NRMS).
 
 - [`load_mind`]: the raw MIND folders as [`InteractionData`] (a `datasets` builder, cached);
-- [`make_synthetic_mind`]: a MIND-format folder with a planted content signal, for tests and demos;
+- [`make_synthetic_mind`]: a MIND-format folder with a planted content signal, for tests and demos (or, with
+  `structure="realistic"`, a weak one: [`SyntheticStructure`]);
 - [`NewsRecommendationCollator`] and [`NewsRecommendationHead`] (registered as `"news_recommendation"`);
 - [`write_mind_prediction`]: leaderboard submissions.
 
@@ -10,6 +11,7 @@ The news content encoder pools tokens by additive attention as in PLM-NR: build 
 `GramModel.from_encoder_pretrained(..., head_type="news_recommendation", pooling=NEWS_DEFAULT_POOLING)`.
 """
 
+from ..synthetic_structure import SYNTHETIC_STRUCTURES, ItemStructure, SyntheticStructure
 from .collator import NewsRecommendationCollator
 from .head import NewsRecommendationHead, default_num_attention_heads
 from .metrics import NewsRecommendationMetrics
@@ -34,12 +36,15 @@ __all__ = [
     "MIND_PRESETS",
     "NEWS_DEFAULT_POOLING",
     "NEWS_TEXT_FIELDS",
+    "SYNTHETIC_STRUCTURES",
+    "ItemStructure",
     "MINDConfig",
     "MINDPreset",
     "NewsRecommendationCollator",
     "NewsRecommendationHead",
     "SyntheticMIND",
     "SyntheticMINDSplit",
+    "SyntheticStructure",
     "build_news_catalog",
     "default_num_attention_heads",
     "find_mind_folders",

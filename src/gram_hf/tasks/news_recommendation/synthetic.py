@@ -1,6 +1,8 @@
 """
 A synthetic MIND generator: writes a folder in MIND's exact raw format (the files [`load_mind`] reads), with a planted
 content signal, so that the loader, the collator, the NRMS head and the recipes run end to end without the real data.
+`structure="realistic"` (see [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`]) writes the same formats from
+news whose titles express only part of what drives the clicks.
 """
 
 from __future__ import annotations
@@ -12,6 +14,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+
+from ..synthetic_structure import (
+    ItemStructure,
+    SyntheticStructure,
+    choose_weak,
+    mix_factors,
+    resolve_structure,
+    share_texts,
+)
 
 # category -> subcategory (the latent topic) -> topic words. The words are plain English, so a pre-trained encoder
 # reads a topic from a title as it would from a real headline.
@@ -109,6 +120,16 @@ MIND_PRESETS: dict[str, MINDPreset] = {
 }  # fmt: skip
 """MIND-small and MIND-large statistics (FORMATS.md); the `test` split exists in MIND-large only."""
 
+# The click and history model under a latent structure: a user's taste matched with a news' factors,
+# `score = <taste, factors> / sqrt(latent_dim)`; histories draw news `~ popularity * exp(HISTORY_WEIGHT * score)`, a
+# candidate is clicked with probability `sigmoid(CLICK_BIAS + CLICK_WEIGHT * score + 0.3 * log popularity ratio)`.
+# Tastes are `N(0, I)` around a shared mean of norm `sqrt(latent_dim) * TASTE_MEAN`: news close to it are widely
+# clicked (a per-news click rate carries it), the rest is personal.
+HISTORY_WEIGHT = 2.0
+CLICK_WEIGHT = 2.0
+CLICK_BIAS = -4.3
+TASTE_MEAN = 0.5
+
 
 @dataclass
 class SyntheticMINDSplit:
@@ -152,8 +173,13 @@ class SyntheticMIND:
         news_ids (`list[str]`), news_topics (`np.ndarray`): each news' id and latent topic (index into `topic_names`).
         topic_names (`list[str]`): `"category/subcategory"` per topic.
         user_ids (`list[str]`), user_preferences (`np.ndarray` `[num_users, num_topics]`): the users' topic
-            preferences (rows sum to 1), which drive both their histories and their clicks.
+            preferences (rows sum to 1), which drive both their histories and their clicks (under a latent
+            structure: the softmax over topics of the taste's match with each topic's text-expressed vector).
         with_body (`bool`): whether `news_body.tsv` was written.
+        item_structure (`ItemStructure`, *optional*): the planted structure, rows aligned with `news_ids`: factors
+            (planted: the topic's one-hot vector; else the latent taste vector), what the text expresses, shared
+            and weak texts, popularity.
+        user_tastes (`np.ndarray` `[num_users, latent_dim]`, *optional*): the users' tastes (latent structure only).
     """
 
     path: Path
@@ -165,6 +191,8 @@ class SyntheticMIND:
     user_ids: list[str]
     user_preferences: np.ndarray
     with_body: bool
+    item_structure: ItemStructure | None = None
+    user_tastes: np.ndarray | None = None
 
 
 def _format_time(moment: datetime) -> str:
@@ -191,6 +219,7 @@ def make_synthetic_mind(
     with_body: bool = False,
     topic_concentration: float = 0.15,
     zipf_exponent: float = 1.1,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticMIND:
     """
     Writes a synthetic MIND download into `output_dir` and returns its ground truth; deterministic for a seed.
@@ -210,6 +239,13 @@ def make_synthetic_mind(
     log popularity)`, at least one click per impression. Candidates are news published in the two days before the
     impression, so dev (and test) candidates are mostly news never seen in training: only their text predicts them.
 
+    That is the `"planted"` `structure`. Under a latent one (`"realistic"`, `latent_dim > 0`) each news has a latent
+    taste vector, `sqrt(text_signal)` times its topic's vector (what the title's topic words express) plus a hidden
+    part; each user has a taste vector; histories and clicks follow their match (see `HISTORY_WEIGHT`,
+    `CLICK_WEIGHT`), so co-clicks reveal what the titles do not. `weak_text_fraction` of the news have short generic
+    titles and abstracts (fillers only: no topic or category word), `shared_text_fraction` of them carry the title,
+    abstract (and body) of another news of their topic, and `popularity_skew` replaces `zipf_exponent`.
+
     Args:
         output_dir (`str` or `os.PathLike`): where to write (created; existing split folders are overwritten).
         preset (`str`, *optional*, defaults to `"small"`): `"small"` or `"large"` ([`MIND_PRESETS`]).
@@ -223,12 +259,15 @@ def make_synthetic_mind(
         topic_concentration (`float`, *optional*, defaults to 0.15): Dirichlet concentration of user preferences
             (smaller = users focused on fewer topics = a stronger content signal).
         zipf_exponent (`float`, *optional*, defaults to 1.1): skew of news popularity.
+        structure (`str` or `SyntheticStructure`, *optional*, defaults to `"planted"`): the planted structure
+            ([`~gram_hf.tasks.synthetic_structure.SYNTHETIC_STRUCTURES`]).
     """
     if preset not in MIND_PRESETS:
         raise ValueError(f"preset must be one of {sorted(MIND_PRESETS)}, got {preset!r}.")
     if not scale > 0:
         raise ValueError(f"scale must be > 0, got {scale}.")
     stats = MIND_PRESETS[preset]
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
 
     def scaled(override: int | None, value: int, minimum: int) -> int:
@@ -262,7 +301,7 @@ def make_synthetic_mind(
     day_zero = datetime(2019, 10, 19)
     split_days = {"train": (21, 26), "dev": (27, 27), "test": (28, 28)}
     news_topics = rng.choice(num_topics, size=num_news, p=rng.dirichlet(np.full(num_topics, 5.0)))
-    popularity = rng.permutation(1.0 / np.arange(1, num_news + 1) ** zipf_exponent)
+    popularity = rng.permutation(1.0 / np.arange(1, num_news + 1) ** structure.popularity_exponent(zipf_exponent))
     # Half the news appear during the history period, half during the impression days (spread over days 19-28, so
     # each impression day has fresh candidates).
     publish_day = np.where(
@@ -270,52 +309,82 @@ def make_synthetic_mind(
     )
     news_numbers = rng.choice(np.arange(10_000, 10_000 + 20 * num_news), size=num_news, replace=False)
     news_ids = [f"N{number}" for number in news_numbers]
-    news_rows, bodies, entities_seen = [], {}, {}
-    for index in range(num_news):
+    # Shared texts stay within a topic (the title names it); a sharing news is written after its group's first news,
+    # whose texts it copies. No draw, and news in order, under the planted structure.
+    weak = choose_weak(num_news, structure.weak_text_fraction, rng)
+    text_source = share_texts(num_news, structure.shared_text_fraction, rng, strata=news_topics)
+    weak = weak[text_source]
+    news_rows: list[str] = [""] * num_news
+    bodies, entities_seen, texts_of = {}, {}, {}
+    for index in np.argsort(text_source != np.arange(num_news), kind="stable").tolist():
         topic = int(news_topics[index])
-        title = _sentence(rng, topic_words[topic], category_of[topic], stats.mean_title_words, 0.35, minimum=4)
-        if rng.uniform() < 0.1:  # a quoted phrase, as in real headlines
-            words = title.split(" ")
-            at = int(rng.integers(len(words)))
-            words[at] = f'"{words[at]}"'
-            title = " ".join(words)
-        abstract = "" if rng.uniform() < 0.05 else _sentence(rng, topic_words[topic], category_of[topic],
-                                                              stats.mean_abstract_words, 0.2, minimum=5)  # fmt: skip
-        title_entities = _entities(rng, title, topic_words[topic], entities_seen)
-        abstract_entities = _entities(rng, abstract, topic_words[topic], entities_seen) if abstract else []
+        source = int(text_source[index])
+        if source != index:
+            title, abstract, title_entities, abstract_entities = texts_of[source]
+        elif weak[index]:
+            title = _generic_sentence(rng, 0.6 * stats.mean_title_words, minimum=3)
+            abstract = "" if rng.uniform() < 0.5 else _generic_sentence(rng, 0.5 * stats.mean_abstract_words, 5)
+            title_entities, abstract_entities = [], []
+        else:
+            title = _sentence(rng, topic_words[topic], category_of[topic], stats.mean_title_words, 0.35, minimum=4)
+            if rng.uniform() < 0.1:  # a quoted phrase, as in real headlines
+                words = title.split(" ")
+                at = int(rng.integers(len(words)))
+                words[at] = f'"{words[at]}"'
+                title = " ".join(words)
+            abstract = (
+                ""
+                if rng.uniform() < 0.05
+                else _sentence(rng, topic_words[topic], category_of[topic], stats.mean_abstract_words, 0.2, minimum=5)
+            )
+            title_entities = _entities(rng, title, topic_words[topic], entities_seen)
+            abstract_entities = _entities(rng, abstract, topic_words[topic], entities_seen) if abstract else []
+        texts_of[index] = (title, abstract, title_entities, abstract_entities)
         category, subcategory = topic_names[topic].split("/")
         url = f"https://assets.msn.com/labs/mind/AA{int(rng.integers(36**5, 36**6)):x}.html"
         # MIND writes `[]` for no entities, but circulated copies also have empty columns: write both.
         abstract_json = json.dumps(abstract_entities) if abstract_entities or rng.uniform() < 0.7 else ""
-        news_rows.append(
-            "\t".join(
-                [
-                    news_ids[index],
-                    category,
-                    subcategory,
-                    title,
-                    abstract,
-                    url,
-                    json.dumps(title_entities),
-                    abstract_json,
-                ]
-            )
+        news_rows[index] = "\t".join(
+            [news_ids[index], category, subcategory, title, abstract, url, json.dumps(title_entities), abstract_json]
         )
         if with_body:
-            body = _sentence(rng, topic_words[topic], category_of[topic], 120.0, 0.15, minimum=20)
-            # Only the first tab of a body line separates the id; crawled bodies may hold more.
-            bodies[news_ids[index]] = body.replace(" ", "\t", 1) if rng.uniform() < 0.2 else body
+            if source != index:
+                body = bodies[news_ids[source]]
+            else:
+                body = (
+                    _generic_sentence(rng, 120.0, minimum=20)
+                    if weak[index]
+                    else _sentence(rng, topic_words[topic], category_of[topic], 120.0, 0.15, minimum=20)
+                )
+                # Only the first tab of a body line separates the id; crawled bodies may hold more.
+                body = body.replace(" ", "\t", 1) if rng.uniform() < 0.2 else body
+            bodies[news_ids[index]] = body
 
     # ---- users: sparse topic preferences and a fixed click history (MIND's history precedes the impression logs)
     user_ids = [f"U{number}" for number in rng.choice(np.arange(1, 20 * num_users + 1), size=num_users, replace=False)]
     preferences = rng.dirichlet(np.full(num_topics, topic_concentration), size=num_users)
     activity = rng.permutation(1.0 / np.arange(1, num_users + 1) ** 0.8)
     activity /= activity.sum()
+    item_structure, tastes, topic_vectors = _plant_factors(
+        structure, news_topics, num_topics, weak, text_source, num_users, rng
+    )
+    item_structure.popularity = popularity / popularity.sum()
+    if tastes is not None:
+        # The topic preferences a taste implies: how its match with each topic's text-expressed vector weighs news.
+        topic_scores = (
+            HISTORY_WEIGHT * np.sqrt(structure.text_signal / structure.latent_dim) * tastes @ topic_vectors.T
+        )
+        preferences = np.exp(topic_scores - topic_scores.max(axis=1, keepdims=True))
+        preferences /= preferences.sum(axis=1, keepdims=True)
     history_pool = np.flatnonzero(publish_day < 21)
     histories = []
     for user in range(num_users):
         length = 0 if rng.uniform() < 0.05 else int(min(rng.geometric(1.0 / max(mean_history, 1.0)), 4 * mean_history))
-        weights = popularity[history_pool] * (preferences[user, news_topics[history_pool]] + 1e-3)
+        if tastes is None:
+            weights = popularity[history_pool] * (preferences[user, news_topics[history_pool]] + 1e-3)
+        else:
+            score = item_structure.factors[history_pool] @ tastes[user] / np.sqrt(structure.latent_dim)
+            weights = popularity[history_pool] * np.exp(HISTORY_WEIGHT * (score - score.max()))
         length = min(length, len(history_pool))
         clicked = rng.choice(history_pool, size=length, replace=False, p=weights / weights.sum()) if length else []
         histories.append([news_ids[i] for i in sorted(clicked, key=lambda i: publish_day[i])])
@@ -335,8 +404,12 @@ def make_synthetic_mind(
             pool = pools[day]
             size = int(np.clip(rng.poisson(mean_candidates - 2) + 2, 2, len(pool)))
             shown = rng.choice(pool, size=size, replace=False, p=popularity[pool] / popularity[pool].sum())
-            affinity = preferences[user, news_topics[shown]] / preferences[user].max()
-            logits = -4.5 + 5.0 * affinity + 0.3 * np.log(popularity[shown] / popularity.mean())
+            if tastes is None:
+                affinity = preferences[user, news_topics[shown]] / preferences[user].max()
+                logits = -4.5 + 5.0 * affinity + 0.3 * np.log(popularity[shown] / popularity.mean())
+            else:
+                score = item_structure.factors[shown] @ tastes[user] / np.sqrt(structure.latent_dim)
+                logits = CLICK_BIAS + CLICK_WEIGHT * score + 0.3 * np.log(popularity[shown] / popularity.mean())
             probabilities = 1.0 / (1.0 + np.exp(-logits))
             clicks = (rng.uniform(size=size) < probabilities).astype(int)
             if not clicks.any():
@@ -366,7 +439,37 @@ def make_synthetic_mind(
         user_ids=user_ids,
         user_preferences=preferences,
         with_body=with_body,
+        item_structure=item_structure,
+        user_tastes=tastes,
     )
+
+
+def _plant_factors(
+    structure: SyntheticStructure,
+    news_topics: np.ndarray,
+    num_topics: int,
+    weak: np.ndarray,
+    text_source: np.ndarray,
+    num_users: int,
+    rng: np.random.Generator,
+) -> tuple[ItemStructure, np.ndarray | None, np.ndarray | None]:
+    """
+    `(item structure, user tastes, topic vectors)`. Planted (`latent_dim` 0): the factors are the topic's one-hot
+    vector, expressed by the text unless it is weak, and there are no tastes (topic preferences drive the behaviour;
+    no draw). Latent: topic vectors `~ N(0, I)`, news factors mixed from their topic's vector and a hidden part,
+    tastes `N(0, I)` around a shared mean.
+    """
+    if not structure.latent_dim:
+        factors = np.eye(num_topics)[news_topics]
+        text_factors = np.where(weak[:, None], 0.0, factors)
+        planted = ItemStructure(structure, factors, text_factors, text_source, weak, np.zeros(len(news_topics)))
+        return planted, None, None
+    dim = structure.latent_dim
+    topic_vectors = rng.normal(size=(num_topics, dim))
+    factors, text_factors = mix_factors(topic_vectors[news_topics], structure.text_signal, weak, rng)
+    tastes = TASTE_MEAN * rng.normal(size=dim) + rng.normal(size=(num_users, dim))
+    planted = ItemStructure(structure, factors, text_factors, text_source, weak, np.zeros(len(news_topics)))
+    return planted, tastes, topic_vectors
 
 
 def _sentence(
@@ -384,6 +487,13 @@ def _sentence(
     words += list(rng.choice(FILLER_WORDS, size=max(0, length - len(words))))
     rng.shuffle(words)
     sentence = " ".join(words)
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _generic_sentence(rng: np.random.Generator, mean_words: float, minimum: int) -> str:
+    """Fillers only: a text that names no topic or category (a weak text)."""
+    length = max(minimum, int(rng.poisson(mean_words)))
+    sentence = " ".join(rng.choice(FILLER_WORDS, size=length).tolist())
     return sentence[:1].upper() + sentence[1:]
 
 

@@ -9,7 +9,8 @@ Next-item recommendation over large catalogs: SASRec with full, sampled and cut 
 - [`NextItemMetrics`]: NDCG@10, HR@10, Coverage@10, Surprisal@10 (and cold-start NDCG/HR) via the `next_item`
   `evaluate` module.
 - [`load_movielens`], [`load_amazon`]: MovieLens-20M and Amazon reviews, k-core filtered, leave-one-out.
-- [`make_synthetic_movielens`], [`make_synthetic_amazon`]: raw-format data with a planted topic signal.
+- [`make_synthetic_movielens`], [`make_synthetic_amazon`]: raw-format data with a planted topic signal (or, with
+  `structure="realistic"`, latent tastes the text only partly expresses: [`SyntheticStructure`]).
 
 **GRAM and the catalog.** With a full-catalog loss (`ce`, `cce`) every training batch references every catalog item
 through `catalog_ref`, so in `gram` mode the loss's gradient for every catalog vector feeds its pseudo-target and every
@@ -23,6 +24,7 @@ without recomputation encodes the whole catalog with gradients in one batch: use
 mini-batches of `encoder_batch_size`) for large catalogs.
 """
 
+from ..synthetic_structure import SYNTHETIC_STRUCTURES, ItemStructure, SyntheticStructure
 from .collator import NextItemCollator
 from .head import FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, NextItemOutput, SASRecHead
 from .loaders import AmazonBuilder, MovieLensBuilder, load_amazon, load_movielens
@@ -44,7 +46,9 @@ __all__ = [
     "FULL_CATALOG_LOSSES",
     "LOSS_TYPES",
     "SAMPLED_LOSSES",
+    "SYNTHETIC_STRUCTURES",
     "AmazonBuilder",
+    "ItemStructure",
     "MovieLensBuilder",
     "NextItemCollator",
     "NextItemMetrics",
@@ -52,6 +56,7 @@ __all__ = [
     "PreparedInteractions",
     "SASRecHead",
     "SyntheticNextItem",
+    "SyntheticStructure",
     "cut_cross_entropy_available",
     "item_popularity",
     "linear_cross_entropy",

@@ -8,6 +8,16 @@ has topic preferences that drift slowly; their next item keeps the previous item
 item is thus predictable from the previous items' topics, which a model reads from the item text — and a popularity
 ranking, which ignores the sequence, cannot. A few "new release" items appear only as users' last interaction: they
 are cold-start items of the leave-one-out split (never in `train`), recommendable from their text only.
+
+That is the `"planted"` [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`], the default. Under a latent one
+(`structure="realistic"`) every item has a latent taste vector, `sqrt(text_signal)` times its topic's vector (what its
+title and genres express) plus a hidden part; a user has a drifting taste vector, and the next item is drawn with
+weights `popularity * exp((TASTE_WEIGHT * <taste, item> + SEQUENCE_WEIGHT * <previous item, item>) / sqrt(dim))`,
+the second term with probability `stickiness` (otherwise only the taste): items consumed together are close in the
+latent space, which item co-occurrence reveals and the text only in part. `popularity_skew` makes popularity one Zipf
+law over the catalog (planted: per topic), `weak_text_fraction` of the items get generic titles and no genre or
+category, and `shared_text_fraction` of them carry the title (and genres, description) of another item of their
+topic. New releases stay the cold-start items, drawn by the same weights without popularity.
 """
 
 from __future__ import annotations
@@ -18,6 +28,15 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..synthetic_structure import (
+    ItemStructure,
+    SyntheticStructure,
+    choose_weak,
+    mix_factors,
+    resolve_structure,
+    share_texts,
+)
 
 MOVIE_GENRES: dict[str, tuple[str, ...]] = {
     "Action": ("fight", "explosion", "chase", "mission", "soldier", "battle", "weapon", "agent"),
@@ -47,6 +66,11 @@ COMMON_WORDS = (
 )  # fmt: skip
 # New releases are consumed after this time (2015-01-01), everything else before.
 RELEASE_TIME = 1_420_070_400
+# The next-item model under a latent structure (see the module docstring); tastes are N(0, I) around a shared mean of
+# norm about `sqrt(dim) * TASTE_MEAN`.
+TASTE_WEIGHT = 1.0
+SEQUENCE_WEIGHT = 3.0
+TASTE_MEAN = 0.5
 
 
 @dataclass
@@ -62,6 +86,9 @@ class SyntheticNextItem:
         new_items (`list[str]`): ids of the new releases, which occur only as a user's last interaction.
         num_users (`int`): users written.
         num_interactions (`int`): interactions written.
+        item_structure (`ItemStructure`, *optional*): the planted structure, rows aligned with `item_ids`: factors
+            (planted: the topic's one-hot vector; else the latent taste vector), what the text expresses, shared and
+            weak texts, popularity.
     """
 
     files: dict[str, str]
@@ -71,6 +98,7 @@ class SyntheticNextItem:
     new_items: list[str]
     num_users: int
     num_interactions: int
+    item_structure: ItemStructure | None = None
 
 
 def _plant(
@@ -85,8 +113,9 @@ def _plant(
     zipf_exponent: float,
     new_item_fraction: float,
     new_item_rate: float,
-):
-    """Item topics, new-release flags and per-user item sequences with the planted topic signal."""
+    structure: SyntheticStructure,
+) -> tuple[np.ndarray, np.ndarray, list[list[int]], ItemStructure]:
+    """Item topics, new-release flags, per-user item sequences and the planted structure (module docstring)."""
     if num_users < 1 or num_items < 2 * num_topics or not 3 <= min_length <= max_length:
         raise ValueError("Need num_users >= 1, num_items >= 2 * topics and 3 <= min_length <= max_length.")
     if not 0 <= stickiness <= 1 or not 0 <= drift <= 1 or not 0 <= new_item_rate <= 1:
@@ -100,10 +129,30 @@ def _plant(
         if count:
             is_new[rng.choice(members, size=min(count, len(members) - 1), replace=False)] = True
     popularity = np.zeros(num_items)
-    for topic in range(num_topics):
-        members = np.flatnonzero((topics == topic) & ~is_new)
-        weights = 1.0 / np.arange(1, len(members) + 1) ** zipf_exponent
-        popularity[rng.permutation(members)] = weights
+    if structure.popularity_skew is None:
+        for topic in range(num_topics):
+            members = np.flatnonzero((topics == topic) & ~is_new)
+            weights = 1.0 / np.arange(1, len(members) + 1) ** zipf_exponent
+            popularity[rng.permutation(members)] = weights
+    else:
+        old = np.flatnonzero(~is_new)
+        popularity[rng.permutation(old)] = 1.0 / np.arange(1, len(old) + 1) ** structure.popularity_skew
+    # Shared texts stay within a topic and a release status (the text names both); no draw when planted.
+    weak = choose_weak(num_items, structure.weak_text_fraction, rng)
+    text_source = share_texts(num_items, structure.shared_text_fraction, rng, strata=2 * topics + is_new)
+    weak = weak[text_source]
+    if structure.latent_dim:
+        factors, text_factors = mix_factors(
+            rng.normal(size=(num_topics, structure.latent_dim))[topics], structure.text_signal, weak, rng
+        )
+        planted = ItemStructure(structure, factors, text_factors, text_source, weak, popularity / popularity.sum())
+        sequences = _latent_sequences(
+            rng, planted, is_new, num_users, min_length, max_length, stickiness, drift, new_item_rate
+        )
+        return topics, is_new, sequences, planted
+    factors = np.eye(num_topics)[topics]
+    text_factors = np.where(weak[:, None], 0.0, factors)
+    planted = ItemStructure(structure, factors, text_factors, text_source, weak, popularity / popularity.sum())
     sequences = []
     for _ in range(num_users):
         preference = rng.dirichlet(np.full(num_topics, 0.3))
@@ -130,7 +179,54 @@ def _plant(
             seen[item] = True
             sequence.append(item)
         sequences.append(sequence)
-    return topics, is_new, sequences
+    return topics, is_new, sequences, planted
+
+
+def _latent_sequences(
+    rng: np.random.Generator,
+    planted: ItemStructure,
+    is_new: np.ndarray,
+    num_users: int,
+    min_length: int,
+    max_length: int,
+    stickiness: float,
+    drift: float,
+    new_item_rate: float,
+) -> list[list[int]]:
+    """Sequences under a latent structure: each next item drawn by the weights of the module docstring."""
+    factors = planted.factors
+    dim = factors.shape[1]
+    log_popularity = np.where(is_new, -np.inf, np.log(np.maximum(planted.popularity, 1e-300)))
+    new_only = np.where(is_new, 0.0, -np.inf)  # new releases: no popularity yet, only the match
+    taste_mean = TASTE_MEAN * rng.normal(size=dim)
+    sequences = []
+    for _ in range(num_users):
+        taste = taste_mean + rng.normal(size=dim)
+        taste_scores = factors @ (TASTE_WEIGHT / np.sqrt(dim) * taste)
+        length = int(rng.integers(min_length, max_length + 1))
+        blocked = np.zeros(len(factors))  # -inf once consumed: no item twice
+        sequence: list[int] = []
+        for step in range(length):
+            if rng.uniform() < drift:
+                taste = 0.7 * taste + 0.3 * (taste_mean + rng.normal(size=dim))
+                taste_scores = factors @ (TASTE_WEIGHT / np.sqrt(dim) * taste)
+            logits = taste_scores + blocked
+            if step and rng.uniform() < stickiness:
+                logits += factors @ (SEQUENCE_WEIGHT / np.sqrt(dim) * factors[sequence[-1]])
+            last_is_new = step == length - 1 and is_new.any() and rng.uniform() < new_item_rate
+            draw = logits + (new_only if last_is_new else log_popularity)
+            if not np.isfinite(draw).any():  # every new release consumed: an old item
+                draw = logits + log_popularity
+            if not np.isfinite(draw).any():
+                raise ValueError(
+                    f"A sequence of {length} items exhausts the {int((~is_new).sum())} old items: lower max_length."
+                )
+            weights = np.cumsum(np.exp(draw - draw.max()))
+            item = int(np.searchsorted(weights, rng.uniform() * weights[-1], side="right"))
+            blocked[item] = -np.inf
+            sequence.append(item)
+        sequences.append(sequence)
+    return sequences
 
 
 def _timestamps(rng: np.random.Generator, length: int) -> list[int]:
@@ -165,18 +261,22 @@ def make_synthetic_movielens(
     new_item_fraction: float = 0.05,
     new_item_rate: float = 0.3,
     seed: int = 0,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticNextItem:
     """
     Writes `ratings.csv` (userId,movieId,rating,timestamp, sorted by user and time as in ML-20M) and `movies.csv`
     (movieId,title,genres with `|`-separated genres, titles quoted when they hold a comma) into `output_dir`, with the
     planted topic signal of this module (topics are genres; a title holds two of its genre's words and the year,
-    recent for new releases). Deterministic given the arguments.
+    recent for new releases). Deterministic given the arguments. `structure` ("planted", "realistic" or a
+    [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`]): see the module docstring; a weak text is a title of
+    common words with `(no genres listed)`.
     """
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
     genre_names = list(MOVIE_GENRES)[:num_genres]
     if len(genre_names) < num_genres:
         raise ValueError(f"num_genres must be at most {len(MOVIE_GENRES)}.")
-    topics, is_new, sequences = _plant(
+    topics, is_new, sequences, planted = _plant(
         rng,
         num_users,
         num_items,
@@ -188,20 +288,28 @@ def make_synthetic_movielens(
         zipf_exponent,
         new_item_fraction,
         new_item_rate,
+        structure,
     )
     os.makedirs(output_dir, exist_ok=True)
     movie_ids = (np.sort(rng.choice(np.arange(1, 50 * num_items), size=num_items, replace=False))).tolist()
+    rows = []
+    for item, movie_id in enumerate(movie_ids):
+        genre = genre_names[topics[item]]
+        year = int(rng.integers(2015, 2016)) if is_new[item] else int(rng.integers(1970, 2013))
+        genres = [genre]
+        if rng.uniform() < 0.3:
+            genres.append(str(rng.choice([g for g in genre_names if g != genre])))
+        if planted.weak_text[item]:
+            rows.append([movie_id, f"{_title(rng, COMMON_WORDS)} ({year})", "(no genres listed)"])
+        else:
+            rows.append([movie_id, f"{_title(rng, MOVIE_GENRES[genre])} ({year})", "|".join(genres)])
+    for item, source in enumerate(planted.text_source.tolist()):
+        rows[item][1:] = rows[source][1:]  # a shared text: the title and genres of its group's first movie
     movies_path = os.path.join(output_dir, "movies.csv")
     with open(movies_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["movieId", "title", "genres"])
-        for item, movie_id in enumerate(movie_ids):
-            genre = genre_names[topics[item]]
-            year = int(rng.integers(2015, 2016)) if is_new[item] else int(rng.integers(1970, 2013))
-            genres = [genre]
-            if rng.uniform() < 0.3:
-                genres.append(str(rng.choice([g for g in genre_names if g != genre])))
-            writer.writerow([movie_id, f"{_title(rng, MOVIE_GENRES[genre])} ({year})", "|".join(genres)])
+        writer.writerows(rows)
     ratings_path = os.path.join(output_dir, "ratings.csv")
     interactions = 0
     with open(ratings_path, "w", encoding="utf-8") as handle:
@@ -219,6 +327,7 @@ def make_synthetic_movielens(
         new_items=[str(movie_ids[i]) for i in np.flatnonzero(is_new)],
         num_users=num_users,
         num_interactions=interactions,
+        item_structure=planted,
     )
 
 
@@ -237,19 +346,23 @@ def make_synthetic_amazon(
     new_item_rate: float = 0.3,
     unreviewed_items: int = 20,
     seed: int = 0,
+    structure: str | SyntheticStructure = "planted",
 ) -> SyntheticNextItem:
     """
     Writes `reviews_Beauty_5.json` (one JSON object per line: reviewerID, asin, reviewerName, overall, summary,
     unixReviewTime, reviewTime) and `meta_Beauty.json` (one Python-literal dict per line as in the 2014 release:
     asin, title, description, categories, price, salesRank) into `output_dir`, with this module's planted signal
     (topics are Beauty sub-categories named in the title, description and categories). `unreviewed_items` extra
-    metadata records have no reviews, as in the real metadata file. Deterministic given the arguments.
+    metadata records have no reviews, as in the real metadata file. Deterministic given the arguments. `structure`
+    ("planted", "realistic" or a [`~gram_hf.tasks.synthetic_structure.SyntheticStructure`]): see the module
+    docstring; a weak text is a title and description of common words under the bare category `Beauty`.
     """
+    structure = resolve_structure(structure)
     rng = np.random.default_rng(seed)
     category_names = list(BEAUTY_CATEGORIES)[:num_categories]
     if len(category_names) < num_categories:
         raise ValueError(f"num_categories must be at most {len(BEAUTY_CATEGORIES)}.")
-    topics, is_new, sequences = _plant(
+    topics, is_new, sequences, planted = _plant(
         rng,
         num_users,
         num_items,
@@ -261,6 +374,7 @@ def make_synthetic_amazon(
         zipf_exponent,
         new_item_fraction,
         new_item_rate,
+        structure,
     )
     os.makedirs(output_dir, exist_ok=True)
     total = num_items + unreviewed_items
@@ -268,20 +382,26 @@ def make_synthetic_amazon(
     while len(codes) < total:  # distinct 9-digit codes, without materialising the range
         codes.setdefault(int(rng.integers(10**8, 10**9)))
     asins = [f"B{code:09d}" for code in codes]
+    records = {}
+    order = rng.permutation(total).tolist()
+    for item in order:
+        category = category_names[topics[item]] if item < num_items else str(rng.choice(category_names))
+        weak = item < num_items and bool(planted.weak_text[item])
+        words = COMMON_WORDS if weak else BEAUTY_CATEGORIES[category]
+        records[item] = {
+            "asin": asins[item],
+            "title": _title(rng, words) + (" 2015 Edition" if item < num_items and is_new[item] else ""),
+            "description": f"A {rng.choice(words)} for {rng.choice(words)} care, {rng.choice(COMMON_WORDS)} mix.",
+            "categories": [["Beauty"]] if weak else [["Beauty", category]],
+            "price": float(np.round(rng.uniform(2, 80), 2)),
+            "salesRank": {"Beauty": int(rng.integers(1, 500_000))},
+        }
+    for item, source in enumerate(planted.text_source.tolist()):
+        if source != item:  # a shared text: the title, description and categories of its group's first product
+            records[item].update({key: records[source][key] for key in ("title", "description", "categories")})
     metadata_path = os.path.join(output_dir, "meta_Beauty.json")
     with open(metadata_path, "w", encoding="utf-8") as handle:
-        for item in rng.permutation(total).tolist():
-            category = category_names[topics[item]] if item < num_items else str(rng.choice(category_names))
-            words = BEAUTY_CATEGORIES[category]
-            record = {
-                "asin": asins[item],
-                "title": _title(rng, words) + (" 2015 Edition" if item < num_items and is_new[item] else ""),
-                "description": f"A {rng.choice(words)} for {rng.choice(words)} care, {rng.choice(COMMON_WORDS)} mix.",
-                "categories": [["Beauty", category]],
-                "price": float(np.round(rng.uniform(2, 80), 2)),
-                "salesRank": {"Beauty": int(rng.integers(1, 500_000))},
-            }
-            handle.write(repr(record) + "\n")
+        handle.writelines(repr(records[item]) + "\n" for item in order)
     reviews_path = os.path.join(output_dir, "reviews_Beauty_5.json")
     interactions = 0
     with open(reviews_path, "w", encoding="utf-8") as handle:
@@ -308,6 +428,7 @@ def make_synthetic_amazon(
         new_items=[asins[i] for i in np.flatnonzero(is_new)],
         num_users=num_users,
         num_interactions=interactions,
+        item_structure=planted,
     )
 
 
