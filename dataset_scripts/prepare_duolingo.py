@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from gram_hf.scripts.command_line import check_output_dir, raise_usage_errors, run_command_line
 from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
     parse_prepare_arguments,
@@ -33,7 +34,7 @@ CITATION = """@inproceedings{settles-etal-2018-second,
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = prepare_argument_parser(__doc__)
+    parser = raise_usage_errors(prepare_argument_parser(__doc__))
     parser.add_argument("--data_dir", required=True, help="Folder with {track}.slam.{date}.{train,dev,test}[.key].")
     parser.add_argument("--track", default="en_es", help="en_es (Spanish), fr_en (French) or es_en.")
     parser.add_argument("--date", default=None, help="Release date (20171218 or 20190204); default: the newest.")
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     )
     parser.add_argument("--include_prompt", action="store_true", help="Prepend the L1 prompt to the sentence.")
     split, args = parse_prepare_arguments(parser, argv)
+    check_output_dir(args.output_dir, args.overwrite)
     data = load_duolingo(
         args.data_dir,
         args.track,
@@ -68,4 +70,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    raise SystemExit(run_command_line(main))

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from gram_hf.scripts.command_line import check_output_dir, raise_usage_errors, run_command_line
 from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
     parse_prepare_arguments,
@@ -32,12 +33,13 @@ CITATION = """@inproceedings{choi2020ednet,
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = prepare_argument_parser(__doc__)
+    parser = raise_usage_errors(prepare_argument_parser(__doc__))
     parser.add_argument("--kt1_dir", required=True, help="The KT1 folder of u{N}.csv files.")
     parser.add_argument("--questions_csv", required=True, help="contents/questions.csv.")
     parser.add_argument("--item_text", required=True, help="CSV or Parquet question_id,text.")
     parser.add_argument("--missing_text", default="error", choices=list(MISSING_TEXT_CHOICES))
     split, args = parse_prepare_arguments(parser, argv)
+    check_output_dir(args.output_dir, args.overwrite)
     data = load_ednet(
         args.kt1_dir,
         args.questions_csv,
@@ -63,4 +65,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    raise SystemExit(run_command_line(main))

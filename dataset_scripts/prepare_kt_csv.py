@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from gram_hf.scripts.command_line import check_output_dir, raise_usage_errors, run_command_line
 from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
     parse_prepare_arguments,
@@ -21,7 +22,7 @@ from gram_hf.tasks.knowledge_tracing.csv import TIMESTAMP_UNITS, load_kt_csv
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = prepare_argument_parser(__doc__)
+    parser = raise_usage_errors(prepare_argument_parser(__doc__))
     parser.add_argument("--interactions", required=True, help="CSV or Parquet user_id,item_id,timestamp,correct.")
     parser.add_argument("--items", required=True, help="CSV or Parquet item_id,text.")
     parser.add_argument("--feature_columns", default="", help="Comma-separated categorical interaction columns.")
@@ -29,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--name", default="Knowledge-tracing dataset", help="Title of the dataset card.")
     parser.add_argument("--license", default=None, help="Hub licence id of the data, e.g. cc-by-4.0.")
     split, args = parse_prepare_arguments(parser, argv)
+    check_output_dir(args.output_dir, args.overwrite)
     features = [name for name in args.feature_columns.split(",") if name]
     data = load_kt_csv(
         args.interactions,
@@ -50,4 +52,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    raise SystemExit(run_command_line(main))

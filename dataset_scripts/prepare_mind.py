@@ -22,6 +22,7 @@ from pathlib import Path
 
 from gram_hf.data import InteractionData
 from gram_hf.dataset_output import add_output_arguments, write_output
+from gram_hf.scripts.command_line import check_argument_values, check_output_dir, raise_usage_errors, run_command_line
 from gram_hf.tasks.news_recommendation import NEWS_TEXT_FIELDS, load_mind
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ def dataset_card(data: InteractionData) -> str:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    raise_usage_errors(parser)
     parser.add_argument("--data_dir", required=True, help="Folder holding MIND<variant>_train/_dev[/_test].")
     parser.add_argument("--variant", default=None, help="large or small, when data_dir holds both.")
     parser.add_argument(
@@ -136,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--cache_dir", default=None, help="datasets cache of the parsed raw files.")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
+    check_argument_values(vars(args))
+    check_output_dir(args.output_dir, args.overwrite)
 
     data = load_mind(
         args.data_dir,
@@ -167,4 +171,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    raise SystemExit(run_command_line(main))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from gram_hf.scripts.command_line import check_output_dir, raise_usage_errors, run_command_line
 from gram_hf.tasks.knowledge_tracing.cli import (
     dataset_card,
     parse_prepare_arguments,
@@ -21,10 +22,11 @@ from gram_hf.tasks.knowledge_tracing.poj import load_poj
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    parser = prepare_argument_parser(__doc__)
+    parser = raise_usage_errors(prepare_argument_parser(__doc__))
     parser.add_argument("--log_csv", required=True, help="poj_log.csv (User, Problem, Result, Submit Time, ...).")
     parser.add_argument("--problem_text", required=True, help="CSV or Parquet problem_id,text.")
     split, args = parse_prepare_arguments(parser, argv)
+    check_output_dir(args.output_dir, args.overwrite)
     data = load_poj(args.log_csv, args.problem_text, split=split, cache_dir=args.cache_dir)
     card = dataset_card(
         data,
@@ -40,4 +42,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    main()
+    raise SystemExit(run_command_line(main))

@@ -9,8 +9,9 @@ option); it runs the same as `gram-hf knowledge_tracing ...` and
     python recipes/knowledge_tracing.py --help
 """
 
+from gram_hf.scripts.command_line import run_command_line
 from gram_hf.scripts.knowledge_tracing import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
 from gram_hf.scripts.knowledge_tracing import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

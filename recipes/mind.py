@@ -8,8 +8,9 @@ option); it runs the same as `gram-hf mind ...` and `accelerate launch -m gram_h
     python recipes/mind.py --help
 """
 
+from gram_hf.scripts.command_line import run_command_line
 from gram_hf.scripts.mind import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
 from gram_hf.scripts.mind import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

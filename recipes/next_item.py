@@ -10,8 +10,9 @@ option); it runs the same as `gram-hf next_item ...` and `accelerate launch -m g
     python recipes/next_item.py --help
 """
 
+from gram_hf.scripts.command_line import run_command_line
 from gram_hf.scripts.next_item import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
 from gram_hf.scripts.next_item import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

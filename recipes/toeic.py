@@ -9,8 +9,9 @@ option); it runs the same as `gram-hf toeic ...` and `accelerate launch -m gram_
     python recipes/toeic.py --help
 """
 
+from gram_hf.scripts.command_line import run_command_line
 from gram_hf.scripts.toeic import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
 from gram_hf.scripts.toeic import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

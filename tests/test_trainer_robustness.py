@@ -148,3 +148,52 @@ def test_bf16_trains_with_an_fp32_item_table(base_model, catalog, kt_data, tmp_p
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
     assert trainer.item_table.vectors.dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in trainer.gram_model.parameters())
+
+
+def test_resume_names_a_missing_checkpoint_and_logs_where_it_starts(base_model, catalog, kt_data, tmp_path, caplog):
+    settings = {"gram_mode": "gram", "gram_interval": "3", "max_steps": 6, "save_strategy": "steps", "save_steps": 2}
+    train(base_model, catalog, kt_data, tmp_path, **settings)
+    out = tmp_path / "out"
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, **settings)
+    with pytest.raises(FileNotFoundError, match=r"No such checkpoint: .*checkpoint-3; the complete checkpoints in "
+                                                r".*out: checkpoint-2, checkpoint-4, checkpoint-6"):  # fmt: skip
+        trainer.train(resume_from_checkpoint=str(out / "checkpoint-3"))
+    with pytest.raises(
+        FileNotFoundError, match="No checkpoint to resume from: .*empty/out holds no complete checkpoint"
+    ):
+        make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path / "empty").train(
+            resume_from_checkpoint=True
+        )
+
+    with caplog.at_level("INFO", logger="gram_hf.trainer"):
+        trainer.train(resume_from_checkpoint=str(out / "checkpoint-4"))
+    (line,) = [record.getMessage() for record in caplog.records if record.getMessage().startswith("Resumed")]
+    # windows of 3 steps end at 3 and 6: step 4 is one step into the second
+    assert line.startswith("Resumed from step 4 (epoch ") and line.endswith(
+        f"of 6, window 2 of 2 (steps 4-6, 1 done): {out / 'checkpoint-4'}"
+    )
+
+
+def test_save_total_limit_keeps_the_best_checkpoint_and_the_latest(base_model, catalog, kt_data, tmp_path):
+    scores = iter([0.9, 0.1, 0.2])  # the first evaluation is the best
+
+    def compute_metrics(prediction):
+        return {"score": next(scores)}
+
+    listings = []
+
+    class ListCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            listings.append(sorted(os.listdir(args.output_dir)))
+
+    _, trainer = train(
+        base_model, catalog, kt_data, tmp_path, gram_mode="gram", max_steps=6, save_strategy="steps", save_steps=2,
+        eval_strategy="steps", eval_steps=2, save_total_limit=1, load_best_model_at_end=True,
+        metric_for_best_model="score", eval_dataset=kt_data.test, compute_metrics=compute_metrics,
+        callbacks=[ListCheckpoints()],
+    )  # fmt: skip
+    assert trainer.state.best_model_checkpoint.endswith("checkpoint-2")
+    # while training: the best and the latest (rotation waits for the new checkpoint to be complete)
+    assert listings[-1] == ["checkpoint-2", "checkpoint-6"]
+    # at the end, with save_total_limit=1, the Trainer keeps the best alone
+    assert sorted(os.listdir(tmp_path / "out")) == ["checkpoint-2"]

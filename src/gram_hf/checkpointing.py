@@ -96,15 +96,26 @@ def mark_checkpoint_complete(folder: str | os.PathLike, global_step: int) -> Non
     os.replace(marker + ".tmp", marker)
 
 
-def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The highest-step complete checkpoint in `output_dir`, warning about newer incomplete ones it skips."""
+def _checkpoint_folders(output_dir: str | os.PathLike) -> dict[int, str]:
+    """The `checkpoint-<step>` folders in `output_dir` by step, complete or not."""
     if not os.path.isdir(output_dir):
-        return None
+        return {}
     steps = {}
     for name in os.listdir(output_dir):
         prefix, _, step = name.rpartition("-")
         if prefix == PREFIX_CHECKPOINT_DIR and step.isdigit() and os.path.isdir(os.path.join(output_dir, name)):
             steps[int(step)] = os.path.join(output_dir, name)
+    return steps
+
+
+def complete_checkpoints(output_dir: str | os.PathLike) -> list[str]:
+    """The complete checkpoints in `output_dir`, by ascending step."""
+    return [folder for _, folder in sorted(_checkpoint_folders(output_dir).items()) if is_complete_checkpoint(folder)]
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The highest-step complete checkpoint in `output_dir`, warning about newer incomplete ones it skips."""
+    steps = _checkpoint_folders(output_dir)
     skipped = []
     for step in sorted(steps, reverse=True):
         if is_complete_checkpoint(steps[step]):
@@ -115,26 +126,41 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def _what_can_resume(folder: str | os.PathLike) -> str:
+    """Where one can resume from instead: the complete checkpoints in `folder`, or that there are none."""
+    complete = complete_checkpoints(folder)
+    if not complete:
+        return f"{folder} holds no complete checkpoint"
+    names = ", ".join(os.path.basename(path) for path in complete)
+    return f"the complete checkpoints in {folder}: {names} (--resume_from_checkpoint True takes the last)"
+
+
 def resolve_resume_checkpoint(
     resume_from_checkpoint: str | os.PathLike | bool | None, output_dir: str | os.PathLike
 ) -> str | os.PathLike | bool | None:
     """
     `resume_from_checkpoint` as `Trainer.train` should see it: `True` becomes the last complete checkpoint in
-    `output_dir` (an error when there is none), an explicit path must be a complete checkpoint, anything else is
-    returned unchanged.
+    `output_dir`, an explicit path must be a complete checkpoint, anything else is returned unchanged.
+
+    Raises:
+        `FileNotFoundError`: `True` and `output_dir` holds no complete checkpoint, or the path does not exist.
+        `ValueError`: the path is a checkpoint interrupted while saving (or not a GramTrainer checkpoint).
+        Each message names the complete checkpoints there are.
     """
     if resume_from_checkpoint is True:
         checkpoint = last_complete_checkpoint(output_dir)
         if checkpoint is None:
-            raise ValueError(f"No complete checkpoint found in output directory ({output_dir}).")
+            raise FileNotFoundError(f"No checkpoint to resume from: {_what_can_resume(output_dir)}.")
         return checkpoint
-    if isinstance(resume_from_checkpoint, str | os.PathLike) and not is_complete_checkpoint(resume_from_checkpoint):
-        parent = os.path.dirname(os.path.abspath(resume_from_checkpoint))
-        raise ValueError(
-            f"{resume_from_checkpoint} is not a complete GramTrainer checkpoint (no {CHECKPOINT_COMPLETE_NAME}): "
-            "it was interrupted while saving or written by another trainer. Resume from an earlier checkpoint "
-            f"(the last complete one in its folder: {last_complete_checkpoint(parent)})."
-        )
+    if isinstance(resume_from_checkpoint, str | os.PathLike):
+        parent = os.path.dirname(os.path.normpath(resume_from_checkpoint)) or "."
+        if not os.path.isdir(resume_from_checkpoint):
+            raise FileNotFoundError(f"No such checkpoint: {resume_from_checkpoint}; {_what_can_resume(parent)}.")
+        if not is_complete_checkpoint(resume_from_checkpoint):
+            raise ValueError(
+                f"{resume_from_checkpoint} is not a complete GramTrainer checkpoint (no {CHECKPOINT_COMPLETE_NAME}): "
+                f"it was interrupted while saving or written by another trainer; {_what_can_resume(parent)}."
+            )
     return resume_from_checkpoint
 
 
@@ -147,9 +173,10 @@ def save_checkpoint_crash_safe(
 ) -> None:
     """
     Runs `save` (the Trainer's own `_save_checkpoint`, which writes `checkpoint-<global_step>` in `run_dir`) so that an
-    interruption never costs the last complete checkpoint: an unmarked folder of the same step, left by an interrupted
-    save, is removed first; the folder is marked complete only after every process has written its part; and older
-    checkpoints are rotated out (`args.save_total_limit`) only after that.
+    interruption never costs the last complete checkpoint: a folder of the same step (left incomplete by an
+    interrupted save, or complete from a run this one resumed) is removed first; the folder is marked complete only
+    after every process has written its part; and older checkpoints are rotated out (`args.save_total_limit`, the
+    best checkpoint kept as the Trainer keeps it) only after that.
 
     Args:
         save (`Callable[[], None]`): writes the checkpoint; called on every process.
@@ -160,8 +187,11 @@ def save_checkpoint_crash_safe(
         barrier (`Callable[[], None]`): waits for every process.
     """
     folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-    if args.should_save and os.path.isdir(folder) and not is_complete_checkpoint(folder):
-        logger.warning(f"Replacing {folder}, left incomplete by an interrupted save.")
+    if args.should_save and os.path.isdir(folder):
+        # Written over in place, a complete folder (from a run this one resumed) would keep its marker over a mix of
+        # old and new files if this save were interrupted.
+        how = "from an earlier run" if is_complete_checkpoint(folder) else "left incomplete by an interrupted save"
+        logger.warning(f"Replacing {folder}, {how}.")
         shutil.rmtree(folder)
     barrier()
     save_total_limit = args.save_total_limit
@@ -188,6 +218,7 @@ __all__ = [
     "CHECKPOINT_COMPLETE_NAME",
     "GRAM_STATE_NAME",
     "GramState",
+    "complete_checkpoints",
     "is_complete_checkpoint",
     "last_complete_checkpoint",
     "mark_checkpoint_complete",

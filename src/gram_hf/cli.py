@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .scripts import PROGRAMS
+from .scripts.command_line import EXIT_USAGE, run_command_line
 
 USAGE = (
     "usage: gram-hf <program> [options]   (gram-hf <program> --help for its options)\n"
@@ -21,19 +22,21 @@ USAGE = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs `gram-hf <program> [options]`; returns the exit status."""
+    """
+    Runs `gram-hf <program> [options]`; returns the exit status: 0, 2 for a command line that cannot run, 1 for a run
+    that failed on its data, each failure in one line (see [`~gram_hf.scripts.command_line.run_command_line`]).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if argv else 2
+        return 0 if argv else EXIT_USAGE
     name, options = argv[0].replace("-", "_"), argv[1:]
     if name not in PROGRAMS:
         print(f"gram-hf: unknown program {argv[0]!r}; choose one of: {', '.join(PROGRAMS)}.", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     program = importlib.import_module(f"gram_hf.scripts.{name}")
     sys.argv = [f"gram-hf {name}", *options]  # what --help and the results' command line show
-    program.main(options)
-    return 0
+    return run_command_line(program.main, options, prog=f"gram-hf {name}")
 
 
 if __name__ == "__main__":

@@ -348,6 +348,20 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is not None:
             self._gram_state().load(checkpoint)
+            logger.info(self._resume_summary(checkpoint))
+
+    def _resume_summary(self, checkpoint: str) -> str:
+        """Where a resumed run starts: the step, the epoch and, for GRAM windows longer than a step, the window."""
+        step, epoch = self.state.global_step, self.state.epoch or 0.0
+        line = f"Resumed from step {step} (epoch {epoch:.2f}) of {self.state.max_steps}"
+        if self.args.gram_mode == "gram" and self._uses_item_table:
+            ends = self._window_schedule().window_ends()
+            done = [end for end in ends if end <= step]
+            following = next((end for end in ends if end > step), None)
+            if following is not None:
+                start = done[-1] if done else 0
+                line += f", window {len(done) + 1} of {len(ends)} (steps {start + 1}-{following}, {step - start} done)"
+        return f"{line}: {checkpoint}"
 
     def _gram_state(self) -> checkpointing.GramState:
         """What a checkpoint holds beside the Trainer's own files: the counters, the CE optimization, the ItemTable."""

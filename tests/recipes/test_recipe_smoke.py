@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+from transformers import AutoModel, AutoTokenizer
 
 import gram_hf
 from gram_hf.scripts import RESULTS_NAME, parse_recipe_args
@@ -46,20 +46,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory, tokenizer):
-    """A 2-layer, hidden-32 BERT with the MiniLM vocabulary, saved with the MiniLM tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny_encoder")
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def smoke_argv(name: str, tiny_encoder: str, tmp_path: Path) -> list[str]:

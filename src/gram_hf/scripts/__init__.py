@@ -8,7 +8,15 @@ the same programs.
 
 Shared pieces: [`arguments`] (argument dataclasses, paper defaults, [`parse_recipe_args`]), [`synthetic_cache`] (the
 embedded default's synthetic raw files), [`pipeline`] (model, trainer, train/evaluate for any registered task:
-[`run_task`]) and [`report`] (export, `results.json`, the results table).
+[`run_task`]), [`report`] (export, `results.json`, the results table) and [`command_line`] (one-line errors, exit
+statuses, the argument value checks).
+
+Every program checks its arguments before it loads data or weights or writes anything, and fails in one line: exit
+status 2 for the command line (a bad value, flags that contradict each other, a missing checkpoint), 1 for the data;
+`--debug` (or `GRAM_HF_DEBUG=1`) shows the traceback. `--save_steps N` alone saves and evaluates every N steps (the
+evaluation follows the saves so that the best checkpoint can be restored); `--resume_from_checkpoint
+<output_dir>/checkpoint-N` (or `True`: the last complete one) resumes. The embedded default removes its checkpoints
+after training (the model and the encoder export stay) unless a checkpoint option is given.
 """
 
 from .arguments import (
@@ -23,8 +31,9 @@ from .arguments import (
     parse_recipe_args,
     split_list,
 )
+from .command_line import UsageError, run_command_line
 from .pipeline import build_model, load_tokenizer, make_trainer, run_program, run_task, train_and_evaluate
-from .report import RESULTS_NAME, export_and_report, format_results_table
+from .report import RESULTS_NAME, data_summary, export_and_report, format_results_table
 from .synthetic_cache import (
     SyntheticDataset,
     cached_synthetic_dataset,
@@ -50,8 +59,10 @@ __all__ = [
     "RecipeArguments",
     "ScriptArguments",
     "SyntheticDataset",
+    "UsageError",
     "build_model",
     "cached_synthetic_dataset",
+    "data_summary",
     "export_and_report",
     "format_results_table",
     "knowledge_tracing_data",
@@ -59,6 +70,7 @@ __all__ = [
     "make_trainer",
     "parse_recipe_args",
     "run_program",
+    "run_command_line",
     "run_task",
     "split_list",
     "synthetic_knowledge_tracing",

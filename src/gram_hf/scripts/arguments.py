@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -20,12 +21,16 @@ from transformers import HfArgumentParser
 from transformers.utils import logging as hf_logging
 
 from ..adapters import LoraArguments
+from ..checkpointing import complete_checkpoints, resolve_resume_checkpoint
 from ..modeling import default_encoder_path
 from ..tasks.knowledge_tracing.split_arguments import KnowledgeTracingSplitArguments
 from ..training_args import GramTrainingArguments
+from .command_line import UsageError, check_argument_values, raise_usage_errors
 
 if TYPE_CHECKING:
     from ..data import InteractionData
+
+logger = logging.getLogger(__name__)
 
 # The GRAM paper's training setup (Yang et al., NAACL 2022, and PLM-NR for news): Adam with lr 1e-4 for both the CF
 # module and the content encoder, a linear warmup, evaluation every epoch with early stopping (patience 10) on
@@ -167,10 +172,10 @@ class KnowledgeTracingArguments(KnowledgeTracingSplitArguments, ScriptArguments)
         available = data.stats.get("features", {})
         unknown = [name for name in features if name not in available]
         if unknown:
-            raise ValueError(f"--features {unknown} are not features of this dataset; it has {sorted(available)}.")
+            raise UsageError(f"--features {unknown} are not features of this dataset; it has {sorted(available)}.")
         not_fed = [name for name in current if name not in features]
         if not_fed:
-            raise ValueError(f"--current_features {not_fed} must also be among --features {features}.")
+            raise UsageError(f"--current_features {not_fed} must also be among --features {features}.")
         head_config: dict[str, Any] = {}
         if features:
             head_config = {"features": {name: int(available[name]) for name in features}, "current_features": current}
@@ -242,6 +247,12 @@ class ModelArguments(LoraArguments):
         return kwargs
 
 
+CHECKPOINT_OPTIONS = frozenset({"save_strategy", "save_steps", "save_total_limit", "resume_from_checkpoint"})
+"""Options that ask for checkpoints. Without any of them the embedded default removes its checkpoints after training
+(they hold the optimizers' state, only needed to resume; the model and the encoder export stay); with one it keeps
+every checkpoint (up to `--save_total_limit` when given: the best and the latest always stay)."""
+
+
 @dataclass
 class RecipeArguments:
     """
@@ -254,6 +265,10 @@ class RecipeArguments:
         demo_settings (`dict`): the demo defaults applied (those the command line did not set); empty for real data.
         explicit (`frozenset[str]`): the options given on the command line (field names).
         start_time (`float`): `time.perf_counter()` when the arguments were parsed.
+        implied_settings (`dict`): settings that follow from the options given (e.g. evaluation at the steps of
+            `--save_steps`, so that the best checkpoint can be restored), logged and in the results.
+        keep_checkpoints (`bool`): whether the checkpoints stay after training; `False` for the embedded default
+            unless a checkpoint option ([`CHECKPOINT_OPTIONS`]) was given.
     """
 
     data: Any
@@ -263,6 +278,8 @@ class RecipeArguments:
     demo_settings: dict[str, Any]
     explicit: frozenset[str]
     start_time: float
+    implied_settings: dict[str, Any] = field(default_factory=dict)
+    keep_checkpoints: bool = True
 
     def given(self, name: str) -> bool:
         """Whether the option `name` was given on the command line."""
@@ -286,6 +303,88 @@ def _explicit_destinations(parser: HfArgumentParser, argv: Sequence[str]) -> set
     return explicit
 
 
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _steps(value: float) -> float | int:
+    """A step count as given: `20.0` (TrainingArguments' float field) is `20`, a ratio stays a float."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _is_multiple(save_steps: float, eval_steps: float) -> bool:
+    """Whether saves fall on evaluations (TrainingArguments' rule for `load_best_model_at_end`)."""
+    if save_steps >= 1 and eval_steps >= 1:
+        return save_steps % eval_steps == 0
+    scale = 1_000_000  # ratios of the training steps, compared in integers as TrainingArguments does
+    return round(save_steps * scale) % max(round(eval_steps * scale), 1) == 0
+
+
+def _follow_checkpoint_options(parser: HfArgumentParser, argv: Sequence[str], explicit: set[str]) -> dict[str, Any]:
+    """
+    Makes the save and evaluation schedules the command line names work together, as parser defaults (so that what
+    is given always wins), and returns what it set:
+
+    - `--save_steps N` alone means `--save_strategy steps` (the programs save per epoch by default), as `--eval_steps`
+      means `--eval_strategy steps`;
+    - `load_best_model_at_end` (on by default) needs evaluations where checkpoints are saved: when only one of the two
+      schedules is given, the other follows it;
+    - `--save_strategy no` (no checkpoints) or `--eval_strategy no` (no evaluations) leave no best checkpoint to
+      restore: `load_best_model_at_end` is switched off unless given.
+
+    When both schedules are given and disagree, TrainingArguments' error stands.
+    """
+    implied: dict[str, Any] = {}
+    for kind in ("save", "eval"):
+        if f"{kind}_steps" in explicit and f"{kind}_strategy" not in explicit:
+            implied[f"{kind}_strategy"] = "steps"
+    parser.set_defaults(**implied)
+    values = vars(parser.parse_known_args(list(argv))[0])
+    if not values["load_best_model_at_end"]:
+        return implied
+    save, evaluate = _strategy(values["save_strategy"]), _strategy(values["eval_strategy"])
+    save_steps, eval_steps = _steps(values["save_steps"]), _steps(values["eval_steps"] or values["logging_steps"])
+    save_given = bool({"save_strategy", "save_steps"} & explicit)
+    eval_given = bool({"eval_strategy", "eval_steps"} & explicit)
+    if save == "best" or (save == evaluate and (save != "steps" or _is_multiple(save_steps, eval_steps))):
+        return implied
+    if "no" in (save, evaluate) and "load_best_model_at_end" not in explicit:
+        implied["load_best_model_at_end"] = False
+    elif save_given and not eval_given:
+        implied["eval_strategy"] = save
+        if save == "steps":
+            implied["eval_steps"] = save_steps
+    elif eval_given and not save_given:
+        implied["save_strategy"] = evaluate
+        if evaluate == "steps":
+            implied["save_steps"] = eval_steps
+    parser.set_defaults(**implied)
+    return implied
+
+
+def _check_resume(training_args: GramTrainingArguments, synthetic: bool) -> None:
+    """
+    `--resume_from_checkpoint PATH|True`, checked before any loading: the checkpoint must be there and complete.
+    `True` (or `last`) becomes the last complete checkpoint of `--output_dir`.
+    """
+    resume = training_args.resume_from_checkpoint
+    if resume is None or str(resume).strip().lower() in ("", "false", "none"):
+        training_args.resume_from_checkpoint = None
+        return
+    wanted = True if str(resume).strip().lower() in ("true", "last") else str(resume)
+    try:
+        training_args.resume_from_checkpoint = str(resolve_resume_checkpoint(wanted, training_args.output_dir))
+    except (OSError, ValueError) as error:
+        hint = ""
+        folder = training_args.output_dir if wanted is True else os.path.dirname(os.path.normpath(wanted)) or "."
+        if synthetic and not complete_checkpoints(folder):
+            hint = (
+                " The embedded default removes its checkpoints after training unless a checkpoint option is given "
+                "(--save_strategy, --save_steps, --save_total_limit)."
+            )
+        raise UsageError(f"--resume_from_checkpoint {resume}: {error}{hint}") from error
+
+
 def parse_recipe_args(
     data_class: type[ScriptArguments],
     argv: Sequence[str] | None = None,
@@ -295,15 +394,23 @@ def parse_recipe_args(
     uses_synthetic: Callable[[Any], bool],
 ) -> RecipeArguments:
     """
-    Parses `(data_class, ModelArguments, GramTrainingArguments)` from `argv` (default: `sys.argv[1:]`).
+    Parses `(data_class, ModelArguments, GramTrainingArguments)` from `argv` (default: `sys.argv[1:]`) and checks
+    everything that can be checked before data and weights load: the values (see
+    [`~gram_hf.scripts.command_line.check_argument_values`]), the flags' consistency and the checkpoint to resume
+    from. Nothing is written.
 
     `defaults` (any field of the three) replace the dataclasses' defaults: the paper's settings for real data. When
     `uses_synthetic(data_args)` says no data was given, `demo_defaults` are applied on top, again only to the options
-    not on the command line, so `--num_train_epochs 10` still wins over the demo's epochs.
+    not on the command line, so `--num_train_epochs 10` still wins over the demo's epochs; given a checkpoint option
+    ([`CHECKPOINT_OPTIONS`]), the demo keeps every checkpoint. Save and evaluation schedules follow each other where
+    only one is given (see [`RecipeArguments.implied_settings`]).
+
+    Raises:
+        [`~gram_hf.scripts.command_line.UsageError`] (a `ValueError`): a command line that cannot run, in one line.
     """
     start_time = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((data_class, ModelArguments, GramTrainingArguments))
+    parser = raise_usage_errors(HfArgumentParser((data_class, ModelArguments, GramTrainingArguments)))
     parser.set_defaults(**defaults)
     if not _has_accelerator():
         # On a machine without an accelerator the run is on the CPU anyway, but TrainingArguments needs `use_cpu` to
@@ -312,24 +419,42 @@ def parse_recipe_args(
         parser.set_defaults(use_cpu=True)
     synthetic = False
     demo_settings: dict[str, Any] = {}
+    implied: dict[str, Any] = {}
     explicit = _explicit_destinations(parser, argv)
-    if not {"-h", "--help"} & set(argv):
-        # First the data arguments alone, to learn whether the embedded default runs (and TrainingArguments, which
-        # sets up devices, is built once).
-        data_fields = {f.name for f in fields(data_class)}
-        probe = HfArgumentParser(data_class, allow_abbrev=False)
-        probe.set_defaults(**{k: v for k, v in defaults.items() if k in data_fields})
-        probe_args, _ = probe.parse_known_args(argv)
-        probe_data = data_class(**{k: v for k, v in vars(probe_args).items() if k in data_fields})
-        synthetic = bool(uses_synthetic(probe_data))
-        if synthetic:
-            demo_settings = {key: value for key, value in demo_defaults.items() if key not in explicit}
-            parser.set_defaults(**demo_settings)
-    data_args, model_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        if not {"-h", "--help"} & set(argv):
+            # First the data arguments alone, to learn whether the embedded default runs (and TrainingArguments,
+            # which sets up devices, is built once).
+            data_fields = {f.name for f in fields(data_class)}
+            probe = raise_usage_errors(HfArgumentParser(data_class, allow_abbrev=False))
+            probe.set_defaults(**{k: v for k, v in defaults.items() if k in data_fields})
+            probe_args, _ = probe.parse_known_args(argv)
+            probe_data = data_class(**{k: v for k, v in vars(probe_args).items() if k in data_fields})
+            synthetic = bool(uses_synthetic(probe_data))
+            if synthetic:
+                demo_settings = {key: value for key, value in demo_defaults.items() if key not in explicit}
+                if CHECKPOINT_OPTIONS & explicit and "save_total_limit" not in explicit:
+                    demo_settings["save_total_limit"] = None  # the checkpoints asked for are all kept
+                parser.set_defaults(**demo_settings)
+            implied = _follow_checkpoint_options(parser, argv, explicit)
+        data_args, model_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    except UsageError:
+        raise
+    except ValueError as error:  # a dataclass's own validation, or HfArgumentParser's unused arguments
+        raise UsageError(str(error)) from error
+    check_argument_values({**vars(data_args), **vars(model_args), **vars(training_args)})
+    _check_resume(training_args, synthetic)
     setup_logging(training_args)
+    if implied:
+        settings = ", ".join(f"{key}={value}" for key, value in implied.items())
+        logger.info(
+            f"Set to go with the checkpoint options given: {settings} (the best checkpoint is restored at the end "
+            "only if evaluations fall on saves); give these options to choose otherwise."
+        )
     return RecipeArguments(
-        data_args, model_args, training_args, synthetic, demo_settings, frozenset(explicit), start_time
-    )
+        data_args, model_args, training_args, synthetic, demo_settings, frozenset(explicit), start_time,
+        implied_settings=implied, keep_checkpoints=not synthetic or bool(CHECKPOINT_OPTIONS & explicit),
+    )  # fmt: skip
 
 
 def _has_accelerator() -> bool:
@@ -350,11 +475,15 @@ def setup_logging(training_args: GramTrainingArguments) -> None:
     # The Trainer's dataloaders ask for pinned memory, which a CPU-only machine cannot give; torch warns every epoch.
     warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true but no accelerator.*")
     level = training_args.get_process_log_level()
-    logging.getLogger("gram_hf").setLevel(level)
+    # gram-hf's own notices (the synthetic data being generated, where a resumed run starts, the settings the
+    # checkpoint options imply) show on the main process unless a log level was asked for.
+    passive = training_args.should_log and str(training_args.log_level) == "passive"
+    logging.getLogger("gram_hf").setLevel(min(level, logging.INFO) if passive else level)
     hf_logging.set_verbosity(level)
 
 
 __all__ = [
+    "CHECKPOINT_OPTIONS",
     "KNOWLEDGE_TRACING_DEMO_DEFAULTS",
     "KNOWLEDGE_TRACING_TRAINING_DEFAULTS",
     "NEWS_TRAINING_DEFAULTS",

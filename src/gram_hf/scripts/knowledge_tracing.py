@@ -41,6 +41,7 @@ from .arguments import (
     RecipeArguments,
     split_list,
 )
+from .command_line import run_command_line
 from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
 
@@ -111,4 +112,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

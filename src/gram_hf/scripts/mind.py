@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from ..tasks.news_recommendation import find_mind_folders, load_mind, write_mind_prediction_from_output
 from .arguments import NEWS_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments, split_list
+from .command_line import run_command_line
 from .pipeline import run_program
 from .synthetic_cache import synthetic_mind
 
@@ -147,4 +148,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

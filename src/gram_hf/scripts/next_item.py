@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..tasks.next_item import LOSS_TYPES, load_amazon, load_movielens
 from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments
+from .command_line import UsageError, run_command_line
 from .pipeline import run_program
 from .synthetic_cache import synthetic_movielens
 
@@ -134,7 +135,7 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
     data_args = args.data
     if data_args.item_encoder == "id":
         if args.given("gram_mode") and args.training.gram_mode != "nocontent":
-            raise ValueError(
+            raise UsageError(
                 f"--item_encoder id trains an item-ID table; it cannot run --gram_mode {args.training.gram_mode}."
             )
         args.training.gram_mode = "nocontent"
@@ -165,4 +166,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

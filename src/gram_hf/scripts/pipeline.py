@@ -26,7 +26,7 @@ from ..modeling import GramModel
 from ..task_registry import GramTask, get_task
 from ..trainer import GramTrainer
 from .arguments import parse_recipe_args, split_list
-from .report import export_and_report
+from .report import data_summary, export_and_report
 
 if TYPE_CHECKING:
     import datasets
@@ -135,11 +135,9 @@ def train_and_evaluate(
     GRAM's cost counters. Every process returns the same results.
     """
     training_args = args.training
-    resume = training_args.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() in ("true", "last"):
-        resume = True  # the last complete checkpoint in output_dir
     start = time.perf_counter()
-    train_output = trainer.train(resume_from_checkpoint=resume)
+    # parse_recipe_args checked the checkpoint (and made `True` the last complete one in output_dir).
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     train_seconds = time.perf_counter() - start
     # Early stopping watches validation metrics; the final evaluation is not one of them.
     trainer.remove_callback(EarlyStoppingCallback)
@@ -147,9 +145,10 @@ def train_and_evaluate(
     counters = trainer.gram_metrics()
     results = {
         "recipe": recipe,
-        "data": source,
+        "data": {"source": source},
         "synthetic": args.synthetic,
         "demo_settings": dict(args.demo_settings),
+        "implied_settings": dict(args.implied_settings),
         "gram_mode": training_args.gram_mode,
         "gram_interval": training_args.gram_interval,
         "encoder": None if trainer.gram_model.encoder is None else args.model.encoder_path,
@@ -223,6 +222,7 @@ def run_task(
     results = train_and_evaluate(
         trainer, args, test_dataset=data[test_split], test_split=test_split, recipe=recipe, source=source
     )
+    results["data"] = data_summary(source, data.stats)
     results["task"] = task.name
     if task.describe is not None:
         results["dataset"] = task.describe(data)

@@ -43,6 +43,7 @@ from .arguments import (
     KnowledgeTracingArguments,
     RecipeArguments,
 )
+from .command_line import run_command_line
 from .pipeline import run_program
 from .synthetic_cache import knowledge_tracing_data
 
@@ -101,4 +102,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_command_line(main))

@@ -15,6 +15,7 @@ write_prepared(data, args, dataset_card(data, ...), pretty_name="POJ KT")
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,11 +50,22 @@ def prepare_argument_parser(description: str | None = None) -> HfArgumentParser:
 def parse_prepare_arguments(
     parser: HfArgumentParser, argv: Sequence[str] | None = None
 ) -> tuple[KnowledgeTracingSplitArguments, argparse.Namespace]:
-    """The split options (validated) and the script's other options, from `argv` (default: the command line)."""
-    split, args = parser.parse_args_into_dataclasses(
-        args=None if argv is None else list(argv), look_for_args_file=False
-    )
-    return split, args
+    """
+    The split options (validated) and the script's other options, from `argv` (default: the command line). Every
+    problem with them, an invalid split option included, goes through `parser.error` (argparse: exit status 2), so
+    that a script can report it as the command line's error.
+    """
+    namespace, unknown = parser.parse_known_args(None if argv is None else list(argv))
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    names = [field.name for field in dataclasses.fields(KnowledgeTracingSplitArguments) if field.init]
+    try:
+        split = KnowledgeTracingSplitArguments(**{name: getattr(namespace, name) for name in names})
+    except ValueError as error:
+        parser.error(str(error))
+    for name in names:
+        delattr(namespace, name)
+    return split, namespace
 
 
 def dataset_card(data: InteractionData, title: str, description: str, source: str, citation: str = "") -> str:
@@ -91,8 +103,10 @@ def dataset_card(data: InteractionData, title: str, description: str, source: st
         )
     lines += [
         "",
-        f"Items: {stats['items']['total']} ({stats['items']['cold_start']} cold-start). Cold-start interactions "
-        f"removed from train: {stats['cold_start_interactions']['removed_from_train']}. Dropped: "
+        f"Items: {stats['items']['total']} ({stats['items']['cold_start']} cold-start). "
+        + (f"Raw interaction rows read: {stats['rows_read']}. " if stats.get("rows_read") is not None else "")
+        + f"Cold-start interactions removed from train: {stats['cold_start_interactions']['removed_from_train']}. "
+        + "Dropped: "
         + (", ".join(f"{key} {value}" for key, value in stats["dropped"].items() if value) or "nothing")
         + ".",
         "",
