@@ -10,9 +10,14 @@ option); it runs the same as `gram-hf next_item ...` and `accelerate launch -m g
     python recipes/next_item.py --help
 """
 
-from gram_hf.scripts.command_line import run_command_line
-from gram_hf.scripts.next_item import *  # noqa: F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
-from gram_hf.scripts.next_item import main
+if __name__ == "__main__":
+    from _early_checks import check_command_line_early  # before torch loads: a bad value fails at once
+
+    check_command_line_early()
+
+from gram_hf.scripts.command_line import run_command_line  # noqa: E402
+from gram_hf.scripts.next_item import *  # noqa: E402, F403  (DataArguments, DEFAULTS, DEMO_DEFAULTS, ... for readers and tests)
+from gram_hf.scripts.next_item import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(run_command_line(main))

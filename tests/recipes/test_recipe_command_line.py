@@ -95,6 +95,38 @@ def test_recipe_script_exits_2_with_one_line(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no outputs/ folder
 
 
+@pytest.mark.parametrize("recipe", ["toeic", "mind", "next_item"])
+def test_recipe_refuses_a_bad_value_before_torch_is_imported(recipe, tmp_path):
+    """A usage error costs no torch/transformers import: the recipe checks its raw command line first."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(RECIPES_DIR / (recipe + '.py'))!r}, '--per_device_train_batch_size', '0']\n"
+        f"sys.path.insert(0, {str(RECIPES_DIR)!r})\n"
+        "try:\n"
+        "    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    heavy = sorted(m for m in ('torch', 'transformers', 'gram_hf') if m in sys.modules)\n"
+        "    print(exit.code, heavy)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+    assert completed.stdout.strip() == "2 []", completed.stderr
+    assert completed.stderr.strip().endswith("--per_device_train_batch_size must be a positive integer, got 0.")
+
+
+def test_early_check_reads_raw_values_like_the_parser():
+    from gram_hf.scripts.command_line import check_command_line_early, raw_argument_values
+
+    values = raw_argument_values(["--learning_rate=1e-3", "--save_steps", "0", "--save_strategy", "steps", "--x", "1"])
+    assert values == {"learning_rate": 1e-3, "save_steps": 0, "save_strategy": "steps"}
+    check_command_line_early(["--learning_rate", "0.1", "--help", "--per_device_train_batch_size", "0"])  # --help wins
+    check_command_line_early(["--per_device_train_batch_size", "4", "--max_steps", "3", "--num_train_epochs", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        check_command_line_early(["--save_strategy", "steps", "--save_steps", "0"], prog="x")
+    assert exit_info.value.code == EXIT_USAGE
+
+
 def test_save_steps_alone_saves_and_evaluates_at_those_steps(toeic, tmp_path):
     from gram_hf.scripts import parse_recipe_args
 

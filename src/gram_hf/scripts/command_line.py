@@ -125,6 +125,59 @@ def check_argument_values(values: Mapping[str, Any]) -> None:
             raise UsageError(f"--{name} must be {rule.requirement}, got {value!r}.")
 
 
+def _raw_value(text: str) -> Any:
+    """A command-line value as the argument dataclasses would type it, as far as the rules need: int, float or str."""
+    if text == "None":
+        return None
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def raw_argument_values(argv: Sequence[str]) -> dict[str, Any]:
+    """
+    `--name value` and `--name=value` pairs of a raw command line whose name [`check_argument_values`] reads (the
+    rules' fields and the fields their conditions read), typed by [`_raw_value`]; the last occurrence wins, as with
+    argparse.
+    """
+    names = {*ARGUMENT_RULES, "max_steps", "eval_strategy", "save_strategy"}
+    values: dict[str, Any] = {}
+    argv = list(argv)
+    for position, token in enumerate(argv):
+        if not token.startswith("--"):
+            continue
+        name, equals, value = token[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in names:
+            continue
+        if not equals:
+            if position + 1 >= len(argv) or argv[position + 1].startswith("--"):
+                continue  # argparse reports the missing value
+            value = argv[position + 1]
+        values[name] = _raw_value(value)
+    return values
+
+
+def check_command_line_early(argv: Sequence[str] | None = None, *, prog: str | None = None) -> None:
+    """
+    The value checks of [`check_argument_values`] on the raw command line, for an entry point to run before torch and
+    transformers are imported (seconds on a CPU machine): an invalid value ends the process at once with the one
+    line and exit status 2 that [`run_command_line`] would print after the imports. `--help` and valid values pass;
+    the full checks still run when the program parses its arguments.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(token in ("-h", "--help") for token in argv):
+        return
+    try:
+        check_argument_values(raw_argument_values(argv))
+    except UsageError as error:
+        status = _report(prog or os.path.basename(sys.argv[0]) or "gram-hf", error, EXIT_USAGE, False)
+        raise SystemExit(status) from None
+
+
 def check_output_dir(output_dir: str | os.PathLike, overwrite: bool) -> None:
     """
     Refuses, before anything is loaded, an `--output_dir` that a dataset script would refuse after loading: one that
@@ -205,6 +258,7 @@ __all__ = [
     "EXIT_USAGE",
     "UsageError",
     "check_argument_values",
+    "check_command_line_early",
     "check_output_dir",
     "one_line",
     "raise_usage_errors",
