@@ -204,3 +204,38 @@ def test_gram_hf_command_runs_the_programs(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["toeic", "--help"])
     assert exit_info.value.code == 0 and "--kt1_dir" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["knowledge_tracing", "next_item"])
+def test_hybrid_item_encoder_on_realistic_synthetic_data(name, tiny_encoder, tmp_path):
+    """`--item_encoder content+id` trains a hybrid whose cold-start items (the data's) keep their content vectors; the
+    realistic synthetic structure is cached apart from the planted one."""
+    argv = [*smoke_argv(name, tiny_encoder, tmp_path), "--item_encoder", "content+id",
+            "--synthetic_structure", "realistic", "--eval_strategy", "no", "--save_strategy", "no",
+            "--load_best_model_at_end", "false"]  # fmt: skip
+    if name == "next_item":
+        argv += ["--synthetic_scale", "0.05"]  # enough movies for new releases (cold-start items)
+    results = load_recipe(name).main(argv)
+    assert results["gram_mode"] == "gram" and "realistic structure" in results["data"]["source"]
+    assert (tmp_path / "synthetic").is_dir() and all(
+        folder.name.endswith("-realistic") for folder in (tmp_path / "synthetic").iterdir() if folder.is_dir()
+    )
+    model = AutoModel.from_pretrained(tmp_path / "out")
+    assert model.config.item_encoder == "content+id"
+    cold = model.cold_start_items
+    assert cold.any(), "the data's cold-start items were not marked"
+    assert torch.count_nonzero(model.item_id_table.weight[cold]) == 0
+    assert AutoModel.from_pretrained(tmp_path / "out" / "encoder") is not None
+
+
+def test_item_encoder_and_gram_mode_are_one_choice(tmp_path):
+    recipe = load_recipe("toeic")
+    with pytest.raises(ValueError, match="cannot run --gram_mode gram"):
+        recipe.main(["--item_encoder", "id", "--gram_mode", "gram", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="not --item_encoder content\\+id"):
+        recipe.main(["--item_encoder", "content+id", "--gram_mode", "nocontent", "--output_dir", str(tmp_path)])
+    args = parse_recipe_args(
+        recipe.DataArguments, ["--gram_mode", "nocontent", "--output_dir", str(tmp_path)],
+        defaults=recipe.DEFAULTS, demo_defaults=recipe.DEMO_DEFAULTS, uses_synthetic=lambda data: True,
+    )  # fmt: skip
+    assert args.model.item_encoder == "id"

@@ -103,6 +103,14 @@ class ScriptArguments:
         metadata={"help": "Embedded default only: the size of the synthetic data, a factor on the preset's counts."},
     )
     synthetic_seed: int = field(default=0, metadata={"help": "Embedded default only: seed of the synthetic data."})
+    synthetic_structure: str = field(
+        default="planted",
+        metadata={
+            "help": "Embedded default only: planted (the item text carries the signal) or realistic (skewed "
+            "popularity, collaborative structure the text explains only in part, shared and generic texts).",
+            "choices": ["planted", "realistic"],
+        },
+    )
     synthetic_dir: str | None = field(
         default=None,
         metadata={"help": "Where synthetic data is cached; default: $HF_HOME/gram_hf/synthetic."},
@@ -186,9 +194,20 @@ class KnowledgeTracingArguments(KnowledgeTracingSplitArguments, ScriptArguments)
 class ModelArguments(LoraArguments):
     """
     The [`GramModel`]: content encoder (backbone, pooling, projection, optional LoRA), item text lengths and head
-    options. With `--gram_mode nocontent` an item-ID table of `item_dim` (default: the encoder's hidden size) replaces
-    the encoder.
+    options. `--item_encoder id` (the same as `--gram_mode nocontent`) replaces the encoder with an item-ID table of
+    `item_dim` (default: the encoder's hidden size); `--item_encoder content+id` adds a learned ID row to each item's
+    content vector (hybrid), switched off for the data's cold-start items.
     """
+
+    item_encoder: str = field(
+        default="content",
+        metadata={
+            "help": "content: item vectors from the text encoder; id: an item-ID table (ID-only baseline, the same "
+            "as --gram_mode nocontent); content+id: content vector + a learned ID row (hybrid; cold-start items keep "
+            "content only).",
+            "choices": ["content", "id", "content+id"],
+        },
+    )
 
     encoder_name_or_path: str | None = field(
         default=None,
@@ -385,6 +404,29 @@ def _check_resume(training_args: GramTrainingArguments, synthetic: bool) -> None
         raise UsageError(f"--resume_from_checkpoint {resume}: {error}{hint}") from error
 
 
+def _reconcile_item_encoder(
+    model_args: ModelArguments, training_args: GramTrainingArguments, explicit: frozenset[str] | set[str]
+) -> None:
+    """
+    `--item_encoder id` and `--gram_mode nocontent` are one choice (an item-ID table, trained only by `nocontent`):
+    either implies the other; any other pairing is a [`UsageError`].
+    """
+    if model_args.item_encoder == "id":
+        if "gram_mode" in explicit and training_args.gram_mode != "nocontent":
+            raise UsageError(
+                f"--item_encoder id trains an item-ID table; it cannot run --gram_mode {training_args.gram_mode} "
+                "(drop one of them)."
+            )
+        training_args.gram_mode = "nocontent"
+    elif training_args.gram_mode == "nocontent":
+        if "item_encoder" in explicit:
+            raise UsageError(
+                f"--gram_mode nocontent trains an item-ID table, not --item_encoder {model_args.item_encoder} "
+                "(drop one of them)."
+            )
+        model_args.item_encoder = "id"
+
+
 def parse_recipe_args(
     data_class: type[ScriptArguments],
     argv: Sequence[str] | None = None,
@@ -443,6 +485,7 @@ def parse_recipe_args(
     except ValueError as error:  # a dataclass's own validation, or HfArgumentParser's unused arguments
         raise UsageError(str(error)) from error
     check_argument_values({**vars(data_args), **vars(model_args), **vars(training_args)})
+    _reconcile_item_encoder(model_args, training_args, explicit)
     _check_resume(training_args, synthetic)
     setup_logging(training_args)
     if implied:

@@ -102,7 +102,7 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
     if args.synthetic:
         synthetic = synthetic_mind(
             data_args.synthetic_preset or "small", data_args.synthetic_scale or 0.01, data_args.synthetic_seed,
-            data_args.synthetic_dir,
+            data_args.synthetic_dir, data_args.synthetic_structure,
         )  # fmt: skip
         data_dir, variant, source = synthetic.paths["data_dir"], synthetic.options["variant"], synthetic.describe()
     else:

@@ -11,7 +11,8 @@ each user's last item for test, the one before for validation):
     gram-hf next_item --dataset amazon --reviews reviews_Beauty_5.json.gz --metadata meta_Beauty.json.gz
     accelerate launch --multi_gpu --num_processes 4 -m gram_hf.scripts.next_item --data_dir ml-20m --bf16
 
-`--item_encoder id` trains the ID-based SASRec (an item-ID table, as `--gram_mode nocontent`) for comparison;
+`--item_encoder id` trains the ID-based SASRec (an item-ID table, as `--gram_mode nocontent`) for comparison, and
+`--item_encoder content+id` the hybrid (content vector + a learned ID row; cold-start items keep content only);
 `--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss. Early stopping watches
 validation NDCG@10; the reported (`test_*`) metrics are on the test targets.
 
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..tasks.next_item import LOSS_TYPES, load_amazon, load_movielens
 from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments
-from .command_line import UsageError, run_command_line
+from .command_line import run_command_line
 from .pipeline import run_program
 from .synthetic_cache import synthetic_movielens
 
@@ -91,14 +92,6 @@ class DataArguments(ScriptArguments):
     min_user_interactions: int = field(default=3, metadata={"help": "Users with fewer interactions are removed."})
     min_rating: float | None = field(default=None, metadata={"help": "MovieLens: keep only ratings at least this."})
     strict: bool = field(default=False, metadata={"help": "Fail on interactions naming items without metadata."})
-    item_encoder: str = field(
-        default="content",
-        metadata={
-            "help": "content: SASRec over the content encoder's item vectors (GRAM); id: over an item-ID table "
-            "(the ID-based SASRec, same as --gram_mode nocontent).",
-            "choices": ["content", "id"],
-        },
-    )
     loss_type: str = field(default="cce", metadata={"help": "SASRec's training loss.", "choices": list(LOSS_TYPES)})
     num_negatives: int | None = field(
         default=None, metadata={"help": "Negatives per position of the sampled losses (default: the head's)."}
@@ -133,12 +126,6 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
     """The dataset (the given files, or the embedded default's cached synthetic MovieLens), its description and the
     head's options."""
     data_args = args.data
-    if data_args.item_encoder == "id":
-        if args.given("gram_mode") and args.training.gram_mode != "nocontent":
-            raise UsageError(
-                f"--item_encoder id trains an item-ID table; it cannot run --gram_mode {args.training.gram_mode}."
-            )
-        args.training.gram_mode = "nocontent"
     filtering = {
         "min_item_interactions": data_args.min_item_interactions,
         "min_user_interactions": data_args.min_user_interactions,
@@ -151,8 +138,9 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
     data_dir, source = data_args.data_dir, data_args.data_dir
     if args.synthetic:
         synthetic = synthetic_movielens(
-            data_args.synthetic_scale or 0.05, data_args.synthetic_seed, data_args.synthetic_dir
-        )
+            data_args.synthetic_scale or 0.05, data_args.synthetic_seed, data_args.synthetic_dir,
+            data_args.synthetic_structure,
+        )  # fmt: skip
         data_dir, source = synthetic.paths["data_dir"], synthetic.describe()
     return load_movielens(data_dir, min_rating=data_args.min_rating, **filtering), source, options
 

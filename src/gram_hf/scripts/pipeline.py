@@ -47,17 +47,19 @@ def build_model(
     task: str | GramTask,
     num_items: int,
     head_config: Mapping[str, Any] | None = None,
+    cold_start_items: Sequence[bool] | None = None,
 ) -> GramModel:
     """
     The program's [`GramModel`] for `task`: the content encoder from `model_args.encoder_name_or_path` (default: the
     shipped MiniLM) with the task's pooling (unless `--pooling`) and an optional LoRA adapter (`--lora_r`), or, for
-    `--gram_mode nocontent`, an item-ID table of `num_items` rows; the task's head with `head_config` and the command
-    line's head options (`--head_config`, `--head_dropout`, which win).
+    `--gram_mode nocontent` (`--item_encoder id`), an item-ID table of `num_items` rows; with `--item_encoder
+    content+id`, both (the ID rows of `cold_start_items`, a mask over the catalog, switched off); the task's head with
+    `head_config` and the command line's head options (`--head_config`, `--head_dropout`, which win).
     """
     task = get_task(task) if isinstance(task, str) else task
     head_config = {**(head_config or {}), **model_args.head_kwargs()}
     set_seed(training_args.seed)  # the new weights (head, pooling, projection, adapter) start the same everywhere
-    if training_args.gram_mode == "nocontent":
+    if training_args.gram_mode == "nocontent" or model_args.item_encoder == "id":
         if model_args.lora_r is not None:
             raise ValueError("--lora_r adapts the content encoder; gram_mode='nocontent' has none.")
         item_dim = model_args.item_dim
@@ -66,7 +68,7 @@ def build_model(
 
             item_dim = AutoConfig.from_pretrained(model_args.encoder_path).hidden_size
         return GramModel.for_item_ids(num_items, item_dim, head_type=task.name, head_config=head_config)
-    return GramModel.from_encoder_pretrained(
+    model = GramModel.from_encoder_pretrained(
         model_args.encoder_path,
         head_type=task.name,
         head_config=head_config,
@@ -74,7 +76,12 @@ def build_model(
         item_dim=model_args.item_dim,
         attention_pooling_dim=model_args.attention_pooling_dim,
         lora_config=model_args.to_lora_config(),
+        item_encoder=model_args.item_encoder,
+        num_items=num_items if model_args.item_encoder == "content+id" else 0,
     )
+    if model_args.item_encoder == "content+id" and cold_start_items is not None:
+        model.set_cold_start_items(cold_start_items)
+    return model
 
 
 def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
@@ -198,7 +205,11 @@ def run_task(
     task = get_task(task) if isinstance(task, str) else task
     model_args, training_args = args.model, args.training
     eval_split, test_split = task.splits(data)
-    model = build_model(model_args, training_args, task=task, num_items=data.num_items, head_config=head_config)
+    cold_start = data.items["cold_start"] if "cold_start" in data.items.column_names else None
+    model = build_model(
+        model_args, training_args, task=task, num_items=data.num_items, head_config=head_config,
+        cold_start_items=cold_start,
+    )  # fmt: skip
     tokenizer = catalog = None
     if model.encoder is not None:
         tokenizer = load_tokenizer(model_args)

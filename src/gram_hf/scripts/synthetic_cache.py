@@ -1,6 +1,7 @@
 """
 The embedded default's data: synthetic raw files in each dataset's real format, generated once and cached under
-`$HF_HOME/gram_hf/synthetic/<dataset>-<preset>-<scale>-<seed>`, then read by the real loaders. A cache entry is
+`$HF_HOME/gram_hf/synthetic/<dataset>-<preset>-<scale>-<seed>` (`-realistic` appended for the realistic
+[`~gram_hf.tasks.synthetic_structure.SyntheticStructure`]), then read by the real loaders. A cache entry is
 rebuilt when the generator's code changes (its source hash is in the manifest) and written atomically.
 """
 
@@ -44,6 +45,7 @@ class SyntheticDataset:
     Attributes:
         folder (`Path`): its cache folder.
         name, preset (`str`), scale (`float`), seed (`int`): what was generated.
+        structure (`str`): the synthetic structure (`"planted"` or `"realistic"`, see `SyntheticStructure`).
         paths (`dict[str, str]`): the raw files/folders to give the loader (absolute).
         options (`dict`): other loader arguments (e.g. the Duolingo track).
         info (`dict`): the generator's counts (users, items, interactions, cold-start items, ...).
@@ -59,9 +61,14 @@ class SyntheticDataset:
     options: dict[str, Any]
     info: dict[str, Any]
     created: bool = False
+    structure: str = "planted"
 
     def describe(self) -> str:
-        return f"synthetic {self.name} (preset {self.preset}, scale {self.scale:g}, seed {self.seed}) in {self.folder}"
+        structure = "" if self.structure == "planted" else f", {self.structure} structure"
+        return (
+            f"synthetic {self.name} (preset {self.preset}, scale {self.scale:g}, seed {self.seed}{structure}) in "
+            f"{self.folder}"
+        )
 
 
 def _generator_version(*sources: Any) -> str:
@@ -87,6 +94,7 @@ def cached_synthetic_dataset(
     *,
     synthetic_dir: str | os.PathLike | None = None,
     version_of: Callable | tuple[Any, ...] | None = None,
+    structure: str = "planted",
 ) -> SyntheticDataset:
     """
     The synthetic dataset `<name>-<preset>-<scale>-<seed>` in the cache, generated on first use.
@@ -95,10 +103,11 @@ def cached_synthetic_dataset(
     `folder`) the loader reads, other loader options, and counts. It writes into a private staging folder that is
     renamed into place when complete, so concurrent runs and interrupted ones never see half-written data; a cache
     written by another version of the generator is regenerated. `version_of` names the code that writes the files
-    (a function or module, or a tuple of them when it spans several modules); it defaults to `generate`.
+    (a function or module, or a tuple of them when it spans several modules); it defaults to `generate`. `structure`
+    names the synthetic structure `generate` plants; a non-planted one gets its own folder.
     """
     root = synthetic_root(synthetic_dir)
-    folder = root / f"{name}-{preset}-{scale:g}-{seed}"
+    folder = root / (f"{name}-{preset}-{scale:g}-{seed}" + ("" if structure == "planted" else f"-{structure}"))
     version = _generator_version(*(version_of if isinstance(version_of, tuple) else (version_of or generate,)))
     manifest_path = folder / SYNTHETIC_MANIFEST_NAME
     if manifest_path.is_file():
@@ -117,6 +126,7 @@ def cached_synthetic_dataset(
             "preset": preset,
             "scale": scale,
             "seed": seed,
+            "structure": structure,
             "generator_version": version,
             "paths": {key: os.path.relpath(path, staging) for key, path in paths.items()},
             "options": options,
@@ -131,8 +141,9 @@ def cached_synthetic_dataset(
             # Another run put the same dataset in place first: use that one.
             shutil.rmtree(staging, ignore_errors=True)
             return cached_synthetic_dataset(
-                name, preset, scale, seed, generate, synthetic_dir=synthetic_dir, version_of=version_of
-            )
+                name, preset, scale, seed, generate, synthetic_dir=synthetic_dir, version_of=version_of,
+                structure=structure,
+            )  # fmt: skip
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -150,6 +161,7 @@ def _from_manifest(folder: Path, manifest: dict[str, Any], created: bool) -> Syn
         options=manifest["options"],
         info=manifest["info"],
         created=created,
+        structure=manifest.get("structure", "planted"),
     )
 
 
@@ -162,12 +174,19 @@ _KT_WRITERS = {
 
 
 def synthetic_knowledge_tracing(
-    name: str, preset: str, scale: float, seed: int = 0, synthetic_dir: str | os.PathLike | None = None
+    name: str,
+    preset: str,
+    scale: float,
+    seed: int = 0,
+    synthetic_dir: str | os.PathLike | None = None,
+    structure: str = "planted",
 ) -> SyntheticDataset:
     """
     Cached synthetic knowledge-tracing raw files (`name`: `duolingo`, `ednet`, `poj` or `kt_csv`), written by the
-    generators of `gram_hf.tasks.knowledge_tracing.raw_synthetic` in the real formats.
+    generators of `gram_hf.tasks.knowledge_tracing.raw_synthetic` in the real formats, with the synthetic
+    `structure` (`"planted"` or `"realistic"`).
     """
+    from ..tasks import synthetic_structure
     from ..tasks.knowledge_tracing import raw_synthetic, raw_synthetic_world, synthetic
 
     if name not in _KT_WRITERS:
@@ -175,7 +194,7 @@ def synthetic_knowledge_tracing(
     writer = getattr(raw_synthetic, _KT_WRITERS[name])
 
     def generate(folder: Path):
-        truth = writer(folder, preset=preset, scale=scale, seed=seed)
+        truth = writer(folder, preset=preset, scale=scale, seed=seed, structure=structure)
         paths, options = {}, {}
         for key, value in truth.files.items():
             if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(folder):
@@ -192,9 +211,9 @@ def synthetic_knowledge_tracing(
         return paths, options, info
 
     # The files come from the writers, the world they lay out and the word lists that world draws texts from.
-    version_of = (raw_synthetic, raw_synthetic_world, synthetic)
+    version_of = (raw_synthetic, raw_synthetic_world, synthetic, synthetic_structure)
     return cached_synthetic_dataset(
-        name, preset, scale, seed, generate, synthetic_dir=synthetic_dir, version_of=version_of
+        name, preset, scale, seed, generate, synthetic_dir=synthetic_dir, version_of=version_of, structure=structure
     )
 
 
@@ -215,19 +234,28 @@ def knowledge_tracing_data(
         data_args.synthetic_scale or default_scale,
         data_args.synthetic_seed,
         data_args.synthetic_dir,
+        data_args.synthetic_structure,
     )
     cold_start = None if args.given("cold_start_items") else int(synthetic.info["cold_start_items"])
     return synthetic, data_args.canonical_kwargs(cold_start)
 
 
 def synthetic_mind(
-    preset: str, scale: float, seed: int = 0, synthetic_dir: str | os.PathLike | None = None
+    preset: str,
+    scale: float,
+    seed: int = 0,
+    synthetic_dir: str | os.PathLike | None = None,
+    structure: str = "planted",
 ) -> SyntheticDataset:
-    """A cached synthetic MIND download (`MIND<preset>_train/_dev` and, for `large`, `_test`) in MIND's raw format."""
+    """
+    A cached synthetic MIND download (`MIND<preset>_train/_dev` and, for `large`, `_test`) in MIND's raw format, with
+    the synthetic `structure`.
+    """
+    from ..tasks import synthetic_structure
     from ..tasks.news_recommendation import synthetic
 
     def generate(folder: Path):
-        truth = synthetic.make_synthetic_mind(folder, preset, scale, seed=seed)
+        truth = synthetic.make_synthetic_mind(folder, preset, scale, seed=seed, structure=structure)
         info = {
             "users": len(truth.user_ids),
             "news": len(truth.news_ids),
@@ -236,28 +264,36 @@ def synthetic_mind(
         return {"data_dir": str(folder)}, {"variant": truth.variant}, info
 
     return cached_synthetic_dataset(
-        "mind", preset, scale, seed, generate, synthetic_dir=synthetic_dir, version_of=synthetic.make_synthetic_mind
-    )
+        "mind", preset, scale, seed, generate, synthetic_dir=synthetic_dir,
+        version_of=(synthetic.make_synthetic_mind, synthetic_structure), structure=structure,
+    )  # fmt: skip
 
 
 def synthetic_movielens(
-    scale: float, seed: int = 0, synthetic_dir: str | os.PathLike | None = None
+    scale: float,
+    seed: int = 0,
+    synthetic_dir: str | os.PathLike | None = None,
+    structure: str = "planted",
 ) -> SyntheticDataset:
     """
-    A cached synthetic MovieLens download (`ratings.csv` and `movies.csv` in the ML-20M layout) with a planted genre
-    signal; `scale` 1.0 is 6,000 users and 3,000 movies (MovieLens-1M's size).
+    A cached synthetic MovieLens download (`ratings.csv` and `movies.csv` in the ML-20M layout) with the synthetic
+    `structure` (planted: a genre signal in the text); `scale` 1.0 is 6,000 users and 3,000 movies (MovieLens-1M's
+    size).
     """
+    from ..tasks import synthetic_structure
     from ..tasks.next_item import synthetic
 
     def generate(folder: Path):
         num_users, num_items = max(20, round(6000 * scale)), max(30, round(3000 * scale))
-        truth = synthetic.make_synthetic_movielens(folder, num_users=num_users, num_items=num_items, seed=seed)
+        truth = synthetic.make_synthetic_movielens(
+            folder, num_users=num_users, num_items=num_items, seed=seed, structure=structure
+        )
         info = {"users": truth.num_users, "items": len(truth.item_ids), "interactions": truth.num_interactions}
         return {"data_dir": str(folder)}, {}, info
 
     return cached_synthetic_dataset(
         "movielens", "ml", scale, seed, generate, synthetic_dir=synthetic_dir,
-        version_of=synthetic.make_synthetic_movielens,
+        version_of=(synthetic.make_synthetic_movielens, synthetic_structure), structure=structure,
     )  # fmt: skip
 
 
