@@ -58,6 +58,10 @@ DEFAULTS = {
     "lr_scheduler_type": "constant",
     "metric_for_best_model": "ndcg@10",
     "item_max_length": 64,
+    # A full-catalog loss needs more than one encoder step per window (one per window left content-based SASRec below
+    # popularity on realistic data): one step per encoder mini-batch, three passes over the window's items.
+    "encoder_update": "per_batch",
+    "encoder_epochs": 3,
 }
 DEMO_DEFAULTS = {
     "synthetic_scale": 0.05,

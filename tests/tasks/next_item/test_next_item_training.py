@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -119,3 +121,20 @@ def test_gram_cost_of_full_catalog_and_sampled_losses(movielens, catalog, tiny_b
     else:
         assert counters["unique_items"] < 4 * num_items
         assert counters["encoder_items_backward"] < 2 * num_items
+
+
+@pytest.mark.parametrize(("loss_type", "update", "interval", "warns"), [
+    ("cce", "accumulate", "1epoch", True),
+    ("cce", "per_batch", "1epoch", False),
+    ("cce", "accumulate", "1", False),
+    ("cce_sampled", "accumulate", "1epoch", False),
+])  # fmt: skip
+def test_full_catalog_windows_warn_about_one_encoder_step_per_window(
+    movielens, catalog, tiny_bert_config, tmp_path, caplog, loss_type, update, interval, warns
+):
+    model = content_model(tiny_bert_config, loss_type)
+    with caplog.at_level(logging.WARNING, logger="gram_hf.trainer"):
+        make_trainer(
+            model, movielens, catalog, tmp_path, gram_mode="gram", gram_interval=interval, encoder_update=update
+        )
+    assert ("encoder one optimizer step per window" in caplog.text) is warns
