@@ -385,3 +385,21 @@ def test_hybrid_forward_needs_item_index(tiny_bert_config, catalog, kt_batch):
     batch = {k: v for k, v in kt_batch.items() if k != "item_index"}
     with pytest.raises(ValueError, match="needs `item_index`"):
         hybrid(item_input_ids=tokens["input_ids"], item_attention_mask=tokens["attention_mask"], **batch)
+
+
+def test_hybrid_id_dropout_acts_in_training_only(tiny_bert_config):
+    with pytest.raises(ValueError, match="item_id_dropout"):
+        GramConfig(encoder=tiny_bert_config, item_id_dropout=0.2, head_type="knowledge_tracing")
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        GramConfig(encoder=tiny_bert_config, item_encoder="content+id", num_items=4, item_id_dropout=1.0,
+                   head_type="knowledge_tracing")  # fmt: skip
+    hybrid = make_model(tiny_bert_config, item_encoder="content+id", num_items=400, item_id_dropout=0.5)
+    with torch.no_grad():
+        hybrid.item_id_table.weight.fill_(1.0)
+    index, content = torch.arange(400), torch.zeros(400, 32)
+    assert torch.equal(hybrid.eval().item_vectors(index, content), torch.ones(400, 32))
+    torch.manual_seed(0)
+    kept = hybrid.train().item_vectors(index, content)[:, 0]
+    assert set(kept.tolist()) == {0.0, 1.0} and 120 < int(kept.sum()) < 280  # about half the ID parts kept
+    twice = hybrid.item_vectors(torch.tensor([7, 7]), torch.zeros(2, 32))
+    assert torch.equal(twice[0], twice[1])  # one decision per item and forward

@@ -78,6 +78,10 @@ class GramConfig(PretrainedConfig):
             hidden size (so after construction `item_dim` is always the resolved size, also for configs saved with
             `"item_dim": null`), and a linear projection from the hidden size is added exactly when `item_dim`
             differs from it. Required for `item_encoder="id"`: the width of the item-ID table.
+        item_id_dropout (`float`, *optional*, defaults to 0.0):
+            Hybrid models only: in training, the probability that an item's ID part is switched off for a step (one
+            draw per catalog item and forward, so all occurrences of an item agree). The model then also learns to
+            score items by their content alone, which is all a cold-start item has (DropoutNet's idea).
         num_items (`int`, *optional*, defaults to 0):
             Catalog size: the number of rows of the item-ID table when `item_encoder` is `"id"` or `"content+id"`.
         head_type (`str`, *optional*):
@@ -106,6 +110,7 @@ class GramConfig(PretrainedConfig):
     attention_pooling_dim: int = 200
     item_dim: int | None = None
     num_items: int = 0
+    item_id_dropout: float = 0.0
     head_type: str | None = None
     head_config: dict[str, Any] | None = None
     encoder_name_or_path: str | None = None
@@ -120,6 +125,10 @@ class GramConfig(PretrainedConfig):
             raise ValueError(f"item_dim must be a positive integer or None, got {self.item_dim}.")
         if self.item_encoder == "id" and (self.item_dim is None or self.num_items <= 0):
             raise ValueError("item_encoder='id' needs item_dim and num_items > 0 (the shape of the item-ID table).")
+        if not 0.0 <= self.item_id_dropout < 1.0:
+            raise ValueError(f"item_id_dropout must lie in [0, 1), got {self.item_id_dropout}.")
+        if self.item_id_dropout and self.item_encoder != "content+id":
+            raise ValueError("item_id_dropout switches off the ID part of a hybrid (item_encoder='content+id').")
         if self.item_encoder == "content+id" and self.num_items <= 0:
             raise ValueError("item_encoder='content+id' needs num_items > 0 (the rows of its item-ID table).")
         self.head_config = dict(self.head_config or {})

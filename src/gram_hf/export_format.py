@@ -156,9 +156,9 @@ def model_card(
     if pooling_config.get("item_encoder") == "content+id":
         # The ID rows are per-catalog parameters of the trained GramModel, not part of a text encoder.
         truncation_note += (
-            " The model was trained with hybrid item vectors (`item_encoder='content+id'`): there, each item seen in"
-            " training also adds a learned ID row, which stays with the GramModel; this encoder gives the content part,"
-            " which is the whole vector of a new or cold-start item."
+            " The model was trained with hybrid item vectors (`item_encoder='content+id'`): there, each item seen"
+            " in training also adds a learned ID row, which stays with the GramModel; this encoder gives the content"
+            " part, which is the whole vector of a new or cold-start item."
         )
     snippet = usage_snippet(pooling_config, model_id, tokenizer_source, adapter_only)
     body = textwrap.dedent(

@@ -199,6 +199,7 @@ class GramModel(GramPreTrainedModel):
         lora_config: LoraConfig | dict[str, Any] | None = None,
         item_encoder: str = "content",
         num_items: int = 0,
+        item_id_dropout: float = 0.0,
         **encoder_kwargs,
     ) -> GramModel:
         """
@@ -221,6 +222,8 @@ class GramModel(GramPreTrainedModel):
                 at zero; see [`GramConfig`]), which needs `num_items`.
             num_items (`int`, *optional*, defaults to 0):
                 Catalog size, the rows of the hybrid's item-ID table.
+            item_id_dropout (`float`, *optional*, defaults to 0.0):
+                The hybrid's ID-part dropout in training (see [`GramConfig`]).
             encoder_kwargs:
                 Passed to `AutoModel.from_pretrained` (e.g. `attn_implementation`, `revision`).
         """
@@ -232,6 +235,7 @@ class GramModel(GramPreTrainedModel):
             encoder=backbone.config,
             item_encoder=item_encoder,
             num_items=num_items,
+            item_id_dropout=item_id_dropout,
             pooling=pooling,
             item_dim=item_dim,
             attention_pooling_dim=attention_pooling_dim,
@@ -324,7 +328,13 @@ class GramModel(GramPreTrainedModel):
         if self.item_id_table is None:
             return content_vectors
         id_part = self.item_id_table(item_index)
-        id_part = id_part.masked_fill(self.cold_start_items[item_index].unsqueeze(-1), 0.0)
+        switched_off = self.cold_start_items
+        if self.training and self.config.item_id_dropout > 0:
+            # One draw per catalog item, whatever the index holds: an item's occurrences (E2E) and its unique row
+            # (GRAM) see the same decision, and the random stream advances the same way in every mode.
+            dropped = torch.rand(self.config.num_items, device=switched_off.device) < self.config.item_id_dropout
+            switched_off = switched_off | dropped
+        id_part = id_part.masked_fill(switched_off[item_index].unsqueeze(-1), 0.0)
         return content_vectors + id_part
 
     @property

@@ -208,6 +208,13 @@ class ModelArguments(LoraArguments):
             "choices": ["content", "id", "content+id"],
         },
     )
+    item_id_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "--item_encoder content+id: probability that an item's ID part is switched off in a training "
+            "step, so the model also learns to rank by content alone, as it must for cold-start items."
+        },
+    )
 
     encoder_name_or_path: str | None = field(
         default=None,

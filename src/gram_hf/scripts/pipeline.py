@@ -78,6 +78,7 @@ def build_model(
         lora_config=model_args.to_lora_config(),
         item_encoder=model_args.item_encoder,
         num_items=num_items if model_args.item_encoder == "content+id" else 0,
+        item_id_dropout=model_args.item_id_dropout if model_args.item_encoder == "content+id" else 0.0,
     )
     if model_args.item_encoder == "content+id" and cold_start_items is not None:
         model.set_cold_start_items(cold_start_items)
