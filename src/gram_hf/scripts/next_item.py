@@ -11,8 +11,9 @@ each user's last item for test, the one before for validation):
     gram-hf next_item --dataset amazon --reviews reviews_Beauty_5.json.gz --metadata meta_Beauty.json.gz
     accelerate launch --multi_gpu --num_processes 4 -m gram_hf.scripts.next_item --data_dir ml-20m --bf16
 
-`--item_encoder id` trains the ID-based SASRec (an item-ID table, as `--gram_mode nocontent`) for comparison, and
-`--item_encoder content+id` the hybrid (content vector + a learned ID row; cold-start items keep content only);
+The default item vectors are hybrid (`--item_encoder content+id --item_id_dropout 0.5`: the content vector plus a
+learned ID row, cold-start items keep content only); `--item_encoder content` trains the content-only SASRec and
+`--item_encoder id` the ID-based one (an item-ID table, as `--gram_mode nocontent`) for comparison;
 `--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss. Early stopping watches
 validation NDCG@10; the reported (`test_*`) metrics are on the test targets.
 
@@ -62,6 +63,10 @@ DEFAULTS = {
     # popularity on realistic data): one step per encoder mini-batch, three passes over the window's items.
     "encoder_update": "per_batch",
     "encoder_epochs": 3,
+    # Hybrid item vectors (content + a learned ID row) with the ID part dropped for half the items of a step: warm
+    # items get what their text does not say, and the model still ranks by content alone, as cold-start items need.
+    "item_encoder": "content+id",
+    "item_id_dropout": 0.5,
 }
 DEMO_DEFAULTS = {
     "synthetic_scale": 0.05,
