@@ -1,5 +1,5 @@
 """
-The one base of gram-hf's dataset loaders: a `datasets.GeneratorBasedBuilder` over raw files the user downloaded.
+The one base of gram-hf's dataset loaders: a `datasets.ArrowBasedBuilder` over raw files the user downloaded.
 
 Every loader (knowledge tracing, MIND, next-item) reads local raw files through a builder instantiated in code
 (datasets 5.x has no loading scripts), so the parsed tables are cached as Arrow. `datasets` keys that cache on the
@@ -13,7 +13,10 @@ builder's config and never looks at file contents; [`RawFilesBuilder`] adds what
   [`~gram_hf.raw_files.DataFileError`]: file, line, what is wrong) instead of the `DatasetGenerationError` that
   wraps it;
 - [`RawFilesBuilder.write_stats`] / [`RawFilesBuilder.read_stats`]: what a reader counted (dropped rows, ...) kept
-  beside the Arrow files, so a cached load reports what the first load saw.
+  beside the Arrow files, so a cached load reports what the first load saw;
+- bulk writing: a reader yields whole Arrow tables (`_generate_tables`), which `datasets` writes as they are, or, for
+  small tables, rows (`_generate_examples`), which the base gathers into tables. Encoding rows one by one, as a
+  `GeneratorBasedBuilder` does, cost most of a first load (60% of POJ's: issue 17).
 
 This module is engine level: it imports no task.
 """
@@ -24,17 +27,21 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
+import pyarrow as pa
 
 from . import raw_files
 
-CACHE_FORMAT_VERSION = 3
-"""Bumped when what every builder writes changes, so caches written by an older gram-hf are not reused."""
+CACHE_FORMAT_VERSION = 4
+"""
+Bumped when what every builder writes changes, so caches written by an older gram-hf are not reused (4: the tables
+are written in bulk by an `ArrowBasedBuilder`, issue 17; the rows are the same).
+"""
 
 
 def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
@@ -55,10 +62,8 @@ def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
         except FileNotFoundError:
             raise FileNotFoundError(f"No such file or directory: {os.fspath(path)!r}") from None
         entries.append((os.path.abspath(path), stat.st_size, stat.st_mtime_ns))
-    digest = hashlib.sha256()
-    for entry in sorted(entries):
-        digest.update(repr(entry).encode())
-    return digest.hexdigest()[:32]
+    entries.sort()
+    return hashlib.sha256("".join(map(repr, entries)).encode()).hexdigest()[:32]
 
 
 def source_hash(*objects: Any) -> str:
@@ -89,10 +94,16 @@ class RawFilesConfig(datasets.BuilderConfig):
     fingerprint: str = ""
 
 
-class RawFilesBuilder(datasets.GeneratorBasedBuilder):
+class RawFilesBuilder(datasets.ArrowBasedBuilder):
     """
     Base of the builders that read raw files the user supplies (no download): use [`RawFilesBuilder.prepare`] to run
-    one. Subclasses implement `_info`, `_split_generators` and `_generate_examples` as for any `datasets` builder.
+    one. Subclasses implement `_info` and `_split_generators` as for any `datasets` builder, and either
+
+    - `_generate_tables(**gen_kwargs)`, yielding `(key, pyarrow.Table)` with the columns of the features (cast to
+      their types when written): the way for anything large, as the rows never become Python objects; or
+    - `_generate_examples(**gen_kwargs)`, yielding `(key, row)` as in a `datasets.GeneratorBasedBuilder`: the rows
+      are gathered into tables of [`RawFilesBuilder.ROWS_PER_TABLE`] rows (encoded with the features first when
+      these are more than plain values); fine for item tables and tests, with a Python object per value.
 
     Class attributes:
         DATASET_NAME (`str`): the cache folder's name is `gram_hf_<DATASET_NAME>`.
@@ -103,6 +114,8 @@ class RawFilesBuilder(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = RawFilesConfig
     DATASET_NAME: ClassVar[str] = "raw_files"
     SOURCE_DEPENDENCIES: ClassVar[tuple[Any, ...]] = ()
+    ROWS_PER_TABLE: ClassVar[int] = 10_000
+    """Rows of `_generate_examples` gathered into one table before it is written."""
 
     @classmethod
     def prepare(
@@ -149,11 +162,31 @@ class RawFilesBuilder(datasets.GeneratorBasedBuilder):
             raise
         return builder
 
+    def _generate_tables(self, **gen_kwargs: Any) -> Iterator[tuple[int, pa.Table]]:
+        features = self.info.features
+        schema = features.arrow_schema
+        # Plain values (strings, numbers, lists of them) go to Arrow as they are; `encode_example` would only walk
+        # every value in Python first. Other features (class labels, images, ...) need it.
+        encode = not _plain_values(features)
+        rows: list[dict[str, Any]] = []
+        index = 0
+        for _, example in self._generate_examples(**gen_kwargs):
+            rows.append(features.encode_example(example) if encode else example)
+            if len(rows) == self.ROWS_PER_TABLE:
+                yield index, pa.Table.from_pylist(rows, schema=schema)
+                index += 1
+                rows = []
+        if rows:
+            yield index, pa.Table.from_pylist(rows, schema=schema)
+
+    def _generate_examples(self, **gen_kwargs: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
+        raise NotImplementedError(f"{type(self).__name__} implements neither _generate_tables nor _generate_examples.")
+
     def write_stats(self, name: str, stats: Mapping[str, Any]) -> None:
         """
         Keeps `stats` as `gram_hf_<name>.json` beside the Arrow files. Call it while preparing (from
-        `_split_generators` or `_generate_examples`): the output folder is then the one renamed into the cache when
-        preparation ends, so the file is there for every later, cached load.
+        `_split_generators`, `_generate_tables` or `_generate_examples`): the output folder is then the one renamed
+        into the cache when preparation ends, so the file is there for every later, cached load.
         """
         with open(os.path.join(self._output_dir, f"gram_hf_{name}.json"), "w", encoding="utf-8") as handle:
             json.dump(stats, handle, indent=1, sort_keys=True)
@@ -162,6 +195,17 @@ class RawFilesBuilder(datasets.GeneratorBasedBuilder):
         """The stats [`RawFilesBuilder.write_stats`] kept under `name`, once the builder is prepared."""
         with open(os.path.join(self.cache_dir, f"gram_hf_{name}.json"), encoding="utf-8") as handle:
             return json.load(handle)
+
+
+def _plain_values(feature: Any) -> bool:
+    """Whether `feature` holds only `Value`s, in lists and dicts: what Arrow converts from Python without encoding."""
+    if isinstance(feature, datasets.Value):
+        return True
+    if isinstance(feature, (datasets.List, datasets.LargeList)):
+        return _plain_values(feature.feature)
+    if isinstance(feature, dict):
+        return all(_plain_values(value) for value in feature.values())
+    return False
 
 
 __all__ = ["CACHE_FORMAT_VERSION", "RawFilesBuilder", "RawFilesConfig", "fingerprint_files", "source_hash"]

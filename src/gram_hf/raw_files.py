@@ -11,8 +11,11 @@ MIND TSVs, MovieLens, Amazon JSON lines, item-text tables), so that bad input re
 - [`BadLines`]: collects the problems of malformed lines so that a reader keeps going and one run reports several;
 - [`DroppedRows`]: rows a reader leaves out on purpose (counted per reason, a few kept as examples) for the loader's
   stats, its one summary warning, and the error `strict=True` raises instead;
-- [`iter_lines`], [`iter_csv`] and [`read_raw_bytes`]: numbered lines, CSV rows by column name, and a whole file's
-  bytes for pyarrow, built on the pieces above.
+- [`iter_lines`], [`iter_csv`], [`read_raw_bytes`] and [`read_lines`]: numbered lines, CSV rows by column name, a
+  whole file's bytes and its lines as one Arrow array, built on the pieces above;
+- for the readers' fast (pyarrow) paths, which hand any doubtful file to their line-by-line path for the messages:
+  [`strip_strings`] (`str.strip()` over an Arrow array, so that both paths read fields alike) and
+  [`stable_argsort`] (rows grouped by learner and time, by 16-bit radix passes).
 
 This module is engine level: it imports no task.
 """
@@ -24,8 +27,12 @@ import csv
 import gzip
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_REPORTED_PROBLEMS = 5
 """How many bad lines an error lists (the rest are counted), and how many examples of each drop are kept."""
@@ -37,6 +44,75 @@ Problem = tuple[str, "int | None", str]
 # marker was reached"), BadGzipFile (bad header, CRC or length check) and zlib.error (a corrupt deflate block).
 _COMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+"""The characters `str.strip()` removes: those for which `str.isspace()` holds."""
+
+
+def strip_strings(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """
+    `str.strip()` of every string of an Arrow array, vectorised: a reader's fast (pyarrow) path strips fields exactly
+    as its line-by-line path does, so both give the same data.
+    """
+    return pc.utf8_trim(values, characters=PYTHON_WHITESPACE)
+
+
+def stable_argsort(*keys: np.ndarray) -> np.ndarray:
+    """
+    The stable sort order of rows by `keys`, the last key first (as `np.lexsort`): integer or float arrays (no NaN),
+    as the readers group rows by learner and time. Each key is sorted by 16-bit digits, least significant first:
+    numpy's stable sort of 16-bit integers is a radix sort, several times faster than its sort of wider keys, and
+    integer-valued keys (ids, seconds) need few digits.
+    """
+    size = len(keys[0]) if keys else 0
+    order = np.arange(size)
+    if _in_order(keys):  # files often come sorted already (MovieLens by user and time): one pass to see it
+        return order
+    for key in keys:
+        key = _sortable(np.asarray(key))
+        top = int(key.max()) if size else 0
+        for shift in range(0, top.bit_length(), 16):
+            digit = ((key[order] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
+            order = order[np.argsort(digit, kind="stable")]
+    return order
+
+
+def _in_order(keys: Sequence[np.ndarray]) -> bool:
+    """Whether rows are already in the order of `keys` (the last key first)."""
+    ties = None
+    for key in reversed(keys):
+        key = np.asarray(key)
+        later, earlier = key[1:], key[:-1]
+        if ties is None:
+            if (later < earlier).any():
+                return False
+            ties = later == earlier
+        else:
+            if (ties & (later < earlier)).any():
+                return False
+            ties &= later == earlier
+    return True
+
+
+def _sortable(key: np.ndarray) -> np.ndarray:
+    """`key` as unsigned integers in the same order (equal values equal): offsets from the minimum, float bits."""
+    if not len(key):
+        return key.astype(np.uint64)
+    if key.dtype.kind == "f":
+        if np.abs(key).max() < 2.0**53 and (key == np.floor(key)).all():
+            key = key.astype(np.int64)  # exact: integer-valued floats (seconds, days) need few digits
+        else:
+            # IEEE bits ordered as the numbers: flip the sign bit of positives, every bit of negatives (+0.0 for -0.0).
+            bits = (key + 0.0).view(np.uint64)
+            return np.where(bits >> np.uint64(63), ~bits, bits | np.uint64(1 << 63))
+    if key.dtype.kind in "iub":
+        low = key.min()
+        return (key.astype(np.int64) - np.int64(low)).astype(np.uint64) if key.dtype.kind != "u" else key - low
+    raise TypeError(f"stable_argsort sorts integer or float keys, got {key.dtype}.")
 
 
 def location(path: str | os.PathLike, line: int | None) -> str:
@@ -317,6 +393,35 @@ def read_raw_bytes(path: str | os.PathLike) -> bytes:
         return handle.read()
 
 
+def read_lines(path: str | os.PathLike, reject: Callable[[bytes], bool] | None = None) -> pa.Array | None:
+    """
+    The lines of a text file (plain or `.gz`) as [`iter_lines`] gives them with `skip_blank=False` (split on `\\n`
+    only, line breaks dropped, a leading byte-order mark dropped), as one Arrow string array over the file's bytes:
+    the way in for readers that parse lines with pyarrow. `None` when the file cannot be read so plainly (invalid
+    UTF-8, a cut-off or corrupt `.gz`, or bytes that `reject(data)` turns down): the reader then goes through
+    [`iter_lines`], which names the lines.
+    """
+    try:
+        data = read_raw_bytes(path)
+    except DataFileError:
+        return None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if reject is not None and reject(data):
+        return None
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n")) + 1
+    if len(data) and not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    # One string per line, each with its line break, over the bytes as they are (no copy).
+    lines = pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        lines.validate(full=True)  # the UTF-8
+    except pa.ArrowInvalid:
+        return None
+    return pc.utf8_rtrim(lines, characters="\r\n")  # `line.rstrip("\r\n")`
+
+
 def iter_lines(
     path: str | os.PathLike, bad: BadLines | None = None, *, skip_blank: bool = True
 ) -> Iterator[tuple[int, str]]:
@@ -411,6 +516,7 @@ def iter_csv(
 
 __all__ = [
     "MAX_REPORTED_PROBLEMS",
+    "PYTHON_WHITESPACE",
     "BadLines",
     "DataFileError",
     "DroppedRows",
@@ -422,7 +528,10 @@ __all__ = [
     "location",
     "open_text",
     "read_csv_header",
+    "read_lines",
     "read_raw_bytes",
     "reading",
     "scan_raw_lines",
+    "stable_argsort",
+    "strip_strings",
 ]

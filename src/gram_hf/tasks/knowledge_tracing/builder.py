@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ...builders import RawFilesBuilder, RawFilesConfig, fingerprint_files
 from ...data import InteractionData
-from ...raw_files import DroppedRows
+from ...raw_files import DroppedRows, stable_argsort
 from . import raw_io
 from .canonical import build_interaction_data
 from .split_arguments import KnowledgeTracingSplitArguments
@@ -46,10 +46,11 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
     ship their own splits, `splits` (list of int8 codes into `SPLIT_NAMES`). Config `items`: `item_id` (str), `text`
     (str, null when the format has no text for the item) and [`~KnowledgeTracingRawBuilder.item_features`].
 
-    Subclasses implement `generate_users()` and `generate_items()` (yielding dicts) and, if they carry features,
-    `interaction_features()` / `feature_vocab_sizes()`. A reader that leaves raw rows out on purpose (POJ's unjudged
-    submissions) records each in `self.dropped_rows` ([`~gram_hf.raw_files.DroppedRows`]); the rows read (yielded
-    interactions + dropped rows) and the drops are kept beside the cache as the `read` stats, which
+    Subclasses implement `generate_users()` (yielding Arrow tables of learner rows, written in bulk: see
+    [`group_by_user`]) and `generate_items()` (yielding dicts) and, if they carry features, `interaction_features()` /
+    `feature_vocab_sizes()`. A reader that leaves raw rows out on purpose (POJ's unjudged submissions) records each
+    in `self.dropped_rows` ([`~gram_hf.raw_files.DroppedRows`]); the rows read (yielded interactions + dropped rows)
+    and the drops are kept beside the cache as the `read` stats, which
     [`load_with_builder`] hands to the canonical step (counts in `stats`, one warning, `strict=True` raises).
     Formats without an item table (Duolingo, where the sentence is the item) set `HAS_ITEM_TABLE = False`; the
     catalog is then the distinct `item_ids`, their text the id.
@@ -80,10 +81,15 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
         """Item metadata columns beyond `item_id` and `text`."""
         return {}
 
-    def generate_users(self) -> Iterator[dict[str, Any]]:
+    def generate_users(self) -> Iterator[pa.Table]:
+        """
+        Tables of learner rows with the `interactions` columns (see the class), e.g. from [`group_by_user`]; written
+        as they are, in bulk.
+        """
         raise NotImplementedError
 
     def generate_items(self) -> Iterator[dict[str, Any]]:
+        """The item rows (`item_id`, `text`, [`~KnowledgeTracingRawBuilder.item_features`]), one dict each."""
         raise NotImplementedError
 
     # -- datasets plumbing -------------------------------------------------------------------------------------------
@@ -110,43 +116,57 @@ class KnowledgeTracingRawBuilder(RawFilesBuilder):
         return [datasets.SplitGenerator(name=datasets.Split.TRAIN)]
 
     def _generate_examples(self):
+        # The item table: thousands of rows, written through the base's row path.
+        if not self.HAS_ITEM_TABLE:
+            raise ValueError(f"{type(self).__name__} has no item table; the items derive from the interactions.")
+        yield from enumerate(self.generate_items())
+
+    def _generate_tables(self):
         if self.config.name == "items":
-            if not self.HAS_ITEM_TABLE:
-                raise ValueError(f"{type(self).__name__} has no item table; the items derive from the interactions.")
-            yield from enumerate(self.generate_items())
+            yield from super()._generate_tables()
             return
         self.dropped_rows = DroppedRows()
         rows_read = 0
-        for key, row in enumerate(self.generate_users()):
-            rows_read += len(row["item_ids"])
-            yield key, row
+        for key, table in enumerate(self.generate_users()):
+            rows_read += len(pc.list_flatten(table["item_ids"]))
+            yield key, table
         rows_read += self.dropped_rows.total
         self.write_stats(self.READ_STATS_NAME, {"rows_read": rows_read, **self.dropped_rows.to_dict()})
 
 
 def group_by_user(
-    user_ids: Sequence[str], columns: dict[str, np.ndarray | list], splits: np.ndarray | None = None
-) -> Iterator[dict[str, Any]]:
+    user_ids: pa.Array | pa.ChunkedArray | Sequence[str],
+    columns: dict[str, pa.Array | pa.ChunkedArray | np.ndarray | list],
+    splits: np.ndarray | None = None,
+) -> pa.Table:
     """
-    Rows of a long table grouped into one raw row per learner (first-appearance order of learners, file order within
-    a learner), as [`KnowledgeTracingRawBuilder`] yields them.
+    A long table (one entry per interaction in every column) grouped into one learner row per learner, as
+    [`KnowledgeTracingRawBuilder.generate_users`] yields them: learners in order of first appearance, each learner's
+    interactions in file order, every column (and `splits`, when given) a list column. All in Arrow: no Python
+    object per interaction.
     """
-    # Arrow's dictionary encoding numbers the learners in order of first appearance, without a Python loop.
-    encoded = pc.dictionary_encode(pa.array(user_ids, pa.string()))
-    user_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.argsort(user_code, kind="stable")
-    boundaries = np.flatnonzero(np.diff(user_code[order])) + 1
-    arrays = {
-        name: np.asarray(values, dtype=object if isinstance(values, list) else None)
-        for name, values in columns.items()
-    }
-    names = encoded.dictionary.to_pylist()
-    for chunk in np.split(order, boundaries) if len(order) else []:
-        row = {"user_id": names[user_code[chunk[0]]]}
-        row.update({name: values[chunk] for name, values in arrays.items()})
-        if splits is not None:
-            row["splits"] = splits[chunk]
-        yield row
+    users = _arrow(user_ids, pa.string())
+    # Arrow's dictionary encoding numbers the learners in order of first appearance.
+    encoded = pc.dictionary_encode(users)
+    user_code = encoded.indices.to_numpy(zero_copy_only=False)
+    order = pa.array(stable_argsort(user_code))
+    counts = np.bincount(user_code, minlength=len(encoded.dictionary))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int32())
+    if splits is not None:
+        columns = {**columns, "splits": np.asarray(splits, dtype=np.int8)}
+    arrays = {"user_id": encoded.dictionary}
+    for name, values in columns.items():
+        arrays[name] = pa.ListArray.from_arrays(offsets, _arrow(values).take(order))
+    return pa.table(arrays)
+
+
+def _arrow(values: pa.Array | pa.ChunkedArray | np.ndarray | list, arrow_type: pa.DataType | None = None) -> pa.Array:
+    """`values` as one Arrow array (of `arrow_type` when given)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        values = pa.array(values, arrow_type)
+    return values if arrow_type is None or values.type == arrow_type else values.cast(arrow_type)
 
 
 def log_time_bucket(seconds: np.ndarray, num_buckets: int) -> np.ndarray:
@@ -186,7 +206,7 @@ def load_with_builder(
     builder = builder_cls.prepare("interactions", **prepare)
     try:
         read_stats = builder.read_stats(builder_cls.READ_STATS_NAME)
-    except FileNotFoundError:  # a subclass with its own `_generate_examples`: every row it yielded was read
+    except FileNotFoundError:  # a subclass with its own `_generate_tables`: every row it wrote was read
         read_stats = None
     data = build_interaction_data(
         builder.as_dataset(split="train"), items, split=split, feature_vocab_sizes=builder.feature_vocab_sizes(),

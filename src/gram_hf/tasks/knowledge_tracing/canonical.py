@@ -12,6 +12,7 @@ The knowledge-tracing canonical step: what every KT raw builder yields (one row 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +21,11 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets.fingerprint import Hasher
 
+from ...builders import source_hash
 from ...data import InteractionData
-from ...raw_files import DroppedRows, location
+from ...raw_files import DroppedRows, location, stable_argsort
 from .raw_io import examples
 from .split_arguments import KnowledgeTracingSplitArguments
 
@@ -35,6 +38,7 @@ TIMESTAMP_UNIT = "seconds"
 MISSING_TEXT_CHOICES = ("error", "drop")
 SPLIT_BY_CHOICES = ("user", "predefined")
 _RAW_COLUMNS = {"user_id", "item_ids", "timestamps", "responses", "splits"}
+_SOURCE = source_hash(sys.modules[__name__])
 
 
 @dataclass
@@ -169,6 +173,14 @@ def build_interaction_data(
             `seed=3`, ...), replacing those of `split`.
     """
     split = KnowledgeTracingSplitArguments.from_options(split, split_options, caller="build_interaction_data")
+    # What the output is a function of, hashed once: the `datasets` fingerprint of every output table, which
+    # `datasets` would otherwise compute by hashing the tables' contents (a pass over every value).
+    fingerprint = Hasher.hash(
+        [
+            _SOURCE, users._fingerprint, None if items is None else items._fingerprint, split, split_by,
+            missing_text, dict(feature_vocab_sizes or {}), dataset, missing_text_hint, read_stats,
+        ]
+    )  # fmt: skip
     if split_by not in SPLIT_BY_CHOICES:
         raise ValueError(f"split_by must be 'user' or 'predefined', got {split_by!r}.")
     if missing_text not in MISSING_TEXT_CHOICES:
@@ -197,7 +209,7 @@ def build_interaction_data(
         interactions.splits = split_learners(interactions.user, len(learner_ids), split)
     cold = choose_cold_start_items(catalog_table["item_id"].to_pylist(), split.cold_start_items, split.split_seed)
     interactions, cold_removed = remove_cold_start_from_train(interactions, cold, dropped)
-    splits, learners = window_sequences(interactions, learner_ids, split.max_seq_len)
+    splits, learners = window_sequences(interactions, learner_ids, split.max_seq_len, fingerprint=fingerprint)
     if dropped.warnings:
         logger.warning("Dropped interactions: %s.", "; ".join(dropped.warnings))
     stats = assemble_stats(
@@ -210,7 +222,9 @@ def build_interaction_data(
         for reason, rows in reader_drops.examples.items()
     }
     items_out = catalog_table.append_column("cold_start", pa.array(cold, pa.bool_()))
-    items_dataset = datasets.Dataset(datasets.table.InMemoryTable(items_out))
+    items_dataset = datasets.Dataset(
+        datasets.table.InMemoryTable(items_out), fingerprint=Hasher.hash([fingerprint, "items"])
+    )
     return InteractionData(splits=datasets.DatasetDict(splits), items=items_dataset, stats=stats)
 
 
@@ -326,9 +340,7 @@ def sort_and_filter_learners(
     The kept interactions grouped by learner, each learner's in time order — stably, so ties keep file order (EdNet
     bundles share a timestamp) — without the learners that have fewer than `min_interactions` (counted in `dropped`).
     """
-    order = np.flatnonzero(keep)
-    order = order[np.argsort(interactions.timestamps[order], kind="stable")]
-    order = order[np.argsort(interactions.user[order], kind="stable")]
+    order = _learner_time_order(interactions.user, interactions.timestamps, np.flatnonzero(keep))
     counts = np.bincount(interactions.user[order], minlength=num_learners)
     short_users = (counts > 0) & (counts < min_interactions)
     if short_users.any():
@@ -372,7 +384,7 @@ def build_catalog(interactions: Interactions, item_table: pa.Table, dropped: Dro
     The catalog: the item-table rows that occur, in item-table order (row `i` = catalog index `i`). Turns
     `interactions.item` into catalog indices and counts the unused items in `dropped`.
     """
-    used_rows = np.unique(interactions.item)
+    used_rows = np.flatnonzero(np.bincount(interactions.item, minlength=item_table.num_rows))
     catalog_of_row = np.full(item_table.num_rows, -1, dtype=np.int64)
     catalog_of_row[used_rows] = np.arange(len(used_rows))
     interactions.item = catalog_of_row[interactions.item].astype(np.int32)
@@ -386,7 +398,7 @@ def split_learners(user: np.ndarray, num_learners: int, split: KnowledgeTracingS
     `round(test_fraction * n)` of the `n` learners that have interactions in `test`, then `round(validation_fraction
     * rest)` in `validation`, the others in `train`.
     """
-    present_users = np.unique(user)
+    present_users, _ = _unique_counts(user)
     permutation = np.random.default_rng(split.split_seed).permutation(len(present_users))
     num_test = int(round(split.test_fraction * len(present_users)))
     num_validation = int(round(split.validation_fraction * (len(present_users) - num_test)))
@@ -438,19 +450,21 @@ def remove_cold_start_from_train(
     removed = (interactions.splits == 0) & _cold_interactions(interactions, cold)
     cold_removed = int(removed.sum())
     if cold_removed:
-        before = np.unique(interactions.user[interactions.splits == 0])
+        before, _ = _unique_counts(interactions.user[interactions.splits == 0])
         interactions = interactions.take(np.flatnonzero(~removed))
-        after = np.unique(interactions.user[interactions.splits == 0])
+        after, _ = _unique_counts(interactions.user[interactions.splits == 0])
         dropped.count(dropped.learners, "only_cold_start_in_train", int(len(before) - len(after)))
     return interactions, cold_removed
 
 
 def window_sequences(
-    interactions: Interactions, learner_ids: np.ndarray, max_seq_len: int
+    interactions: Interactions, learner_ids: np.ndarray, max_seq_len: int, *, fingerprint: str | None = None
 ) -> tuple[dict[str, datasets.Dataset], dict[str, int]]:
     """
     The output splits, in `SPLIT_NAMES` order: every learner's interactions (already grouped and in time order) cut
     into consecutive windows of at most `max_seq_len`, one row each; and the number of learners in each split.
+    `fingerprint` (of what the interactions derive from) gives each split its `datasets` fingerprint; without it,
+    `datasets` hashes the split's contents.
     """
     features = datasets.Features(
         {
@@ -465,7 +479,7 @@ def window_sequences(
     splits, learners = {}, {}
     for code, split_name in enumerate(SPLIT_NAMES):
         mask = interactions.splits == code
-        split_users, user_lengths = np.unique(interactions.user[mask], return_counts=True)
+        split_users, user_lengths = _unique_counts(interactions.user[mask])
         # Row r of the split covers interactions [offsets[r], offsets[r + 1]) of the masked, learner-grouped arrays.
         num_chunks = (user_lengths + max_seq_len - 1) // max_seq_len
         user_starts = np.concatenate([[0], np.cumsum(user_lengths)[:-1]]).astype(np.int64)
@@ -485,7 +499,9 @@ def window_sequences(
         }
         split_table = pa.Table.from_arrays(list(arrays.values()), schema=features.arrow_schema)
         splits[split_name] = datasets.Dataset(
-            datasets.table.InMemoryTable(split_table), info=datasets.DatasetInfo(features=features)
+            datasets.table.InMemoryTable(split_table),
+            info=datasets.DatasetInfo(features=features),
+            fingerprint=None if fingerprint is None else Hasher.hash([fingerprint, split_name]),
         )
         learners[split_name] = len(split_users)
     return splits, learners
@@ -516,7 +532,7 @@ def assemble_stats(
         "items": {
             "total": num_items,
             "cold_start": int(cold.sum()),
-            "in_train": int(len(np.unique(interactions.item[per_split["train"]]))),
+            "in_train": int(np.count_nonzero(np.bincount(interactions.item[per_split["train"]], minlength=num_items))),
         },
         "interactions": {**interaction_counts, "total": int(sum(interaction_counts.values()))},
         "sequences": {name: len(rows) for name, rows in splits.items()},
@@ -547,6 +563,38 @@ def assemble_stats(
 def _cold_interactions(interactions: Interactions, cold: np.ndarray) -> np.ndarray:
     """Whether each interaction is on a cold-start item."""
     return cold[interactions.item] if len(interactions) else np.zeros(0, dtype=bool)
+
+
+def _unique_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_counts=True)`, in one pass when `values` is sorted (the learner-grouped arrays)."""
+    if len(values) > 1 and not (values[1:] >= values[:-1]).all():
+        return np.unique(values, return_counts=True)
+    starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]])) if len(values) else np.zeros(0, int)
+    return values[starts], np.diff(np.append(starts, len(values)))
+
+
+def _learner_time_order(user: np.ndarray, timestamps: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """
+    `rows` ordered by learner, then timestamp, then position (a stable sort by time, then by learner). In one pass
+    when every learner's rows are one run already in time order (EdNet's user files, SLAM's files): the runs are
+    only put in learner order.
+    """
+    user, timestamps = user[rows], timestamps[rows]
+    size = len(rows)
+    if size == 0:
+        return rows
+    starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
+    run_user = user[starts]
+    within_run = np.ones(size - 1, dtype=bool)
+    within_run[starts[1:] - 1] = False
+    if len(np.unique(run_user)) == len(run_user) and (timestamps[1:] >= timestamps[:-1])[within_run].all():
+        lengths = np.diff(np.append(starts, size))
+        run_order = np.argsort(run_user)
+        sorted_lengths = lengths[run_order]
+        # Position i of the output is row (i - first output position of its run) + the run's start.
+        shift = starts[run_order] - (np.cumsum(sorted_lengths) - sorted_lengths)
+        return rows[np.arange(size) + np.repeat(shift, sorted_lengths)]
+    return rows[stable_argsort(timestamps, user)]
 
 
 def _list_column(table: pa.Table, name: str) -> tuple[pa.Array, np.ndarray]:

@@ -15,9 +15,10 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from ...data import InteractionData
-from ...raw_files import BadLines, iter_csv
+from ...raw_files import BadLines, iter_csv, read_csv_header, read_raw_bytes, strip_strings
 from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
 from .raw_io import is_parquet, read_parquet_columns, read_text_table
 from .split_arguments import KnowledgeTracingSplitArguments
@@ -25,6 +26,8 @@ from .split_arguments import KnowledgeTracingSplitArguments
 TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _TRUE = {"1", "true", "t", "yes", "y", "1.0"}
 _FALSE = {"0", "false", "f", "no", "n", "0.0"}
+_TRUE_ARRAY = pa.array(sorted(_TRUE))
+_FALSE_ARRAY = pa.array(sorted(_FALSE))
 
 
 def parse_timestamp(value: str, unit_scale: float) -> float:
@@ -70,7 +73,7 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
         for item_id, text in texts.items():
             yield {"item_id": item_id, "text": text}
 
-    def generate_users(self) -> Iterator[dict[str, Any]]:
+    def generate_users(self) -> Iterator[pa.Table]:
         config = self.config
         path = config.interactions
         required = [config.user_column, config.item_column, config.timestamp_column, config.correct_column]
@@ -79,8 +82,61 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
         if is_parquet(path):
             users, columns = self._read_parquet(path, required, scale)
         else:
-            users, columns = self._read_csv(path, required, scale)
-        yield from group_by_user(users, columns)
+            # pyarrow reads the table in a fraction of the csv module's time; on any doubt (a parse error, an empty
+            # id, a value the line-by-line reader would reject) the csv module reads it again and names the lines.
+            read = self._read_csv_fast(path, required, scale)
+            users, columns = read if read is not None else self._read_csv(path, required, scale)
+        yield group_by_user(users, columns)
+
+    def _read_csv_fast(self, path: str, required: list[str], scale: float) -> tuple[pa.Array, dict[str, Any]] | None:
+        """The interactions through pyarrow, read exactly as [`_read_csv`] reads them; `None` when anything is off."""
+        config = self.config
+        header = read_csv_header(path)
+        if not header or not set(required) <= set(header):
+            return None
+        # The header is read as a row of strings, so that every column is a string column and the names are
+        # stripped as the csv path strips them; a name that occurs twice is read from its last column, as there.
+        names = [f"column_{index}" for index in range(len(header))]
+        column_of = {name: names[index] for index, name in enumerate(header)}
+        try:
+            table = pa_csv.read_csv(
+                pa.BufferReader(read_raw_bytes(path)),
+                read_options=pa_csv.ReadOptions(column_names=names),
+                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=sorted({column_of[name] for name in required}),
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except pa.ArrowException:  # invalid UTF-8, a row with the wrong number of fields, ...
+            return None
+        # The first row is the header: what pyarrow read there must be what the csv module read.
+        if not table.num_rows or any(
+            table[name][0].as_py().strip() != header[int(name.rsplit("_", 1)[1])] for name in table.column_names
+        ):
+            return None
+        table = table.slice(1)
+
+        def column(name: str) -> pa.Array:
+            return strip_strings(table[column_of[name]].combine_chunks())
+
+        users, items = column(config.user_column), column(config.item_column)
+        if pc.any(pc.equal(users, "")).as_py() or pc.any(pc.equal(items, "")).as_py():
+            return None
+        timestamps = _timestamps_fast(column(config.timestamp_column), scale)
+        correct = pc.ascii_lower(column(config.correct_column))
+        is_true, is_false = pc.is_in(correct, value_set=_TRUE_ARRAY), pc.is_in(correct, value_set=_FALSE_ARRAY)
+        if timestamps is None or not pc.all(pc.or_(is_true, is_false)).as_py():
+            return None
+        columns = {
+            "item_ids": items,
+            "timestamps": timestamps,
+            "responses": is_true.to_numpy(zero_copy_only=False).astype(np.int8),
+            **{name: column(name) for name in config.feature_columns},
+        }
+        return users, columns
 
     def _read_csv(self, path: str, required: list[str], scale: float) -> tuple[list[str], dict[str, Any]]:
         config = self.config
@@ -124,7 +180,7 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
         }
         return users, columns
 
-    def _read_parquet(self, path: str, required: list[str], scale: float) -> tuple[list[str], dict[str, Any]]:
+    def _read_parquet(self, path: str, required: list[str], scale: float) -> tuple[pa.ChunkedArray, dict[str, Any]]:
         config = self.config
         table = read_parquet_columns(path, required)
         bad = BadLines()
@@ -133,8 +189,8 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
                 rows = np.flatnonzero(table[name].is_null().to_numpy(zero_copy_only=False))
                 _add_rows(bad, path, rows, lambda row, name=name: f"{name} is missing")
         bad.check()
-        users = table[config.user_column].cast(pa.string()).to_pylist()
-        items = table[config.item_column].cast(pa.string()).to_pylist()
+        users = table[config.user_column].cast(pa.string())
+        items = table[config.item_column].cast(pa.string())
         time_column = table[config.timestamp_column]
         if pa.types.is_timestamp(time_column.type):
             seconds = pc.cast(time_column, pa.timestamp("us", tz=time_column.type.tz)).cast(pa.int64())
@@ -159,10 +215,33 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
             _add_rows(bad, path, wrong, lambda row: f"{config.correct_column} must be 0 or 1, got {values[row]}")
             responses = np.where(np.isin(values, (0.0, 1.0)), values, 0).astype(np.int8)
         bad.check()
-        features = {
-            name: pc.fill_null(table[name].cast(pa.string()), "").to_pylist() for name in config.feature_columns
-        }
+        features = {name: pc.fill_null(table[name].cast(pa.string()), "") for name in config.feature_columns}
         return users, {"item_ids": items, "timestamps": timestamps, "responses": responses, **features}
+
+
+# Naive ISO-8601 date-times that pyarrow reads as `datetime.fromisoformat` does (the csv path reads the rest).
+_ISO_DATE_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?$"
+
+
+def _timestamps_fast(values: pa.Array, scale: float) -> np.ndarray | None:
+    """
+    Stripped timestamps -> seconds, as [`parse_timestamp`] gives them: numbers (times `scale`) or naive ISO-8601
+    date-times (UTC); `None` when a value is neither, or both kinds are mixed.
+    """
+    try:
+        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False) * scale
+    except pa.ArrowException:
+        pass
+    if not len(values) or not pc.all(pc.match_substring_regex(values, _ISO_DATE_TIME)).as_py():
+        return None
+    try:
+        microseconds = pc.cast(values, pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowException:  # a month 13, ...
+        return None
+    if np.abs(microseconds).max() >= 2**53:
+        return None
+    # The exact microseconds over 10**6, rounded once: what `datetime.timestamp()` computes.
+    return microseconds.astype(np.float64) / 1e6
 
 
 def _add_rows(bad: BadLines, path: str, rows: np.ndarray, problem: Callable[[int], str]) -> None:

@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...data import InteractionData
-from ...raw_files import BadLines, DataFileError, iter_lines
+from ...raw_files import BadLines, DataFileError, iter_lines, read_lines, strip_strings
 from .builder import (
     KnowledgeTracingRawBuilder,
     KnowledgeTracingRawConfig,
@@ -240,40 +243,321 @@ class DuolingoBuilder(KnowledgeTracingRawBuilder):
             "elapsed_time": self.config.time_buckets + 1,
         }
 
-    def generate_users(self) -> Iterator[dict[str, Any]]:
+    def generate_users(self) -> Iterator[pa.Table]:
         config = self.config
         files = find_slam_files(config.data_dir, config.track, config.date, config.slam_files)
-        users, texts, days, splits, responses = [], [], [], [], []
-        formats, clients, sessions, times = [], [], [], []
-        bad = BadLines()  # every file is read before their malformed lines are reported together
-        for name, (path, key_path) in files.items():
-            key = read_slam_key(key_path, bad) if key_path is not None else None
-            code = SLAM_SPLIT_CODES[name]
-            for exercise in parse_slam_file(path, key, bad):
-                sentence = " ".join(exercise["tokens"])
-                if config.include_prompt and exercise["prompt"]:
-                    sentence = f"{exercise['prompt']}{config.prompt_separator}{sentence}"
-                users.append(exercise["user"])
-                texts.append(sentence)
-                days.append(exercise["days"])
-                splits.append(code)
-                responses.append(exercise["correct"])
-                formats.append(FORMATS.get(exercise["format"], 0))
-                clients.append(CLIENTS.get(exercise["client"], 0))
-                sessions.append(SESSIONS.get(exercise["session"], 0))
-                times.append(np.nan if exercise["time"] is None else exercise["time"])
-        bad.check()
+        # pyarrow reads well-formed files in a fraction of the line-by-line parser's time; any doubt (a malformed
+        # line, a character the two would split differently) sends every file to the parser, which names the lines.
+        exercises = _read_slam_fast(files, config.include_prompt, config.prompt_separator)
+        if exercises is None:
+            exercises = _read_slam_by_line(files, config.include_prompt, config.prompt_separator)
         columns = {
-            "item_ids": texts,
+            "item_ids": exercises["sentence"],
             # `days` counts from the learner's first SLAM exercise; seconds keep the same origin.
-            "timestamps": np.asarray(days, dtype=np.float64) * SECONDS_PER_DAY,
-            "responses": np.asarray(responses, dtype=np.int8),
-            "format": np.asarray(formats, dtype=np.int32),
-            "client": np.asarray(clients, dtype=np.int32),
-            "session": np.asarray(sessions, dtype=np.int32),
-            "elapsed_time": log_time_bucket(np.asarray(times, dtype=np.float64), config.time_buckets),
+            "timestamps": exercises["days"] * SECONDS_PER_DAY,
+            "responses": exercises["correct"],
+            "format": exercises["format"],
+            "client": exercises["client"],
+            "session": exercises["session"],
+            "elapsed_time": log_time_bucket(exercises["time"], config.time_buckets),
         }
-        yield from group_by_user(users, columns, splits=np.asarray(splits, dtype=np.int8))
+        yield group_by_user(exercises["user"], columns, splits=exercises["split"])
+
+
+def _read_slam_by_line(
+    files: dict[str, tuple[str, str | None]], include_prompt: bool, prompt_separator: str
+) -> dict[str, Any]:
+    """
+    The exercises of the SLAM `files` by [`parse_slam_file`], line by line: `user`, `sentence` (the item text),
+    `days`, `split`, `correct`, `format`, `client`, `session` (codes) and `time` (seconds, NaN for `null`).
+    """
+    users, texts, days, splits, responses = [], [], [], [], []
+    formats, clients, sessions, times = [], [], [], []
+    bad = BadLines()  # every file is read before their malformed lines are reported together
+    for name, (path, key_path) in files.items():
+        key = read_slam_key(key_path, bad) if key_path is not None else None
+        code = SLAM_SPLIT_CODES[name]
+        for exercise in parse_slam_file(path, key, bad):
+            sentence = " ".join(exercise["tokens"])
+            if include_prompt and exercise["prompt"]:
+                sentence = f"{exercise['prompt']}{prompt_separator}{sentence}"
+            users.append(exercise["user"])
+            texts.append(sentence)
+            days.append(exercise["days"])
+            splits.append(code)
+            responses.append(exercise["correct"])
+            formats.append(FORMATS.get(exercise["format"], 0))
+            clients.append(CLIENTS.get(exercise["client"], 0))
+            sessions.append(SESSIONS.get(exercise["session"], 0))
+            times.append(np.nan if exercise["time"] is None else exercise["time"])
+    bad.check()
+    return {
+        "user": users,
+        "sentence": texts,
+        "days": np.asarray(days, dtype=np.float64),
+        "split": np.asarray(splits, dtype=np.int8),
+        "correct": np.asarray(responses, dtype=np.int8),
+        "format": np.asarray(formats, dtype=np.int32),
+        "client": np.asarray(clients, dtype=np.int32),
+        "session": np.asarray(sessions, dtype=np.int32),
+        "time": np.asarray(times, dtype=np.float64),
+    }
+
+
+# -- the vectorised reading of well-formed SLAM files ---------------------------------------------------------------
+#
+# Every function below returns None at the first thing that is not plainly well-formed; the line-by-line parser then
+# reads the files and reports what is wrong. Where the two could read a value differently (Python's `str.split` also
+# splits at \x1c-\x1f and non-ASCII spaces, pyarrow's ASCII split does not), such characters send the files there too
+# (see [`_has_odd_spaces`]).
+
+_LINE_KINDS = {"blank": 0, "prompt": 1, "header": 2, "token": 3}
+_LINES_PER_PIECE = 250_000
+_HEADER_CHARACTERS = r"^[\x20-\x7e]*$"
+
+
+def _read_slam_fast(
+    files: dict[str, tuple[str, str | None]], include_prompt: bool, prompt_separator: str
+) -> dict[str, Any] | None:
+    """
+    What [`_read_slam_by_line`] returns, read with pyarrow; `None` when a file is not plainly well-formed. The files
+    are cut into pieces of whole exercises, read on every core (pyarrow and numpy release the GIL).
+    """
+
+    def read_file(name: str) -> tuple[Any, pa.Array | None]:
+        path, key_path = files[name]
+        key = _read_key_fast(key_path) if key_path is not None else False
+        return key, (read_lines(path, reject=_has_odd_spaces) if key is not None else None)
+
+    def read_piece(job: tuple[str, pa.Array]) -> dict[str, Any] | None:
+        name, lines = job
+        exercises = _read_slam_lines(lines, keys[name] or None, include_prompt, prompt_separator)
+        if exercises is not None:
+            exercises["split"] = np.full(len(exercises["days"]), SLAM_SPLIT_CODES[name], dtype=np.int8)
+        return exercises
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        read = dict(zip(files, pool.map(read_file, files)))
+        if any(lines is None for _, lines in read.values()):
+            return None
+        keys = {name: key for name, (key, _) in read.items()}
+        jobs = [
+            (name, piece) for name, (_, lines) in read.items() for piece in _whole_exercises(lines, _LINES_PER_PIECE)
+        ]
+        parts = list(pool.map(read_piece, jobs))
+    if not parts or any(part is None for part in parts):
+        return None
+    return {
+        name: pa.concat_arrays([part[name] for part in parts])
+        if isinstance(parts[0][name], pa.Array)
+        else np.concatenate([part[name] for part in parts])
+        for name in parts[0]
+    }
+
+
+def _whole_exercises(lines: pa.Array, size: int) -> list[pa.Array]:
+    """`lines` cut, after blank lines only, into pieces of about `size` lines (no exercise is cut)."""
+    pieces, start = [], 0
+    while len(lines) - start > size:
+        blank = _blank_lines(lines.slice(start + size, size))
+        after = np.flatnonzero(blank)
+        if not len(after):
+            break
+        end = start + size + int(after[0]) + 1
+        pieces.append(lines.slice(start, end - start))
+        start = end
+    pieces.append(lines.slice(start))
+    return pieces
+
+
+def _blank_lines(lines: pa.Array) -> np.ndarray:
+    """`not line.strip()` of every line: only ASCII whitespace is left (see [`_has_odd_spaces`])."""
+    return pc.or_(pc.equal(pc.binary_length(lines), 0), pc.ascii_is_space(lines)).to_numpy(zero_copy_only=False)
+
+
+def _has_odd_spaces(data: bytes) -> bool:
+    """
+    Whether `data` holds whitespace that Python's `str.split` splits at and pyarrow's `ascii_split_whitespace` does
+    not: \\x1c-\\x1f and the non-ASCII spaces (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F,
+    U+205F, U+3000). Found by their bytes: the lead bytes of non-ASCII characters are rare in SLAM files.
+    """
+    if any(bytes([code]) in data for code in range(0x1C, 0x20)):
+        return True
+    array = np.frombuffer(data, dtype=np.uint8)
+    lead = np.flatnonzero(array >= 0xC2)
+    last = len(array) - 1
+    first, second, third = array[lead], array[np.minimum(lead + 1, last)], array[np.minimum(lead + 2, last)]
+    odd = (
+        ((first == 0xC2) & ((second == 0x85) | (second == 0xA0)))
+        | ((first == 0xE1) & (second == 0x9A) & (third == 0x80))
+        | (
+            (first == 0xE2)
+            & (second == 0x80)
+            & (((third >= 0x80) & (third <= 0x8A)) | np.isin(third, (0xA8, 0xA9, 0xAF)))
+        )
+        | ((first == 0xE2) & (second == 0x81) & (third == 0x9F))
+        | ((first == 0xE3) & (second == 0x80) & (third == 0x80))
+    )
+    return bool(odd.any())
+
+
+def _read_key_fast(path: str) -> tuple[pa.Array, np.ndarray] | None:
+    """The instance ids and labels (bool: 1 = a mistake) of a `.key` file, as [`read_slam_key`] reads them."""
+    lines = read_lines(path, reject=_has_odd_spaces)
+    if lines is None:
+        return None
+    # Stripped first: pyarrow's split gives an empty field for leading or trailing whitespace, `str.split` none.
+    # (ASCII whitespace only: `_has_odd_spaces` let no other through.)
+    lines = pc.ascii_trim_whitespace(lines)
+    lines = lines.filter(pc.not_equal(lines, ""))
+    fields = pc.ascii_split_whitespace(lines)
+    if len(lines) and not pc.all(pc.equal(pc.list_value_length(fields), 2)).as_py():
+        return None
+    instances, labels = pc.list_element(fields, 0), pc.list_element(fields, 1)
+    if not pc.all(pc.is_in(labels, value_set=pa.array(["0", "1"]))).as_py():
+        return None
+    if pc.count_distinct(instances).as_py() != len(instances):
+        return None  # a repeated instance: the dict keeps the last label
+    return instances, pc.equal(labels, "1").to_numpy(zero_copy_only=False)
+
+
+def _read_slam_lines(
+    lines: pa.Array, key: tuple[pa.Array, np.ndarray] | None, include_prompt: bool, prompt_separator: str
+) -> dict[str, Any] | None:
+    """The exercises of lines of a SLAM file, whole exercises (see [`parse_slam_file`]), without `split`."""
+    blank = _blank_lines(lines)
+    comment = pc.starts_with(lines, "#").to_numpy(zero_copy_only=False) & ~blank
+    comments = lines.filter(pa.array(comment))
+    bodies = pc.ascii_trim_whitespace(pc.utf8_slice_codeunits(comments, 1))
+    prompt = np.zeros(len(lines), dtype=bool)
+    prompt[comment] = pc.starts_with(bodies, "prompt:").to_numpy(zero_copy_only=False)
+    kind = np.full(len(lines), _LINE_KINDS["token"], dtype=np.int8)
+    kind[blank] = _LINE_KINDS["blank"]
+    kind[comment] = _LINE_KINDS["header"]
+    kind[prompt] = _LINE_KINDS["prompt"]
+    # Every block between blank lines must be [prompt] header token...: checked line by line against its neighbours.
+    before = np.concatenate([[0], kind[:-1]])
+    after = np.concatenate([kind[1:], [0]])
+    well_formed = (
+        (kind == 0)
+        | ((kind == 1) & (before == 0) & (after == 2))
+        | ((kind == 2) & (before <= 1) & (after == 3))
+        | ((kind == 3) & (before >= 2))
+    )
+    if not well_formed.all():
+        return None
+    headers = _read_headers(bodies.filter(pc.invert(pc.starts_with(bodies, "prompt:"))))
+    if headers is None:
+        return None
+    num_exercises = len(headers["days"])
+    exercise_of_line = np.cumsum(kind == 2) - 1
+    tokens = _read_tokens(lines.filter(pa.array(kind == 3)), key)
+    if tokens is None:
+        return None
+    token_exercise = exercise_of_line[kind == 3]
+    counts = np.bincount(token_exercise, minlength=num_exercises)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int64())
+    sentence = pc.binary_join(
+        pa.LargeListArray.from_arrays(offsets, tokens["token"]), pa.scalar(" ", pa.large_string())
+    )
+    mistakes = np.bincount(token_exercise, weights=tokens["mistake"], minlength=num_exercises)
+    if include_prompt:
+        # The prompt of an exercise is its header's previous line; empty prompts are left out, as `if prompt:` does.
+        prompts = pc.split_pattern(bodies.filter(pa.array(prompt[comment])), ":", max_splits=1)
+        prompt_of_exercise = np.full(num_exercises, -1, dtype=np.int64)
+        prompt_of_exercise[exercise_of_line[prompt] + 1] = np.arange(int(prompt.sum()))
+        prompt_text = strip_strings(pc.list_element(prompts, 1)).take(
+            pa.array(prompt_of_exercise, mask=prompt_of_exercise < 0)
+        )
+        with_prompt = pc.fill_null(pc.not_equal(prompt_text, ""), False)
+        joined = pc.binary_join_element_wise(prompt_text, sentence, pa.scalar(prompt_separator, pa.large_string()))
+        sentence = pc.if_else(with_prompt, joined, sentence)
+    return {
+        **headers,
+        "sentence": sentence.cast(pa.string()),
+        "correct": (mistakes == 0).astype(np.int8),
+    }
+
+
+def _read_headers(bodies: pa.Array) -> dict[str, Any] | None:
+    """`user`, `days`, `time` and the `format`/`client`/`session` codes of the exercise headers (`# ` stripped)."""
+    if not pc.all(pc.match_substring_regex(bodies, _HEADER_CHARACTERS)).as_py():
+        return None
+    fields = pc.ascii_split_whitespace(bodies)
+    header_of_field = pc.list_parent_indices(fields).to_numpy(zero_copy_only=False)
+    fields = pc.list_flatten(fields)
+    if not pc.all(pc.match_substring(fields, ":")).as_py():
+        return None
+    pairs = pc.split_pattern(fields, ":", max_splits=1)
+    names, values = pc.list_element(pairs, 0), pc.list_element(pairs, 1)
+    num_headers = len(bodies)
+
+    def field(name: str) -> pa.Array | None:
+        # The value of `name` in every header (null when absent); a name given twice is left to the parser.
+        rows = np.flatnonzero(pc.equal(names, name).to_numpy(zero_copy_only=False))
+        if np.bincount(header_of_field[rows], minlength=num_headers).max(initial=0) > 1:
+            return None
+        row_of_header = np.full(num_headers, -1, dtype=np.int64)
+        row_of_header[header_of_field[rows]] = rows
+        return values.take(pa.array(row_of_header, mask=row_of_header < 0))
+
+    found = {name: field(name) for name in ("user", "days", "time", "format", "client", "session")}
+    if any(value is None for value in found.values()):
+        return None
+    user, days, time = found["user"], found["days"], found["time"]
+    if user.null_count or pc.any(pc.equal(user, "")).as_py() or days.null_count:
+        return None
+    try:
+        days = pc.cast(days, pa.float64()).to_numpy(zero_copy_only=False)
+        time = pc.fill_null(time, "null")
+        given = pc.not_equal(time, "null")
+        seconds = pc.cast(pc.if_else(given, time, "nan"), pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return None
+    given = given.to_numpy(zero_copy_only=False)
+    if not np.isfinite(seconds[given]).all():
+        return None  # `int(float(...))` of a NaN or infinite time fails in the parser
+    codes = {}
+    for name, vocabulary in (("format", FORMATS), ("client", CLIENTS), ("session", SESSIONS)):
+        # `vocabulary.get(value, 0)`: absent and unknown values are 0.
+        index = pc.fill_null(pc.index_in(found[name], value_set=pa.array(list(vocabulary))), -1)
+        index = index.to_numpy(zero_copy_only=False)
+        codes[name] = np.where(index >= 0, np.asarray([0, *vocabulary.values()], dtype=np.int32)[index + 1], 0)
+    return {
+        "user": user.cast(pa.string()),
+        "days": days,
+        # The parser's `int(float(time))`: truncated toward zero, then a float (NaN for null).
+        "time": np.where(given, np.trunc(seconds), np.nan),
+        **codes,
+    }
+
+
+def _read_tokens(lines: pa.Array, key: tuple[pa.Array, np.ndarray] | None) -> dict[str, Any] | None:
+    """The `token` (2nd column) and `mistake` (label 1: 7th column, or the `key`) of every token line."""
+    parts = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(lines))
+    lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    seven, six = lengths == 7, lengths == 6
+    if not (seven | six).all():
+        return None
+    flat = pc.list_flatten(parts)
+    starts = parts.offsets.to_numpy()[:-1]
+    instance = flat.take(pa.array(starts))
+    if not pc.all(pc.equal(pc.utf8_length(instance), 12)).as_py():
+        return None
+    mistake = np.zeros(len(lines), dtype=bool)
+    if seven.any():
+        labels = flat.take(pa.array(starts[seven] + 6))
+        if not pc.all(pc.is_in(labels, value_set=pa.array(["0", "1"]))).as_py():
+            return None
+        mistake[seven] = pc.equal(labels, "1").to_numpy(zero_copy_only=False)
+    if six.any():
+        if key is None:
+            return None
+        row = pc.index_in(instance.filter(pa.array(six)), value_set=key[0])
+        if row.null_count:
+            return None
+        mistake[six] = key[1][row.to_numpy(zero_copy_only=False)]
+    return {"token": flat.take(pa.array(starts + 1)), "mistake": mistake}
 
 
 def load_duolingo(

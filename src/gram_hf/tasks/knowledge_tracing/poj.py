@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ...data import InteractionData
-from ...raw_files import BadLines, DroppedRows, check_files_exist, iter_csv, read_raw_bytes
+from ...raw_files import BadLines, DroppedRows, check_files_exist, iter_csv, read_raw_bytes, strip_strings
 from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
 from .raw_io import read_text_table
 from .split_arguments import KnowledgeTracingSplitArguments
@@ -44,6 +44,11 @@ UNJUDGED_RESULTS = ("Waiting", "Running & Judging", "Compiling")
 DROP_UNJUDGED = "unjudged_submissions"
 DROP_EMPTY_FIELDS = "empty_fields"
 
+# What the fast path makes of a (stripped) `Result`.
+_EMPTY, _ACCEPTED, _JUDGED, _UNJUDGED, _UNKNOWN = range(5)
+_RESULT_KINDS = {"": _EMPTY, **{result: _JUDGED for result in RESULTS}, ACCEPTED: _ACCEPTED}
+_RESULT_KINDS.update(dict.fromkeys(UNJUDGED_RESULTS, _UNJUDGED))
+
 
 @dataclass
 class POJConfig(KnowledgeTracingRawConfig):
@@ -57,10 +62,10 @@ class POJConfig(KnowledgeTracingRawConfig):
 
 @dataclass
 class _Submissions:
-    """The judged submissions of the log, in file order."""
+    """The judged submissions of the log, in file order (`users`, `problems`: Arrow strings or lists of str)."""
 
-    users: Any
-    problems: Any
+    users: pa.Array | list[str]
+    problems: pa.Array | list[str]
     responses: np.ndarray
     seconds: np.ndarray
 
@@ -90,7 +95,7 @@ class POJBuilder(KnowledgeTracingRawBuilder):
         for problem, text in texts.items():
             yield {"item_id": problem, "text": text}
 
-    def generate_users(self) -> Iterator[dict[str, Any]]:
+    def generate_users(self) -> Iterator[pa.Table]:
         path = self.config.log_csv
         check_files_exist([path])
         # pyarrow reads the ~1M rows in a fraction of the csv module's time; any doubt (a malformed row, a drop whose
@@ -103,7 +108,7 @@ class POJBuilder(KnowledgeTracingRawBuilder):
             "timestamps": submissions.seconds,
             "responses": submissions.responses,
         }
-        yield from group_by_user(submissions.users, columns)
+        yield group_by_user(submissions.users, columns)
 
 
 def _parse_times(times: pa.Array) -> pa.Array:
@@ -115,9 +120,10 @@ def _parse_times(times: pa.Array) -> pa.Array:
 
 def _read_log_fast(path: str, dropped: DroppedRows) -> _Submissions | None:
     """
-    The log through pyarrow's CSV reader (only the four columns, by name). Returns `None` when anything is off: the
-    file does not parse, a `Result` is unknown, a time is malformed, or rows must be dropped but a row's line number
-    is not certain (blank lines or line breaks inside quoted fields), so that the line-by-line reader reports it.
+    The log through pyarrow's CSV reader (only the four columns, by name; `Submit Time` parsed by the reader, `Result`
+    read as a dictionary of its few values). Returns `None` when anything is off: the file does not parse, a time is
+    malformed, a `Result` is unknown, or rows must be dropped but a row's line number is not certain (blank lines or
+    line breaks inside quoted fields), so that the line-by-line reader reports it.
     """
     data = read_raw_bytes(path)  # a cut-off .gz is reported here, naming the line
     try:
@@ -125,26 +131,49 @@ def _read_log_fast(path: str, dropped: DroppedRows) -> _Submissions | None:
             pa.BufferReader(data),
             convert_options=pa_csv.ConvertOptions(
                 include_columns=list(POJ_COLUMNS),
-                column_types=dict.fromkeys(POJ_COLUMNS, pa.string()),
+                column_types={
+                    "User": pa.string(),
+                    "Problem": pa.string(),
+                    "Result": pa.dictionary(pa.int32(), pa.string()),
+                    "Submit Time": pa.timestamp("s"),
+                },
+                timestamp_parsers=[SUBMIT_TIME_FORMAT],
+                null_values=[""],  # only an empty time is missing ("NULL" is malformed, as for the csv path)
                 strings_can_be_null=False,
             ),
         )
-    except pa.ArrowException:  # invalid UTF-8, a missing column, a short row, ...
+    except pa.ArrowException:  # invalid UTF-8, a missing column, a short row, a malformed time, ...
         return None
-    columns = {name: pc.utf8_trim_whitespace(table[name].combine_chunks()) for name in POJ_COLUMNS}
-    empty = np.zeros(table.num_rows, dtype=bool)
-    for values in columns.values():
-        empty |= pc.equal(values, "").to_numpy(zero_copy_only=False)
-    result = columns["Result"]
-    unjudged = pc.is_in(result, value_set=pa.array(UNJUDGED_RESULTS)).to_numpy(zero_copy_only=False) & ~empty
-    known = pc.is_in(result, value_set=pa.array(RESULTS)).to_numpy(zero_copy_only=False)
-    if (~known & ~unjudged & ~empty).any():
+    users = strip_strings(table["User"].combine_chunks())
+    problems = strip_strings(table["Problem"].combine_chunks())
+    # Each chunk's few distinct results are classified once, then looked up by their codes.
+    kinds, chunk_results = [], []
+    for chunk in table["Result"].chunks:
+        distinct = ["" if value is None else value.strip() for value in chunk.dictionary.to_pylist()]
+        kind = np.asarray([_RESULT_KINDS.get(value, _UNKNOWN) for value in distinct], dtype=np.int8)
+        kinds.append(kind[chunk.indices.to_numpy(zero_copy_only=False)])
+        chunk_results.append((len(chunk), distinct, chunk.indices))
+    kind = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.int8)
+    times = table["Submit Time"].combine_chunks()
+    empty = (
+        pc.equal(users, "").to_numpy(zero_copy_only=False)
+        | pc.equal(problems, "").to_numpy(zero_copy_only=False)
+        | (kind == _EMPTY)
+        | times.is_null().to_numpy(zero_copy_only=False)
+    )
+    unjudged = (kind == _UNJUDGED) & ~empty
+    if ((kind == _UNKNOWN) & ~empty).any():
         return None
+
+    def result(row: int) -> str:
+        for size, distinct, indices in chunk_results:
+            if row < size:
+                return distinct[indices[row].as_py()]
+            row -= size
+        raise IndexError(row)
+
     keep = ~(empty | unjudged)
-    keep_arrow = pa.array(keep)
-    seconds = _parse_times(columns["Submit Time"].filter(keep_arrow))
-    if seconds.null_count:
-        return None
+    seconds = times.cast(pa.int64())
     if not keep.all():
         # Row i is line i + 2 only when every row is one line and no line is blank: one newline per row.
         lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
@@ -154,7 +183,12 @@ def _read_log_fast(path: str, dropped: DroppedRows) -> _Submissions | None:
             rows = np.flatnonzero(mask)
             examples = []
             for row in rows[: dropped.limit].tolist():
-                values = {name: columns[name][row].as_py() for name in POJ_COLUMNS}
+                values = {
+                    "User": users[row].as_py(),
+                    "Problem": problems[row].as_py(),
+                    "Result": result(row),
+                    "Submit Time": "" if times[row].as_py() is None else "given",
+                }
                 problem = (
                     _empty_fields_problem(values)
                     if reason == DROP_EMPTY_FIELDS
@@ -162,11 +196,14 @@ def _read_log_fast(path: str, dropped: DroppedRows) -> _Submissions | None:
                 )
                 examples.append((path, row + 2, problem))
             dropped.add_many(reason, len(rows), examples)
+        keep_arrow = pa.array(keep)
+        users, problems, seconds = users.filter(keep_arrow), problems.filter(keep_arrow), seconds.filter(keep_arrow)
+    # The log's times carry no zone; they are read as UTC, which keeps order and differences exact.
     return _Submissions(
-        users=columns["User"].filter(keep_arrow).to_numpy(zero_copy_only=False),
-        problems=columns["Problem"].filter(keep_arrow).to_numpy(zero_copy_only=False),
-        responses=pc.equal(result.filter(keep_arrow), ACCEPTED).to_numpy(zero_copy_only=False).astype(np.int8),
-        seconds=seconds.to_numpy().astype(np.float64),
+        users=users,
+        problems=problems,
+        responses=(kind[keep] == _ACCEPTED).astype(np.int8),
+        seconds=seconds.to_numpy(zero_copy_only=False).astype(np.float64),
     )
 
 

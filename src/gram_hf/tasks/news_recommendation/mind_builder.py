@@ -8,12 +8,16 @@ The MIND `datasets` builder: config `news` turns the `news.tsv` files into the i
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...builders import RawFilesBuilder, RawFilesConfig
 from ...raw_files import BadLines, DataFileError, iter_lines
@@ -24,6 +28,7 @@ from .mind_parsing import (
     malformed,
     parse_impression_token,
     parse_news_line,
+    read_behaviors_table,
     read_bodies,
     read_news_ids,
     split_behaviors_line,
@@ -52,6 +57,83 @@ def sample_negatives(negatives: Sequence[int], npratio: int, rng: random.Random)
     if npratio > len(negatives):
         return rng.sample(list(negatives) * (npratio // len(negatives) + 1), npratio)
     return rng.sample(list(negatives), npratio)
+
+
+def sample_negative_positions(counts: np.ndarray, npratio: int, rng: np.random.Generator) -> np.ndarray:
+    """
+    [`sample_negatives`] for many training rows at once: `[rows, npratio]` positions into each row's negatives
+    (`counts[r]` of them), drawn without replacement when a row has at least `npratio`, otherwise from its negatives
+    repeated `npratio // count + 1` times (so each is used about equally often). Rows need at least one negative.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    # The pool a row draws from without replacement: its negatives, or their repetitions (position modulo count).
+    pool = np.where(counts >= npratio, counts, counts * (npratio // np.maximum(counts, 1) + 1))
+    drawn = np.empty((len(counts), npratio), dtype=np.int64)
+    chosen = np.empty((len(counts), 0), dtype=np.int64)  # drawn so far, sorted per row
+    for step in range(npratio):
+        # A uniform pick among the positions not drawn yet: the pick-th of them, found by stepping over the drawn
+        # ones in ascending order (npratio is small, so these are a few vector operations over all rows).
+        pick = rng.integers(0, pool - step)
+        for column in range(step):
+            pick += chosen[:, column] <= pick
+        drawn[:, step] = pick
+        chosen = np.sort(np.concatenate([chosen, pick[:, None]], axis=1), axis=1)
+    return drawn % np.maximum(counts, 1)[:, None]
+
+
+def _negatives_seed(seed: int) -> int:
+    """The negative-sampling seed of `seed` (any int): a stream of its own, apart from carving's."""
+    return int.from_bytes(hashlib.sha256(f"gram-hf-mind-negatives-{seed}".encode()).digest()[:8], "little")
+
+
+@dataclass
+class _Impressions:
+    """
+    The impressions of one `behaviors.tsv` that a split keeps (after carving), mapped to catalog indices: one entry
+    per impression in `impression_id`, `user_id` and `time`; the known history news and candidates flat, in file
+    order, each with the row of its impression (`*_rows`); NewsIDs absent from every `news.tsv` left out and counted.
+    """
+
+    impression_id: pa.Array
+    user_id: pa.Array
+    time: pa.Array
+    history: np.ndarray
+    history_rows: np.ndarray
+    candidates: np.ndarray
+    candidate_rows: np.ndarray
+    labels: np.ndarray
+    has_labels: bool
+    missing_ids: set[str]
+    missing_history: int
+    missing_candidates: int
+
+
+def _flat_tokens(lists: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """
+    The tokens of a column of token lists ([`read_behaviors_table`]), flat, without the one empty token of an empty
+    value, and the row of each.
+    """
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    values = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
+    rows = np.repeat(np.arange(len(lists)), lengths)
+    # Empty tokens come only from empty values (the reader checked): one per such row, found without string work.
+    first = offsets[:-1] - offsets[0]
+    single = first[lengths == 1]
+    empty = single[pc.equal(values.take(pa.array(single)), "").to_numpy(zero_copy_only=False)]
+    if not len(empty):
+        return values, rows
+    keep = np.ones(len(values), dtype=bool)
+    keep[empty] = False
+    return values.filter(pa.array(keep)), rows[keep]
+
+
+def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    """An Arrow list column of consecutive runs of `values`, `lengths[i]` for row `i`."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, value_type))
 
 
 @dataclass
@@ -124,7 +206,8 @@ class MIND(RawFilesBuilder):
     adds the stats.
     """
 
-    VERSION = datasets.Version("1.0.0")
+    # 2.0.0: training negatives drawn in bulk by numpy (`sample_negative_positions`), not row by row.
+    VERSION = datasets.Version("2.0.0")
     BUILDER_CONFIG_CLASS = MINDConfig
     BUILDER_CONFIGS = [
         MINDConfig(name="news", version=VERSION, description="One row per news: the item catalog."),
@@ -175,6 +258,8 @@ class MIND(RawFilesBuilder):
             raise ValueError("validation_fraction > 0 carves validation out of *_train, but there is no train folder.")
         news_ids = read_news_ids(folders.news_files())
         self._news_index = {news_id: index for index, news_id in enumerate(news_ids)}
+        self._news_ids = pa.array(news_ids, pa.string())
+        self._labelled_ids = None
         return [
             datasets.SplitGenerator(
                 name=name,
@@ -190,11 +275,14 @@ class MIND(RawFilesBuilder):
             for name, (role, form, carved) in split_names(list(folders.folders), config.validation_fraction).items()
         ]
 
-    def _generate_examples(self, **kwargs):
-        if self.config.name == "news":
-            yield from self._generate_news(**kwargs)
-        else:
+    def _generate_tables(self, **kwargs):
+        if self.config.name == "news":  # item rows, through the base's row path
+            yield from super()._generate_tables(**kwargs)
+        else:  # impressions: whole Arrow tables
             yield from self._generate_impressions(**kwargs)
+
+    def _generate_examples(self, **kwargs):
+        yield from self._generate_news(**kwargs)
 
     # ------------------------------------------------------------------------------------------------- news
 
@@ -257,15 +345,9 @@ class MIND(RawFilesBuilder):
 
     def _generate_impressions(self, split: str, path: Path, form: str, carve: str | None):
         config = self.config
-        index = self._news_index
-        # One generator per purpose, consumed in file order: carving draws once per impression line, sampling only
-        # for the training impressions, so every split is a pure function of the files and the seed.
+        # One generator per purpose: carving draws once per impression line in file order, so every split is a pure
+        # function of the files and the seed; negatives are drawn in bulk for the training rows.
         carve_rng = random.Random(f"gram-hf-mind-validation-{config.seed}")
-        sample_rng = random.Random(f"gram-hf-mind-negatives-{config.seed}")
-        max_history = None if config.max_history == -1 else config.max_history
-        npratio = config.npratio
-        has_labels: bool | None = None
-        missing: set[str] = set()
         stats = {
             "split": split,
             "source": str(path),
@@ -284,7 +366,96 @@ class MIND(RawFilesBuilder):
             "missing_history_news": 0,
             "missing_candidate_news": 0,
         }
-        row = 0
+        table = read_behaviors_table(path)
+        parsed = None if table is None else self._map_impressions(table, form, carve, carve_rng)
+        if parsed is None:
+            # Not the regular form (or a line to report): every line parsed and checked on its own, from a fresh
+            # carving generator, so both paths keep the same lines.
+            carve_rng = random.Random(f"gram-hf-mind-validation-{config.seed}")
+            parsed = self._read_impression_lines(path, form, carve, carve_rng)
+        table = self._impressions_table(parsed, form, stats)
+        stats["missing_news_ids"] = sorted(parsed.missing_ids)
+        self.write_stats(f"split_{split}", stats)
+        yield 0, table
+
+    def _map_impressions(
+        self, table: pa.Table, form: str, carve: str | None, carve_rng: random.Random
+    ) -> _Impressions | None:
+        """
+        The impressions of a file read in bulk ([`read_behaviors_table`]), mapped to catalog indices; `None` when a
+        line needs reporting (a malformed token, a NewsID absent under `strict=True`), which the line reader does.
+        """
+        config = self.config
+        if carve is not None:
+            draws = np.fromiter((carve_rng.random() for _ in range(table.num_rows)), np.float64, table.num_rows)
+            table = table.filter(pa.array((draws < config.validation_fraction) == (carve == "take")))
+        history, history_rows = _flat_tokens(table.column("history"))
+        tokens, token_rows = _flat_tokens(table.column("impressions"))
+        news_ids = self._news_ids
+        has_labels = True
+        # The file's first token decides whether it is labelled (MINDlarge_test is not); a file mixes no forms.
+        if len(tokens) and is_labelled_token(tokens[0].as_py()):
+            # Labelled tokens are looked up whole among `<NewsID>-0` and `<NewsID>-1` (entries 2i and 2i + 1):
+            # one hash lookup gives news and label, and only the tokens not found need string work.
+            found = pc.index_in(tokens, value_set=self._labelled_news_ids())
+            unfound = tokens.filter(found.is_null())
+            # As `parse_impression_token`: a non-empty NewsID, then `-0` or `-1`.
+            if len(unfound) and not pc.all(pc.match_substring_regex(unfound, r"^.+-[01]$")).as_py():
+                return None
+            token_known = found.is_valid().to_numpy(zero_copy_only=False)
+            token_index = found.drop_null().to_numpy()
+            candidates, labels = (token_index // 2).astype(np.int32), (token_index % 2).astype(np.int8)
+            unfound_ids = pc.utf8_slice_codeunits(unfound, 0, -2)
+        else:
+            if len(tokens):
+                has_labels = False
+                if form == "train" or pc.any(pc.match_substring(tokens, "-")).as_py():
+                    return None
+            found = pc.index_in(tokens, value_set=news_ids)
+            unfound_ids = tokens.filter(found.is_null())
+            token_known = found.is_valid().to_numpy(zero_copy_only=False)
+            candidates = found.drop_null().to_numpy().astype(np.int32)
+            labels = np.full(len(candidates), -1, np.int8)
+        history_index = pc.index_in(history, value_set=news_ids)
+        if config.strict and (history_index.null_count or len(unfound_ids)):
+            return None
+        missing = set(pc.unique(history.filter(history_index.is_null())).to_pylist())
+        missing.update(pc.unique(unfound_ids).to_pylist())
+        history_known = history_index.is_valid().to_numpy(zero_copy_only=False)
+        return _Impressions(
+            impression_id=table.column("impression_id").combine_chunks(),
+            user_id=table.column("user_id").combine_chunks(),
+            time=table.column("time").combine_chunks(),
+            history=history_index.drop_null().to_numpy().astype(np.int32),
+            history_rows=history_rows[history_known],
+            candidates=candidates,
+            candidate_rows=token_rows[token_known],
+            labels=labels,
+            has_labels=has_labels,
+            missing_ids=missing,
+            missing_history=int((~history_known).sum()),
+            missing_candidates=len(unfound_ids),
+        )
+
+    def _labelled_news_ids(self) -> pa.Array:
+        """`<NewsID>-0`, `<NewsID>-1` for every news in catalog order: entry `2 * index + label`."""
+        if self._labelled_ids is None:
+            ids = self._news_ids
+            doubled = ids.take(pa.array(np.repeat(np.arange(len(ids)), 2)))
+            self._labelled_ids = pc.binary_join_element_wise(doubled, pa.array(["-0", "-1"] * len(ids)), "")
+        return self._labelled_ids
+
+    def _read_impression_lines(
+        self, path: Path, form: str, carve: str | None, carve_rng: random.Random
+    ) -> _Impressions:
+        """The impressions of a file line by line: each line checked, every bad one reported (`file:line: ...`)."""
+        config = self.config
+        index = self._news_index
+        has_labels: bool | None = None
+        missing: set[str] = set()
+        missing_history = missing_candidates = 0
+        impression_ids, user_ids, times = [], [], []
+        history, history_rows, candidates, candidate_rows, labels = [], [], [], [], []
         bad = BadLines()  # malformed lines are reported together at the end of the file
         for line_number, line in iter_lines(path, bad):
             try:
@@ -293,77 +464,139 @@ class MIND(RawFilesBuilder):
                 )
                 if carve is not None and (carve_rng.random() < config.validation_fraction) != (carve == "take"):
                     continue
-                history = []
+                line_history, line_missing_history = [], 0
                 for news_id in history_text.split():
                     news_index = index.get(news_id)
                     if news_index is None:
                         self._missing(news_id, path, line_number, missing)
-                        stats["missing_history_news"] += 1
+                        line_missing_history += 1
                     else:
-                        history.append(news_index)
-                candidates, labels = [], []
+                        line_history.append(news_index)
+                line_candidates, line_labels, line_missing_candidates = [], [], 0
                 for token in impressions_text.split():
                     if has_labels is None:
                         # The file's first token decides whether it is labelled (MINDlarge_test is not).
-                        has_labels = stats["has_labels"] = is_labelled_token(token)
+                        has_labels = is_labelled_token(token)
                         if not has_labels and form == "train":
                             raise malformed(path, line_number, "the training split needs click labels (NewsID-0/1)")
                     news_id, label = parse_impression_token(token, path, line_number, has_labels)
                     news_index = index.get(news_id)
                     if news_index is None:
                         self._missing(news_id, path, line_number, missing)
-                        stats["missing_candidate_news"] += 1
+                        line_missing_candidates += 1
                         continue
-                    candidates.append(news_index)
-                    labels.append(label)
+                    line_candidates.append(news_index)
+                    line_labels.append(label)
             except DataFileError as err:
                 bad.add_error(err)
                 continue
-            stats["impressions_read"] += 1
-            if max_history is not None and len(history) > max_history:
-                history = history[len(history) - max_history :]
-                stats["truncated_histories"] += 1
-            if not candidates:
-                stats["dropped_no_candidates"] += 1
-                continue
-            clicks = labels.count(1)
-            if has_labels and clicks == 0:
-                stats["dropped_no_clicks"] += 1
-                continue
-            example = {"impression_id": impression_id, "user_id": user_id, "time": time, "history": history}
-            if form == "train":
-                negatives = [c for c, label in zip(candidates, labels) if label == 0]
-                if not negatives:
-                    stats["dropped_no_negatives"] += 1
-                    continue
-                for candidate, label in zip(candidates, labels):
-                    if label != 1:
-                        continue
-                    sampled = sample_negatives(negatives, npratio, sample_rng)
-                    # The positive goes to a seeded random slot, so no head can learn "the first one is clicked".
-                    position = sample_rng.randrange(npratio + 1)
-                    row_labels = [0] * (npratio + 1)
-                    row_labels[position] = 1
-                    yield (
-                        row,
-                        {
-                            **example,
-                            "candidates": sampled[:position] + [candidate] + sampled[position:],
-                            "labels": row_labels,
-                        },
-                    )
-                    row += 1
-            else:
-                yield row, {**example, "candidates": candidates, "labels": labels}
-                row += 1
-            stats["impressions"] += 1
-            stats["clicks"] += clicks
-            stats["candidates"] += len(candidates)
-            stats["empty_histories"] += not history
+            row = len(impression_ids)
+            impression_ids.append(impression_id)
+            user_ids.append(user_id)
+            times.append(time)
+            history.extend(line_history)
+            history_rows.extend([row] * len(line_history))
+            candidates.extend(line_candidates)
+            candidate_rows.extend([row] * len(line_candidates))
+            labels.extend(line_labels)
+            missing_history += line_missing_history
+            missing_candidates += line_missing_candidates
         bad.check()
-        stats["rows"] = row
-        stats["missing_news_ids"] = sorted(missing)
-        self.write_stats(f"split_{split}", stats)
+        return _Impressions(
+            impression_id=pa.array(impression_ids, pa.int64()),
+            user_id=pa.array(user_ids, pa.string()),
+            time=pa.array(times, pa.timestamp("s")),
+            history=np.asarray(history, np.int32),
+            history_rows=np.asarray(history_rows, np.int64),
+            candidates=np.asarray(candidates, np.int32),
+            candidate_rows=np.asarray(candidate_rows, np.int64),
+            labels=np.asarray(labels, np.int8),
+            has_labels=has_labels is not False,
+            missing_ids=missing,
+            missing_history=missing_history,
+            missing_candidates=missing_candidates,
+        )
+
+    def _impressions_table(self, parsed: _Impressions, form: str, stats: dict) -> pa.Table:
+        """
+        The split's rows from the mapped impressions: histories cut to `max_history`, empty impressions dropped and
+        counted; whole impressions, or for `form="train"` one row per click with `npratio` sampled negatives.
+        """
+        config = self.config
+        num = len(parsed.impression_id)
+        stats["impressions_read"] = num
+        stats["has_labels"] = parsed.has_labels
+        stats["missing_history_news"] = parsed.missing_history
+        stats["missing_candidate_news"] = parsed.missing_candidates
+        history, history_rows = parsed.history, parsed.history_rows
+        history_lengths = np.bincount(history_rows, minlength=num)
+        if config.max_history != -1:
+            # The most recent `max_history` clicks: the last ones of each row.
+            stats["truncated_histories"] = int((history_lengths > config.max_history).sum())
+            rank_from_end = np.repeat(np.cumsum(history_lengths), history_lengths) - np.arange(len(history))
+            keep = rank_from_end <= config.max_history
+            history, history_rows = history[keep], history_rows[keep]
+            history_lengths = np.minimum(history_lengths, config.max_history)
+        candidate_rows, labels = parsed.candidate_rows, parsed.labels
+        candidate_counts = np.bincount(candidate_rows, minlength=num)
+        clicks = np.bincount(candidate_rows, weights=labels == 1, minlength=num).astype(np.int64)
+        no_candidates = candidate_counts == 0
+        no_clicks = ~no_candidates & (clicks == 0) if parsed.has_labels else np.zeros(num, bool)
+        negatives = np.bincount(candidate_rows, weights=labels == 0, minlength=num).astype(np.int64)
+        no_negatives = ~no_candidates & ~no_clicks & (negatives == 0) if form == "train" else np.zeros(num, bool)
+        kept = ~(no_candidates | no_clicks | no_negatives)
+        stats.update(
+            dropped_no_candidates=int(no_candidates.sum()),
+            dropped_no_clicks=int(no_clicks.sum()),
+            dropped_no_negatives=int(no_negatives.sum()),
+            impressions=int(kept.sum()),
+            clicks=int(clicks[kept].sum()),
+            candidates=int(candidate_counts[kept].sum()),
+            empty_histories=int((history_lengths[kept] == 0).sum()),
+        )
+        history_lists = _lists(history, history_lengths, pa.int32())
+        if form == "train":
+            # One row per click of a kept impression, in file order, with npratio of the impression's negatives.
+            click = (labels == 1) & kept[candidate_rows]
+            rows = candidate_rows[click]
+            is_negative = labels == 0
+            negative_values = parsed.candidates[is_negative]
+            negative_starts = np.concatenate([[0], np.cumsum(negatives)[:-1]])
+            rng = np.random.default_rng(_negatives_seed(config.seed))
+            picks = sample_negative_positions(negatives[rows], config.npratio, rng)
+            sampled = negative_values[negative_starts[rows][:, None] + picks]
+            # The positive goes to a seeded random slot, so no head can learn "the first one is clicked".
+            position = rng.integers(0, config.npratio + 1, size=len(rows))
+            slots = np.arange(config.npratio + 1)
+            padded = np.concatenate([sampled, sampled[:, -1:]], axis=1)
+            shifted = np.concatenate([sampled[:, :1], sampled], axis=1)
+            row_candidates = np.where(slots < position[:, None], padded, shifted)
+            row_candidates[np.arange(len(rows)), position] = parsed.candidates[click]
+            row_labels = (slots == position[:, None]).astype(np.int8)
+            width = np.full(len(rows), config.npratio + 1)
+            indices = pa.array(rows)
+            columns = {
+                "impression_id": parsed.impression_id.take(indices),
+                "user_id": parsed.user_id.take(indices),
+                "time": parsed.time.take(indices),
+                "history": history_lists.take(indices),
+                "candidates": _lists(row_candidates.reshape(-1).astype(np.int32), width, pa.int32()),
+                "labels": _lists(row_labels.reshape(-1), width, pa.int8()),
+            }
+        else:
+            in_kept = kept[candidate_rows]
+            mask = pa.array(kept)
+            columns = {
+                "impression_id": parsed.impression_id.filter(mask),
+                "user_id": parsed.user_id.filter(mask),
+                "time": parsed.time.filter(mask),
+                "history": history_lists.filter(mask),
+                "candidates": _lists(parsed.candidates[in_kept], candidate_counts[kept], pa.int32()),
+                "labels": _lists(labels[in_kept], candidate_counts[kept], pa.int8()),
+            }
+        table = pa.table(columns, schema=IMPRESSION_FEATURES.arrow_schema)
+        stats["rows"] = table.num_rows
+        return table
 
     def _missing(self, news_id: str, path: Path, line_number: int, missing: set[str]) -> None:
         if self.config.strict:
@@ -371,4 +604,11 @@ class MIND(RawFilesBuilder):
         missing.add(news_id)
 
 
-__all__ = ["IMPRESSION_FEATURES", "MIND", "NEWS_TEXT_FIELDS", "MINDConfig", "sample_negatives"]
+__all__ = [
+    "IMPRESSION_FEATURES",
+    "MIND",
+    "NEWS_TEXT_FIELDS",
+    "MINDConfig",
+    "sample_negative_positions",
+    "sample_negatives",
+]

@@ -7,13 +7,19 @@ drops is the builder's business ([`~gram_hf.tasks.news_recommendation.mind_build
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ...raw_files import BadLines, DataFileError, iter_lines
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from ...raw_files import PYTHON_WHITESPACE, BadLines, DataFileError, iter_lines, read_raw_bytes
 
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL", "TitleEntities", "AbstractEntities")
@@ -165,6 +171,95 @@ def parse_impression_token(token: str, path: Path, line_number: int, labelled: b
     return news_id, int(label)
 
 
+# ----------------------------------------------------------------------------------------- the bulk (pyarrow) path
+
+# The time form of every real MIND line. Other forms Python's parser accepts too (`am`, spaces around, years before
+# 1000) go through the line reader, so both paths parse the same lines the same way.
+_TIME_FORM = r"^\d{1,2}/\d{1,2}/[1-9]\d{3} \d{1,2}:[0-5]\d:[0-5]\d [AP]M$"
+# strptime rolls a day the month lacks over into the next month (2/31 -> 3/3) where Python raises: the dates whose day
+# or month could be such (0, 29..39) are checked against `parse_mind_time`, one by one (none in MIND's November).
+_ROLLOVER_CANDIDATE = r"^(0?0/|\d{1,2}/(0?0|29|3\d)/)"
+# Values are split on single spaces in bulk, where `str.split()` splits on runs of any whitespace: a file holding
+# other whitespace goes to the line reader (runs of spaces are caught after the split, as empty tokens).
+_OTHER_WHITESPACE = [char.encode() for char in PYTHON_WHITESPACE if char not in " \t\n\r"]
+
+
+def read_behaviors_table(path: Path | str) -> pa.Table | None:
+    """
+    A `behaviors.tsv` read in bulk by pyarrow: `impression_id` (int64), `user_id`, `time` (timestamp[s]) and the
+    space-split `history` and `impressions` tokens (lists of strings, empty for an empty value), one row per
+    non-blank line in file order, as [`split_behaviors_line`] and `str.split()` read them.
+
+    `None` when the file is anything but the regular form (a malformed line, invalid UTF-8, a time or spacing form
+    only the line reader handles, a lone `\\r`): the caller then reads it line by line with
+    [`split_behaviors_line`], which names every bad line, so this path never needs line numbers. A truncated or
+    corrupt `.gz` raises the [`~gram_hf.raw_files.DataFileError`] of [`~gram_hf.raw_files.read_raw_bytes`].
+    """
+    data = read_raw_bytes(path)
+    if data.startswith(codecs.BOM_UTF8):  # the line reader drops it too (utf-8-sig)
+        data = data[len(codecs.BOM_UTF8) :]
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None  # pyarrow breaks lines at a lone \r, the line reader does not
+    ascii_only = data.isascii()
+    if any(char in data for char in _OTHER_WHITESPACE if len(char) == 1 or not ascii_only):
+        return None
+    names = ["impression_id", "user_id", "time", "history", "impressions"]
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pa_csv.ReadOptions(column_names=names),
+            parse_options=pa_csv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={"impression_id": pa.int64(), **dict.fromkeys(names[1:], pa.string())},
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        ).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a malformed line or invalid UTF-8: the line reader names it
+        return None
+    del data
+    if table.num_rows == 0 or table.column("impression_id").null_count:
+        return None
+    time = _parse_times(table.column("time").chunk(0))
+    if time is None:
+        return None
+    columns = {}
+    for name in ("history", "impressions"):
+        values = table.column(name).chunk(0)
+        tokens = pc.split_pattern(values, " ")
+        # An empty value splits into one empty token (a row without tokens); any other empty token is a run of
+        # spaces or one at an edge, which the line reader handles.
+        empty_tokens = np.count_nonzero(pc.binary_length(tokens.flatten()).to_numpy() == 0)
+        if empty_tokens != np.count_nonzero(pc.binary_length(values).to_numpy() == 0):
+            return None
+        columns[name] = tokens
+    return pa.table(
+        {
+            "impression_id": table.column("impression_id").chunk(0),
+            "user_id": table.column("user_id").chunk(0),
+            "time": time,
+            **columns,
+        }
+    )
+
+
+def _parse_times(values: pa.Array) -> pa.Array | None:
+    """MIND times as timestamp[s], exactly as [`parse_mind_time`] reads them; `None` unless every one is regular."""
+    if not pc.all(pc.match_substring_regex(values, _TIME_FORM)).as_py():
+        return None
+    times = pc.strptime(values, format=TIME_FORMAT, unit="s", error_is_null=True)
+    if times.null_count:
+        return None
+    suspect = pc.match_substring_regex(values, _ROLLOVER_CANDIDATE)
+    for text, parsed in zip(values.filter(suspect).to_pylist(), times.filter(suspect).to_pylist()):
+        try:
+            if parse_mind_time(text) != parsed:
+                return None
+        except DataFileError:  # a day the month lacks: the line reader names the line
+            return None
+    return times
+
+
 __all__ = [
     "BEHAVIORS_COLUMNS",
     "NEWS_COLUMNS",
@@ -174,6 +269,7 @@ __all__ = [
     "parse_impression_token",
     "parse_mind_time",
     "parse_news_line",
+    "read_behaviors_table",
     "read_bodies",
     "read_news_ids",
     "split_behaviors_line",

@@ -21,6 +21,7 @@ from typing import Any
 
 import datasets
 import pandas as pd
+import pyarrow as pa
 
 from ...builders import RawFilesBuilder, RawFilesConfig, fingerprint_files
 from ...data import InteractionData
@@ -158,16 +159,18 @@ class _NextItemBuilder(RawFilesBuilder):
         if self.config.name == "items":
             return [datasets.SplitGenerator(name="items", gen_kwargs={"rows": items})]
         return [
-            datasets.SplitGenerator(name=name, gen_kwargs={"columns": prepared.splits[name]})
+            datasets.SplitGenerator(name=name, gen_kwargs={"table": prepared.tables[name]})
             for name in ("train", "validation", "test")
         ]
 
-    def _generate_examples(self, rows: list[dict[str, Any]] | None = None, columns: dict[str, list] | None = None):
-        if rows is not None:
-            yield from enumerate(rows)
-            return
-        for index in range(len(columns["user_id"])):
-            yield index, {name: values[index] for name, values in columns.items()}
+    def _generate_tables(self, rows: list[dict[str, Any]] | None = None, table: pa.Table | None = None):
+        if rows is not None:  # the item rows, a few thousand: through the base's row path
+            yield from super()._generate_tables(rows=rows)
+        else:  # the sequences, built in bulk by `prepare_sequences`
+            yield 0, table
+
+    def _generate_examples(self, rows: list[dict[str, Any]]):
+        yield from enumerate(rows)
 
 
 class MovieLensBuilder(_NextItemBuilder):

@@ -17,8 +17,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 
-from ...raw_files import BadLines, DataFileError, iter_lines, open_text, reading
+from ...raw_files import (
+    PYTHON_WHITESPACE,
+    BadLines,
+    DataFileError,
+    iter_lines,
+    open_text,
+    read_lines,
+    read_raw_bytes,
+    reading,
+    strip_strings,
+)
 
 MOVIELENS_RATINGS_HEADER = ["userId", "movieId", "rating", "timestamp"]
 MOVIELENS_MOVIES_HEADER = ["movieId", "title", "genres"]
@@ -38,9 +52,10 @@ def require_file(path: str | os.PathLike, what: str) -> str:
 
 def read_movielens_ratings(path: str) -> pd.DataFrame:
     """
-    `ratings.csv` (`userId,movieId,rating,timestamp`) as a DataFrame, parsed by pandas' C reader. When that fast path
-    fails, a line-by-line scan finds what is wrong and raises one [`~gram_hf.raw_files.DataFileError`] listing the
-    first bad lines (`<path>:<line>: ...`) and how many more there are.
+    `ratings.csv` (`userId,movieId,rating,timestamp`) as a DataFrame, parsed by pyarrow's CSV reader, else (a value
+    pyarrow does not take) by pandas' C reader. When both fail, a line-by-line scan finds what is wrong and raises
+    one [`~gram_hf.raw_files.DataFileError`] listing the first bad lines (`<path>:<line>: ...`) and how many more
+    there are.
     """
     dtypes = {"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"}
     with reading(path), open_text(path) as handle:
@@ -49,6 +64,9 @@ def read_movielens_ratings(path: str) -> pd.DataFrame:
         raise DataFileError(
             path, 1, f"expected the header {','.join(MOVIELENS_RATINGS_HEADER)}, got {','.join(header)}"
         )
+    frame = _read_ratings_fast(path)
+    if frame is not None:
+        return frame
     try:
         frame = pd.read_csv(path, dtype=dtypes, engine="c")
     except (ValueError, TypeError, pd.errors.ParserError, EOFError, OSError, zlib.error) as error:
@@ -59,6 +77,20 @@ def read_movielens_ratings(path: str) -> pd.DataFrame:
         _check_rating_lines(path)
         raise DataFileError(path, None, "could not be parsed as MovieLens ratings")
     return frame
+
+
+def _read_ratings_fast(path: str) -> pd.DataFrame | None:
+    """The ratings through pyarrow (multi-threaded); `None` on anything pandas' reader or the scan should judge."""
+    types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(read_raw_bytes(path)), convert_options=pa_csv.ConvertOptions(column_types=types)
+        )
+    except (pa.ArrowException, DataFileError):
+        return None
+    if table.column_names != MOVIELENS_RATINGS_HEADER or any(column.null_count for column in table.columns):
+        return None
+    return pd.DataFrame({name: table[name].to_numpy() for name in MOVIELENS_RATINGS_HEADER})
 
 
 def _check_rating_lines(path: str) -> None:
@@ -126,8 +158,12 @@ _ASIN_PATTERN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
 def read_amazon_reviews(path: str) -> pd.DataFrame:
     """
     Reviews as JSON lines (`reviewerID`, `asin`, `unixReviewTime`), e.g. the 5-core `reviews_Beauty_5.json(.gz)`;
-    every malformed line is reported, together.
+    every malformed line is reported, together. Read by pyarrow's JSON reader unless anything is off, then line by
+    line.
     """
+    frame = _read_reviews_fast(path)
+    if frame is not None:
+        return frame
     users, items, times = [], [], []
     bad = BadLines()
     for number, line in iter_lines(path, bad):
@@ -154,6 +190,28 @@ def read_amazon_reviews(path: str) -> pd.DataFrame:
     return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, dtype=np.int64)})
 
 
+def _read_reviews_fast(path: str) -> pd.DataFrame | None:
+    """
+    The reviews through pyarrow; `None` when a line is not a one-line JSON object with a string `reviewerID` and
+    `asin` and an integer `unixReviewTime` (the reader's own checks), so that the line-by-line reader names it.
+    """
+    try:
+        table = pa_json.read_json(pa.BufferReader(read_raw_bytes(path)))
+    except (pa.ArrowException, DataFileError):
+        return None
+    types = {"reviewerID": pa.string(), "asin": pa.string(), "unixReviewTime": pa.int64()}
+    for name, expected in types.items():
+        if name not in table.column_names or table[name].type != expected or table[name].null_count:
+            return None
+    return pd.DataFrame(
+        {
+            "user": table["reviewerID"].to_numpy(),
+            "item": table["asin"].to_numpy(),
+            "timestamp": table["unixReviewTime"].to_numpy(),
+        }
+    )
+
+
 def _parse_metadata_line(line: str) -> Any:
     """One metadata record: the 2014 files hold Python literals (single quotes), later ones JSON."""
     try:
@@ -169,7 +227,11 @@ def read_amazon_metadata(path: str, needed: set[str] | None = None) -> dict[str,
     `{asin: record}`. With `needed`, lines whose `asin` is visibly not needed are skipped unparsed (the metadata files
     are an order of magnitude larger than the 5-core item sets).
     """
-    records: dict[str, dict[str, Any]] = {}
+    if needed is not None:
+        records = _read_needed_metadata(path, needed)
+        if records is not None:
+            return records
+    records = {}
     bad = BadLines()
     for number, line in iter_lines(path, bad):
         if needed is not None:
@@ -186,6 +248,34 @@ def read_amazon_metadata(path: str, needed: set[str] | None = None) -> dict[str,
             continue
         records[str(record["asin"])] = record
     bad.check()
+    return records
+
+
+# `_ASIN_PATTERN` for pyarrow's RE2, whose `\\s` is ASCII only: Python's `\\s` in a `str` pattern is any `isspace()`.
+_PYTHON_SPACE = "[" + "".join(f"\\x{{{ord(character):x}}}" for character in PYTHON_WHITESPACE) + "]"
+_ASIN_PATTERN_RE2 = rf"""['"]asin['"]{_PYTHON_SPACE}*:{_PYTHON_SPACE}*['"](?P<asin>[^'"]+)['"]"""
+
+
+def _read_needed_metadata(path: str, needed: set[str]) -> dict[str, dict[str, Any]] | None:
+    """
+    [`read_amazon_metadata`] with `needed`, the lines whose `asin` is visibly not needed found by pyarrow at once;
+    `None` when the file is not plainly readable or a kept line does not parse, for the line-by-line reader to name.
+    """
+    lines = read_lines(path)
+    if lines is None:
+        return None
+    lines = lines.filter(pc.not_equal(strip_strings(lines), ""))  # `iter_lines` skips blank lines
+    asin = pc.extract_regex(lines, _ASIN_PATTERN_RE2).field("asin")
+    skipped = pc.and_(asin.is_valid(), pc.invert(pc.is_in(asin, value_set=pa.array(sorted(needed), pa.string()))))
+    records: dict[str, dict[str, Any]] = {}
+    for line in lines.filter(pc.invert(skipped)).to_pylist():
+        try:
+            record = _parse_metadata_line(line)
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(record, dict) or "asin" not in record:
+            return None
+        records[str(record["asin"])] = record
     return records
 
 
