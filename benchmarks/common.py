@@ -86,14 +86,24 @@ class DataSpec:
     A synthetic dataset: which raw format, preset and scale, read back by the real loader.
 
     Args:
-        dataset (`str`): `"duolingo"`, `"ednet"`, `"poj"` (knowledge tracing) or `"mind"` (news recommendation).
-        preset (`str`): a knowledge-tracing preset (`en_es`, `fr_en`, `poj`, `toeic`) or a MIND preset (`small`).
-        scale (`float`): the generators' `scale`.
+        dataset (`str`): `"duolingo"`, `"ednet"`, `"poj"` (knowledge tracing), `"mind"` (news recommendation) or
+            `"movielens"` (next-item recommendation: `make_synthetic_movielens` read by `load_movielens`).
+        preset (`str`): a knowledge-tracing preset (`en_es`, `fr_en`, `poj`, `toeic`), a MIND preset (`small`) or,
+            for MovieLens, a name only (`ml`; the sizes are in `movielens_overrides`).
+        scale (`float`): the generators' `scale` (MovieLens: none; its sizes are `movielens_overrides`).
         seed (`int`): generator and split seed.
         item_max_length (`int`): item text is truncated to this many word pieces (news: the title budget).
         max_seq_len (`int`): knowledge tracing: learner sequences are chunked to this length by the loader.
         preset_overrides (`dict`): knowledge tracing: `KTPreset` fields replaced (custom sizes, text length).
         mind_overrides (`dict`): news: keyword arguments of `make_synthetic_mind` (counts, history length, ...).
+        structure (`str`): the generators' `structure` (`gram_hf.tasks.synthetic_structure`): `"planted"` (the text
+            says it all; the files written before the option existed) or `"realistic"` (weak text, latent
+            collaborative structure, Zipf popularity).
+        movielens_overrides (`dict`): next-item: keyword arguments of `make_synthetic_movielens` (`num_users`,
+            `num_items`, ...).
+        split_overrides (`dict`): the loader's split options replaced: knowledge tracing `validation_fraction` and
+            `test_fraction` (shares of learners), news `validation_fraction` (share of `*_train` impressions, 0.1 by
+            default); next-item splits leave one out and take none.
     """
 
     dataset: str = "duolingo"
@@ -104,29 +114,38 @@ class DataSpec:
     max_seq_len: int = 100
     preset_overrides: dict[str, Any] = field(default_factory=dict)
     mind_overrides: dict[str, Any] = field(default_factory=dict)
+    structure: str = "planted"
+    movielens_overrides: dict[str, Any] = field(default_factory=dict)
+    split_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task(self) -> str:
-        """The short name in result file names: `kt` or `news`."""
-        return "news" if self.dataset == "mind" else "kt"
+        """The short name in result file names: `kt`, `news` or `next_item`."""
+        return {"mind": "news", "movielens": "next_item"}.get(self.dataset, "kt")
 
     @property
     def task_name(self) -> str:
         """The registered task (`gram_hf.get_task`) of this dataset."""
-        return "news_recommendation" if self.dataset == "mind" else "knowledge_tracing"
+        return {"mind": "news_recommendation", "movielens": "next_item"}.get(self.dataset, "knowledge_tracing")
 
     def key(self) -> str:
         """A folder name unique to this specification (the loaders' cache ignores file contents)."""
-        digest = hashlib.sha1(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        fields = dataclasses.asdict(self)
+        # Fields added later are left out at their defaults, so earlier specifications keep their folders.
+        for name, default in (("structure", "planted"), ("movielens_overrides", {}), ("split_overrides", {})):
+            if fields[name] == default:
+                del fields[name]
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.dataset}-{self.preset}-s{self.scale:g}-{digest}"
 
     def describe(self) -> str:
         extra = ""
-        if self.preset_overrides:
-            extra = " " + ", ".join(f"{k}={v}" for k, v in sorted(self.preset_overrides.items()))
-        if self.mind_overrides:
-            extra = " " + ", ".join(f"{k}={v}" for k, v in sorted(self.mind_overrides.items()))
-        return f"synthetic {self.dataset} preset {self.preset} scale {self.scale:g}{extra}"
+        overrides = {**self.preset_overrides, **self.mind_overrides, **self.movielens_overrides}
+        if overrides:
+            extra = " " + ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+        structure = "" if self.structure == "planted" else f", {self.structure} structure"
+        split = "".join(f", {k}={v}" for k, v in sorted(self.split_overrides.items()))
+        return f"synthetic {self.dataset} preset {self.preset} scale {self.scale:g}{extra}{structure}{split}"
 
 
 def _kt_preset(spec: DataSpec):
@@ -154,11 +173,19 @@ def prepare_data(spec: DataSpec, workdir: str | os.PathLike) -> Path:
     raw = folder / "raw"
     start = time.perf_counter()
     meta: dict[str, Any] = {"spec": dataclasses.asdict(spec)}
+    # The planted structure is the generators' default; passing it changes no byte of their files.
+    structure = {"structure": spec.structure}
     if spec.dataset == "mind":
         from gram_hf.tasks.news_recommendation import make_synthetic_mind
 
-        make_synthetic_mind(raw, spec.preset, spec.scale, seed=spec.seed, **spec.mind_overrides)
+        make_synthetic_mind(raw, spec.preset, spec.scale, seed=spec.seed, **spec.mind_overrides, **structure)
         meta["loader"] = {}
+    elif spec.dataset == "movielens":
+        from gram_hf.tasks.next_item import make_synthetic_movielens
+
+        truth = make_synthetic_movielens(raw, seed=spec.seed, **spec.movielens_overrides, **structure)
+        meta["loader"] = {}
+        meta["generated"] = {"users": truth.num_users, "interactions": truth.num_interactions}
     else:
         from gram_hf.tasks.knowledge_tracing import (
             write_synthetic_duolingo,
@@ -167,7 +194,7 @@ def prepare_data(spec: DataSpec, workdir: str | os.PathLike) -> Path:
         )
 
         writer = {"duolingo": write_synthetic_duolingo, "ednet": write_synthetic_ednet, "poj": write_synthetic_poj}
-        truth = writer[spec.dataset](raw, _kt_preset(spec), spec.scale, spec.seed)
+        truth = writer[spec.dataset](raw, _kt_preset(spec), spec.scale, spec.seed, **structure)
         meta["loader"] = {"files": truth.files, "cold_start_items": truth.cold_start_items}
         meta["generated"] = {"users": truth.num_users, "interactions": truth.num_interactions}
     meta["generate_seconds"] = time.perf_counter() - start
@@ -191,14 +218,21 @@ def load_data(spec: DataSpec, workdir: str | os.PathLike, meta: dict[str, Any] |
     if spec.dataset == "mind":
         from gram_hf.tasks.news_recommendation import load_mind
 
-        return load_mind(folder / "raw", text_fields=("title",), validation_fraction=0.1, seed=spec.seed,
-                         cache_dir=cache)  # fmt: skip
+        split = {"validation_fraction": 0.1, **spec.split_overrides}
+        return load_mind(folder / "raw", text_fields=("title",), seed=spec.seed, cache_dir=cache, **split)
+    if spec.dataset == "movielens":
+        from gram_hf.tasks.next_item import load_movielens
+
+        if spec.split_overrides:
+            raise ValueError(f"MovieLens splits leave one out; split_overrides {spec.split_overrides} do not apply.")
+        return load_movielens(folder / "raw", cache_dir=str(cache))
     files = meta["loader"]["files"]
     common = {
         "cache_dir": cache,
         "cold_start_items": meta["loader"]["cold_start_items"],
         "max_seq_len": spec.max_seq_len,
         "seed": spec.seed,
+        **spec.split_overrides,
     }
     if spec.dataset == "duolingo":
         from gram_hf.tasks.knowledge_tracing import load_duolingo
@@ -212,7 +246,7 @@ def load_data(spec: DataSpec, workdir: str | os.PathLike, meta: dict[str, Any] |
         from gram_hf.tasks.knowledge_tracing import load_poj
 
         return load_poj(files["log_csv"], files["problem_text"], **common)
-    raise ValueError(f"Unknown dataset {spec.dataset!r}; choose duolingo, ednet, poj or mind.")
+    raise ValueError(f"Unknown dataset {spec.dataset!r}; choose duolingo, ednet, poj, mind or movielens.")
 
 
 def data_summary(data, spec: DataSpec) -> dict[str, Any]:
@@ -226,6 +260,16 @@ def data_summary(data, spec: DataSpec) -> dict[str, Any]:
             "items": data.num_items,
             "cold_start_items": stats["items"].get("cold_start", 0),
             "interactions": interactions,
+            "train_interactions": train,
+            "train_sequences": len(data["train"]),
+        }
+    elif spec.task == "next_item":
+        train = sum(len(items) for items in data["train"]["items"])
+        summary = {
+            "users": stats["users"],
+            "items": data.num_items,
+            "cold_start_items": stats["cold_start_items"],
+            "interactions": stats["interactions"],
             "train_interactions": train,
             "train_sequences": len(data["train"]),
         }
@@ -267,6 +311,11 @@ def encoder_config(encoder: str, dropout: bool = True):
     raise ValueError(f"{encoder!r} is not a config-built encoder.")
 
 
+ITEM_ENCODERS: dict[str, str] = {"id": "ID", "content": "Content", "content+id": "Hybrid"}
+"""Item representations (`GramConfig.item_encoder`) -> the label the quality tables give them. `id` is trained only by
+the `nocontent` mode (an item-ID table); `content+id` adds a learned ID row to the content vector."""
+
+
 def build_model(
     encoder: str,
     mode: str,
@@ -275,11 +324,23 @@ def build_model(
     seed: int = 0,
     encoder_dropout: bool = True,
     head_dropout: float = 0.1,
+    item_encoder: str = "content",
+    item_dim: int | None = None,
+    head_config: dict[str, Any] | None = None,
+    cold_start_items: Sequence[bool] | None = None,
 ):
     """
     The [`GramModel`] of a benchmark run for the registered `task`, with the task's head and pooling. The head (and a
     random encoder) is initialised from `seed`, so every mode starts from the same weights; `nocontent` gets an
-    item-ID table (`item_encoder='id'`) of the encoder's width instead of the encoder.
+    item-ID table (`item_encoder='id'`) of `item_dim` (default: the encoder's width) instead of the encoder.
+
+    Args:
+        item_encoder (`str`, *optional*, defaults to `"content"`): `"content"` or `"content+id"` (hybrid: a learned
+            ID row added to each content vector; the rows of `cold_start_items` stay off); `nocontent` is `"id"`
+            whatever is passed (`"content"` or `"id"`).
+        item_dim (`int`, *optional*): item vector size; a projection from the encoder's width when it differs.
+        head_config (`dict`, *optional*): head options beside the dropout (e.g. SASRec's `loss_type`).
+        cold_start_items (`Sequence[bool]`, *optional*): a mask over the catalog of the items never in training.
     """
     import torch
 
@@ -287,8 +348,14 @@ def build_model(
 
     if encoder not in ENCODERS:
         raise ValueError(f"Unknown encoder {encoder!r}; choose from {sorted(ENCODERS)}.")
+    allowed = ("content", "id") if mode == "nocontent" else ("content", "content+id")
+    if item_encoder not in allowed:
+        raise ValueError(f"Mode {mode!r} takes item_encoder in {allowed} (only nocontent trains 'id'), got "
+                         f"{item_encoder!r}.")  # fmt: skip
     registered = get_task(task)
-    head_type, head_config, pooling = registered.name, {"dropout": head_dropout}, registered.default_pooling
+    head_type, pooling = registered.name, registered.default_pooling
+    head_config = {**(head_config or {}), "dropout": head_dropout}
+    hybrid = {"item_encoder": item_encoder, "num_items": num_items if item_encoder == "content+id" else 0}
     torch.manual_seed(seed)
     if encoder.startswith("minilm"):
         kwargs: dict[str, Any] = {}
@@ -298,14 +365,36 @@ def build_model(
             kwargs.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
         hidden = 384
         if mode == "nocontent":
-            return GramModel.for_item_ids(num_items, hidden, head_type=head_type, head_config=head_config)
-        return GramModel.from_encoder_pretrained(
-            tokenizer_path(), head_type=head_type, head_config=head_config, pooling=pooling, **kwargs
-        )
-    config = encoder_config(encoder, encoder_dropout)
-    if mode == "nocontent":
-        return GramModel.for_item_ids(num_items, config.hidden_size, head_type=head_type, head_config=head_config)
-    return GramModel(GramConfig(encoder=config, head_type=head_type, head_config=head_config, pooling=pooling))
+            return GramModel.for_item_ids(num_items, item_dim or hidden, head_type=head_type, head_config=head_config)
+        model = GramModel.from_encoder_pretrained(tokenizer_path(), head_type=head_type, head_config=head_config,
+                                                  pooling=pooling, item_dim=item_dim, **hybrid, **kwargs)  # fmt: skip
+    else:
+        config = encoder_config(encoder, encoder_dropout)
+        if mode == "nocontent":
+            return GramModel.for_item_ids(num_items, item_dim or config.hidden_size, head_type=head_type,
+                                          head_config=head_config)  # fmt: skip
+        model = GramModel(GramConfig(encoder=config, head_type=head_type, head_config=head_config, pooling=pooling,
+                                     item_dim=item_dim, **hybrid))  # fmt: skip
+    if item_encoder == "content+id" and cold_start_items is not None:
+        model.set_cold_start_items(torch.as_tensor(list(cold_start_items), dtype=torch.bool))
+    return model
+
+
+def cold_start_mask(data, spec: DataSpec) -> list[bool]:
+    """
+    The items no training example references, as a mask over the catalog: the loaders' `cold_start` column (knowledge
+    tracing's held-out items, next-item's items never in `train`) or, for news (whose loader has no such column), the
+    news in no training history or candidate list. A hybrid model keeps their ID rows off; the quality metrics split
+    warm from cold-start items by it.
+    """
+    if "cold_start" in data.items.column_names:
+        return [bool(flag) for flag in data.items["cold_start"]]
+    seen = [False] * data.num_items
+    for column in ("history", "candidates"):
+        for row in data["train"][column]:
+            for item in row:
+                seen[item] = True
+    return [not flag for flag in seen]
 
 
 def build_catalog(data, spec: DataSpec, tokenizer):
@@ -452,6 +541,9 @@ def make_training_args(config: dict[str, Any], output_dir: str, **overrides: Any
         "item_learning_rate": config.get("item_learning_rate", 1.0),
         "encoder_batch_size": config.get("encoder_batch_size", 32),
         "encoder_eval_batch_size": config.get("encoder_eval_batch_size", 256),
+        # GRAM's encoder fit: one optimizer step per window ('accumulate', the library default) or per mini-batch.
+        "encoder_update": config.get("encoder_update", "accumulate"),
+        "encoder_epochs": int(config.get("encoder_epochs", 1)),
         "num_train_epochs": config.get("epochs", 1),
         "lr_scheduler_type": "constant",
         "save_strategy": "no",
@@ -480,6 +572,7 @@ def _setup(config: dict[str, Any]):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_path())
     catalog = build_catalog(data, spec, tokenizer)
     set_seed(config.get("seed", 0))
+    item_encoder = config.get("item_encoder", "content")
     model = build_model(
         config["encoder"],
         config["mode"],
@@ -488,6 +581,10 @@ def _setup(config: dict[str, Any]):
         seed=config.get("seed", 0),
         encoder_dropout=config.get("encoder_dropout", True),
         head_dropout=config.get("head_dropout", 0.1),
+        item_encoder=item_encoder,
+        item_dim=config.get("item_dim"),
+        head_config=config.get("head_config"),
+        cold_start_items=cold_start_mask(data, spec) if item_encoder == "content+id" else None,
     )
     return spec, data, catalog, model
 
@@ -634,30 +731,113 @@ def run_speed_worker(config: dict[str, Any]) -> dict[str, Any]:
         return result
 
 
+class WarmColdMetrics:
+    """
+    The task's `compute_metrics` plus the same metrics on warm and on cold-start items apart, for the quality tables
+    (no library metric gives all of them):
+
+    - knowledge tracing: `warm_auc` and `warm_accuracy` over the interactions with items that trained (the task's
+      metric already gives `cold_start_auc`);
+    - news: `warm_auc` and `cold_auc`, the per-impression AUC among an impression's warm (resp. cold-start) candidates
+      only, averaged over the impressions with a click and a non-click there (`warm_impressions`, `cold_impressions`);
+    - next-item: `warm_ndcg@k` and `warm_hr@k` over the users whose held-out item trained (`warm_users`; the task's
+      metric already gives `cold_ndcg@k`, `cold_hr@k` over the others).
+
+    Args:
+        task (`str`): the registered task name.
+        base (`Callable`): the task's `compute_metrics` (`get_task(task).metrics(data)`).
+        cold_start (`Sequence[bool]`): the cold-start items as a mask over the catalog ([`cold_start_mask`]).
+        train_popularity (`Sequence[int]`, *optional*): next-item: the items' `train_count`.
+    """
+
+    def __init__(self, task: str, base: Callable, cold_start: Sequence[bool], train_popularity=None):
+        import numpy as np
+
+        self.task, self.base = task, base
+        self.cold = np.asarray(cold_start, dtype=bool)
+        self.train_popularity = train_popularity
+
+    def __call__(self, eval_prediction) -> dict[str, float]:
+        import numpy as np
+
+        from gram_hf.metrics.compute import padding_mask, split_predictions, to_numpy
+
+        result = dict(self.base(eval_prediction))
+        if self.task == "knowledge_tracing":
+            from gram_hf.tasks.knowledge_tracing import KnowledgeTracingMetrics
+
+            # The task's metric restricted to a set of items, given the complement as the "cold-start" set.
+            warm = KnowledgeTracingMetrics(cold_start_items=~self.cold)(eval_prediction)
+            result["warm_auc"] = warm.get("cold_start_auc", math.nan)
+            result["warm_accuracy"] = warm.get("cold_start_accuracy", math.nan)
+        elif self.task == "news_recommendation":
+            from gram_hf.metrics.news_recommendation.news_recommendation import impression_ranking_metrics
+
+            scores, items = split_predictions(eval_prediction.predictions)
+            labels = to_numpy(eval_prediction.label_ids)
+            real = padding_mask(scores, labels, items)
+            cold = np.zeros_like(real)
+            cold[real] = self.cold[items[real].astype(np.int64)]
+            for name, keep in (("warm", real & ~cold), ("cold", real & cold)):
+                part = impression_ranking_metrics(scores[keep], labels[keep], keep.sum(axis=1), k_values=(10,))
+                result[f"{name}_auc"] = part["auc"]
+                result[f"{name}_impressions"] = part["num_impressions"] - part["num_skipped"]
+        elif self.task == "next_item":
+            from gram_hf.tasks.next_item import NextItemMetrics
+
+            scores, targets = split_predictions(eval_prediction.predictions)
+            if targets is None:
+                targets = to_numpy(eval_prediction.label_ids)
+            keep = targets >= 0  # rows the Trainer padded when gathering batches
+            scores, targets = scores[keep], targets[keep]
+            warm = ~self.cold[targets]
+            metrics = NextItemMetrics(self.train_popularity, cold_start=False)
+            k = metrics.k
+            if warm.any():
+                part = metrics.compute(scores[warm, 1 : 1 + k], targets[warm])
+                result[f"warm_ndcg@{k}"], result[f"warm_hr@{k}"] = part[f"ndcg@{k}"], part[f"hr@{k}"]
+            result["warm_users"] = int(warm.sum())
+        return result
+
+
+def quality_metrics(data, spec: DataSpec) -> WarmColdMetrics:
+    """The quality benchmark's `compute_metrics` for `data`: the task's metrics with warm and cold-start apart."""
+    popularity = data.items["train_count"] if spec.task_name == "next_item" else None
+    return WarmColdMetrics(spec.task_name, build_metrics(data, spec), cold_start_mask(data, spec), popularity)
+
+
 def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
     """
-    Trains one mode until the validation AUC has not improved for `patience` evaluations (one per epoch) or
-    `max_epochs`, evaluating validation and test after every epoch; returns the curve and the test metrics at the best
-    validation epoch.
+    Trains one mode until the validation metric (`config["metric"]`, default: the task's `metric_for_best_model`:
+    AUC, or NDCG@10 for next-item) has not improved for `patience` evaluations (one per epoch) or `max_epochs`,
+    evaluating validation and test after every epoch; returns the curve, the training loss logged `loss_logs_per_epoch`
+    times per epoch, and the test metrics at the best validation epoch. `item_encoder` (`content`, `content+id`)
+    chooses the item representation (`nocontent` is the ID one).
     """
     from transformers import TrainerCallback
 
-    from gram_hf import GramTrainer
+    from gram_hf import GramTrainer, get_task
 
     spec, data, catalog, model = _setup(config)
     patience = int(config.get("patience", 2))
+    metric = config.get("metric") or get_task(spec.task_name).metric_for_best_model
+    steps_per_epoch = math.ceil(len(data["train"]) / config["batch_size"])
+    loss_every = max(1, steps_per_epoch // max(1, int(config.get("loss_logs_per_epoch", 4))))
     curve: list[dict[str, Any]] = []
+    loss_curve: list[dict[str, float]] = []
     clock = {"eval": 0.0}
     with tempfile.TemporaryDirectory() as output_dir:
-        args = make_training_args(config, output_dir, eval_strategy="epoch", num_train_epochs=config["max_epochs"])
+        args = make_training_args(config, output_dir, eval_strategy="epoch", num_train_epochs=config["max_epochs"],
+                                  logging_strategy="steps", logging_steps=loss_every)  # fmt: skip
         trainer = GramTrainer(
             model=model,
             args=args,
             item_catalog=catalog,
             data_collator=build_collator(data, spec, model),
+            eval_data_collator=build_collator(data, spec, model, "eval"),
             train_dataset=data["train"],
             eval_dataset={"validation": data["validation"], "test": data[config.get("test_split", "test")]},
-            compute_metrics=build_metrics(data, spec),
+            compute_metrics=quality_metrics(data, spec),
         )
         original_evaluate = trainer.evaluate
 
@@ -684,31 +864,39 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
             def on_train_begin(self, args, state, control, **kwargs):
                 clock["begin"] = time.perf_counter()
 
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    loss_curve.append({"epoch": state.epoch, "step": state.global_step, "loss": logs["loss"]})
+
             def on_evaluate(self, args, state, control, metrics=None, **kwargs):
                 metrics = metrics or {}
-                if "eval_validation_auc" in metrics:
+                if f"eval_validation_{metric}" in metrics:
                     # Training time so far: up to this evaluation, minus the earlier evaluations.
                     train_seconds = clock["eval_start"] - clock["begin"] - clock["eval"]
                     curve.append({"epoch": state.epoch, "step": state.global_step, "train_seconds": train_seconds,
                                   "validation": _strip(metrics, "eval_validation_")})  # fmt: skip
-                    auc = metrics["eval_validation_auc"]
-                    if auc > self.best + 1e-6:
-                        self.best, self.bad = auc, 0
+                    value = metrics[f"eval_validation_{metric}"]
+                    if value > self.best + 1e-6:
+                        self.best, self.bad = value, 0
                     else:
                         self.bad += 1
                         if self.bad >= patience:
                             control.should_training_stop = True
-                elif "eval_test_auc" in metrics and curve:
+                elif f"eval_test_{metric}" in metrics and curve:
                     curve[-1]["test"] = _strip(metrics, "eval_test_")
 
         trainer.add_callback(Curve())
         start = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - start - clock["eval"]
-    best = max(curve, key=lambda point: point["validation"]["auc"])
+    # The first epoch of the best validation value (a NaN never wins).
+    best = max(curve, key=lambda point: _finite_or(point["validation"].get(metric), -math.inf))
     return {
         "mode": config["mode"],
         "label": MODE_LABELS[config["mode"]],
+        "item_encoder": "id" if config["mode"] == "nocontent" else config.get("item_encoder", "content"),
+        "seed": config.get("seed", 0),
+        "metric": metric,
         "epochs_run": len(curve),
         "best_epoch": best["epoch"],
         "train_seconds_total": total,
@@ -717,9 +905,14 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
         "validation_at_best": best["validation"],
         "test_at_best": best.get("test", {}),
         "curve": curve,
+        "loss_curve": loss_curve,
         "counters": dict(trainer.gram_counters),
         "max_rss_bytes": max_rss_bytes(),
     }
+
+
+def _finite_or(value: float | None, default: float) -> float:
+    return value if value is not None and math.isfinite(value) else default
 
 
 def _strip(metrics: dict[str, float], prefix: str) -> dict[str, float]:
@@ -1015,7 +1208,7 @@ def target_lines(folder: Path) -> list[str]:
             check = result.get("accounting", {})
             if check.get("ok") is False:
                 lines.append(f"Counter check FAILED for {result['label']} ({check['rule']}) ({where}).")
-    for task in ("kt", "news"):
+    for task in ("kt", "news", "next_item"):
         payload = _load_json(folder / f"quality_{task}.json")
         if payload:
             lines += [f"{line} (quality, {task})" for line in payload.get("verdicts", [])]
@@ -1070,7 +1263,8 @@ def write_performance(folders: Sequence[Path], output: Path) -> Path:
         targets = target_lines(folder)
         if targets:
             parts += ["Targets of issue 7, as measured:", "", *[f"- {line}" for line in targets], ""]
-        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + ["quality_kt", "quality_news", "scaling"]:
+        quality = ["quality_kt", "quality_news", "quality_next_item"]
+        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + ["scaling"]:
             md = folder / f"{stem}.md"
             if not md.is_file():
                 continue

@@ -1,0 +1,196 @@
+"""Smoke and unit tests of `benchmarks/quality.py`'s representation axis (ID-only, content, hybrid), its no-training
+floors, the warm / cold-start metrics and the verdicts, at tiny sizes (no quality asserts)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import common  # noqa: E402
+import quality  # noqa: E402
+
+TINY = ["--encoder", "tiny-random", "--max-epochs", "1", "--patience", "1", "--threads", "1", "--batch-size", "8",
+        "--modes", "gram-1e", "--kt-users", "12", "--kt-items", "30", "--kt-interactions", "500",
+        "--kt-cold-start", "4", "--news-users", "30", "--news-items", "60", "--news-train-impressions", "40",
+        "--news-dev-impressions", "20", "--next-item-users", "40", "--next-item-items", "40"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("quality")
+
+
+@pytest.mark.parametrize("task", quality.TASKS)
+def test_quality_run_writes_representation_rows_and_floor(task, workdir, tmp_path, monkeypatch):
+    # The real run (options, data, floors, workers, JSON, markdown, chart) with the workers in this process.
+    calls = []
+
+    def in_process(kind, config, log_dir=None, log_name=None):
+        calls.append((config["mode"], config["item_encoder"], config["seed"], config.get("encoder_update")))
+        return common.WORKERS[kind](config)
+
+    monkeypatch.setattr(common, "run_in_subprocess", in_process)
+    argv = ["--task", task, *TINY, "--workdir", str(workdir), "--output-dir", str(tmp_path)]
+    quality.main(argv)
+    # ID once (NoContent), each content representation under the mode, then the reruns of ID and hybrid GRAM 1E.
+    update = "per_batch" if task == "next_item" else "accumulate"
+    assert calls == [("nocontent", "id", 0, None), ("gram-1e", "content", 0, update),
+                     ("gram-1e", "content+id", 0, update), ("nocontent", "id", 1, None),
+                     ("gram-1e", "content+id", 1, update)]  # fmt: skip
+    payload = json.loads((tmp_path / f"quality_{task}.json").read_text())
+    assert payload["data_spec"]["structure"] == "realistic"
+    [floor] = payload["floors"]
+    assert floor["name"] == "popularity" and quality.HEADLINE[task] in floor["test"]
+    assert quality.WARM[task] in floor["test"] and quality.HEADLINE[task] in floor["validation"]
+    labels = [r["label"] for r in payload["results"]]
+    assert labels == ["ID (NoContent)", "Content GRAM 1E", "Hybrid GRAM 1E", "ID (NoContent) (seed 1)",
+                      "Hybrid GRAM 1E (seed 1)"]  # fmt: skip
+    for result in payload["results"]:
+        assert result["metric"] == quality.HEADLINE[task] and result["epochs_run"] == 1
+        assert {quality.HEADLINE[task], quality.WARM[task]} <= set(result["test_at_best"])
+        assert result["loss_curve"] and all(math.isfinite(point["loss"]) for point in result["loss_curve"])
+    assert any(line.startswith("Hybrid GRAM 1E - ID-only on warm items") for line in payload["verdicts"])
+    assert any("vs the floor" in line for line in payload["verdicts"])
+    markdown = (tmp_path / f"quality_{task}.md").read_text()
+    assert f"| {quality.FLOOR_LABELS[task]}, no training |" in markdown and "| Hybrid GRAM 1E (seed 1) |" in markdown
+    assert "capped at 1 epochs" in markdown and "synthetic structure `realistic`" in markdown
+    assert (tmp_path / f"quality_{task}.png").stat().st_size > 0
+
+
+def args(*argv):
+    return quality.parse_args(list(argv))
+
+
+def test_planned_runs():
+    assert quality.planned_runs(args()) == [
+        ("nocontent", "id", 0),
+        ("e2e", "content", 0), ("gram-1s", "content", 0), ("gram-1e", "content", 0),
+        ("e2e", "content+id", 0), ("gram-1s", "content+id", 0), ("gram-1e", "content+id", 0),
+        ("nocontent", "id", 1), ("gram-1e", "content+id", 1),
+    ]  # fmt: skip
+    # The planted tables' mode axis: NoContent where --modes has it, no reruns.
+    planted = args("--item-encoders", "content", "--noise-seeds", "--modes", "e2e", "nocontent", "gram-1e")
+    assert quality.planned_runs(planted) == [("e2e", "content", 0), ("nocontent", "id", 0), ("gram-1e", "content", 0)]
+    assert quality.planned_runs(args("--item-encoders", "content+id", "--modes", "gram-1s", "--noise-seeds", "2", "3"))
+    assert quality.planned_runs(args("--item-encoders", "id", "--noise-seeds")) == [("nocontent", "id", 0)]
+    with pytest.raises(SystemExit):  # a rerun with the seed of the first run measures no noise
+        args("--noise-seeds", "0")
+
+
+PLANTED = (
+    "--structure planted --item-encoders content --noise-seeds --modes e2e gram-1s gram-10s gram-0.5e gram-1e "
+    "nofinetune nocontent --max-epochs 20 --batch-size 32 --kt-users 200 --kt-items 400 "
+    "--kt-interactions 16000 --kt-cold-start 40 --kt-validation-fraction 0.1 --kt-test-fraction 0.2 "
+    "--news-users 400 --news-items 800 --news-train-impressions 500 --news-dev-impressions 200 "
+    "--news-history 15 --news-validation-fraction 0.1"
+)
+
+
+@pytest.mark.parametrize("task", ["kt", "news"])
+def test_planted_command_names_the_committed_data(task):
+    # The docstring's planted command rebuilds the committed tables' specifications, whose folder (and loader cache)
+    # names did not change when fields were added (left out of the key at their defaults).
+    committed = json.loads((common.RESULTS_DIR / "cpu-amd-epyc" / f"quality_{task}.json").read_text())["data_spec"]
+    assert " ".join(PLANTED.split()) in " ".join(quality.__doc__.replace("\\", " ").split())  # the documented one
+    spec = quality.data_spec(task, args(*PLANTED.split()))
+    assert spec.key() == common.DataSpec(**committed).key()
+    assert {k: v for k, v in vars(spec).items() if k in committed} == committed
+    assert spec.structure == "planted" and not spec.split_overrides and not spec.movielens_overrides
+    realistic = quality.data_spec(task, args())
+    assert realistic.key() != spec.key() and "realistic structure" in realistic.describe()
+    assert common.DataSpec(dataset="movielens", preset="ml").task == "next_item"
+
+
+def test_kt_floor_is_the_items_train_correct_rate():
+    import datasets
+
+    from gram_hf.data import InteractionData
+
+    # Item 0: 2 of 2 right in train; item 1: 0 of 2; item 2 is cold-start (never in train). Overall train rate 0.5, so
+    # the rates with one pseudo-answer at it are 2.5/3, 0.5/3 and 0.5.
+    train = datasets.Dataset.from_dict({"items": [[0, 1], [0, 1]], "responses": [[1, 0], [1, 0]]})
+    test = datasets.Dataset.from_dict({"items": [[0, 2, 1], [1]], "responses": [[1, 0, 0], [1]]})
+    items = datasets.Dataset.from_dict({"item_id": ["a", "b", "c"], "text": ["x", "y", "z"],
+                                        "cold_start": [False, False, True]})  # fmt: skip
+    data = InteractionData(splits=datasets.DatasetDict({"train": train, "test": test}), items=items, stats={})
+    (scores, scored_items), labels = quality.floor_prediction("kt", data, "test")
+    rate = 1 / (1 + np.exp(-scores[labels != -100]))
+    np.testing.assert_allclose(rate, [2.5 / 3, 0.5, 0.5 / 3, 0.5 / 3])
+    assert scored_items.tolist() == [[0, 2, 1], [1, -100, -100]]
+    spec = common.DataSpec(dataset="duolingo")
+    metrics = quality.floor_metrics("kt", data, spec, "test")
+    # Warm: item 0 (right, 0.83) and item 1 twice (wrong and right, both 0.17): AUC = (1 + 0.5) / 2.
+    assert metrics["warm_auc"] == pytest.approx(0.75) and math.isnan(metrics["cold_start_auc"])
+
+
+def test_news_warm_and_cold_auc():
+    import datasets
+    from transformers import EvalPrediction
+
+    from gram_hf.data import InteractionData
+
+    # News 0 and 1 occur in train, 2 and 3 do not. The impression ranks the warm pair right and the cold pair wrong.
+    train = datasets.Dataset.from_dict({"history": [[0]], "candidates": [[1]], "labels": [[1]]})
+    items = datasets.Dataset.from_dict({"item_id": list("abcd"), "text": list("abcd")})
+    data = InteractionData(splits=datasets.DatasetDict({"train": train}), items=items, stats={})
+    spec = common.DataSpec(dataset="mind", preset="small")
+    assert common.cold_start_mask(data, spec) == [False, False, True, True]
+    scores = np.array([[0.9, 0.1, 0.2, 0.8, 0.0]])
+    scored = np.array([[0, 1, 2, 3, -100]])
+    labels = np.array([[1, 0, 1, 0, -100]], dtype=float)
+    metrics = common.quality_metrics(data, spec)(EvalPrediction(predictions=(scores, scored), label_ids=labels))
+    assert metrics["warm_auc"] == pytest.approx(1.0) and metrics["cold_auc"] == pytest.approx(0.0)
+    assert metrics["auc"] == pytest.approx(0.75) and metrics["warm_impressions"] == metrics["cold_impressions"] == 1
+
+
+def result(mode, item_encoder, seed=0, **test):
+    return {"mode": mode, "item_encoder": item_encoder, "seed": seed, "test_at_best": test}
+
+
+def test_representation_verdicts_say_by_how_much():
+    results = [
+        result("nocontent", "id", auc=0.80, warm_auc=0.82, cold_start_auc=0.50),
+        result("nocontent", "id", seed=1, auc=0.80, warm_auc=0.80, cold_start_auc=0.50),
+        result("e2e", "content", auc=0.70, warm_auc=0.70, cold_start_auc=0.66),
+        result("gram-1e", "content", auc=0.69, warm_auc=0.69, cold_start_auc=0.65),
+        result("e2e", "content+id", auc=0.82, warm_auc=0.84, cold_start_auc=0.665),
+        result("gram-1e", "content+id", auc=0.80, warm_auc=0.78, cold_start_auc=0.62),
+        result("gram-1e", "content+id", seed=1, auc=0.80, warm_auc=0.77, cold_start_auc=0.62),
+    ]
+    floors = [{"label": "Item correct rate (train)", "test": {"auc": 0.695, "warm_auc": 0.83}}]
+    lines = quality.representation_verdicts("kt", results, floors)
+    by_start = {line.split(":")[0]: line for line in lines}
+
+    def verdict(start):
+        return next(line for key, line in by_start.items() if key.startswith(start))
+
+    # ID warm mean 0.81; noise = the largest seed spread, 2 points (ID). Hybrid E2E +3.00: met; hybrid 1E (mean 0.775)
+    # -3.50: 1.50 points beyond the noise.
+    assert "+3.00 points" in verdict("Hybrid E2E - ID-only on warm")
+    assert verdict("Hybrid E2E - ID-only on warm").endswith("met")
+    assert "-3.50 points" in verdict("Hybrid GRAM 1E - ID-only on warm")
+    assert "missed (by 1.50 points beyond the noise)" in verdict("Hybrid GRAM 1E - ID-only on warm")
+    assert verdict("Hybrid E2E - content-only on warm").endswith("met")
+    assert verdict("Hybrid E2E - content-only on cold").endswith("met")  # +0.50 points
+    assert "missed (by 2.00 points)" in verdict("Hybrid GRAM 1E - content-only on cold")  # -3 points
+    assert verdict("Hybrid GRAM 1E - ID-only on cold").endswith("met")  # +12 points
+    # Content GRAM 1E (0.69) is the one row under the floor (0.695).
+    floor, warm_floor = (line for line in lines if "vs the floor" in line)
+    assert "lowest Content GRAM 1E at -0.50 points" in floor and "missed (1 below: Content GRAM 1E)" in floor
+    # On warm items (floor 0.83) only hybrid E2E (0.84) is above.
+    assert "warm_auc 83.00): lowest Content GRAM 1E at -14.00 points" in warm_floor and "missed (4 below" in warm_floor
+    assert "-2.44%" in verdict("Hybrid GRAM 1E auc relative") and "missed (by 1.44%)" in verdict("Hybrid GRAM 1E auc")
+    # A planted run does not judge hybrid against content on warm items (text is not weak there); NaN is not a miss.
+    planted = quality.representation_verdicts("kt", results, floors, structure="planted")
+    assert not any("content-only on warm" in line for line in planted)
+    results[4]["test_at_best"]["cold_start_auc"] = math.nan
+    nan = quality.representation_verdicts("kt", results, floors)
+    assert any("content-only on cold" in line and "not measured" in line for line in nan)
