@@ -328,6 +328,7 @@ def build_model(
     item_dim: int | None = None,
     head_config: dict[str, Any] | None = None,
     cold_start_items: Sequence[bool] | None = None,
+    item_id_dropout: float = 0.0,
 ):
     """
     The [`GramModel`] of a benchmark run for the registered `task`, with the task's head and pooling. The head (and a
@@ -341,6 +342,8 @@ def build_model(
         item_dim (`int`, *optional*): item vector size; a projection from the encoder's width when it differs.
         head_config (`dict`, *optional*): head options beside the dropout (e.g. SASRec's `loss_type`).
         cold_start_items (`Sequence[bool]`, *optional*): a mask over the catalog of the items never in training.
+        item_id_dropout (`float`, *optional*, defaults to 0.0): hybrid only: the share of ID rows switched off at each
+            training step (`GramConfig.item_id_dropout`).
     """
     import torch
 
@@ -356,6 +359,8 @@ def build_model(
     head_type, pooling = registered.name, registered.default_pooling
     head_config = {**(head_config or {}), "dropout": head_dropout}
     hybrid = {"item_encoder": item_encoder, "num_items": num_items if item_encoder == "content+id" else 0}
+    if item_id_dropout:
+        hybrid["item_id_dropout"] = item_id_dropout
     torch.manual_seed(seed)
     if encoder.startswith("minilm"):
         kwargs: dict[str, Any] = {}
@@ -585,6 +590,7 @@ def _setup(config: dict[str, Any]):
         item_dim=config.get("item_dim"),
         head_config=config.get("head_config"),
         cold_start_items=cold_start_mask(data, spec) if item_encoder == "content+id" else None,
+        item_id_dropout=config.get("item_id_dropout", 0.0),
     )
     return spec, data, catalog, model
 

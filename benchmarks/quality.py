@@ -134,6 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--encoder-epochs", type=int, default=None,
                         help="Passes over a window's items per encoder fit (windows longer than one step); default "
                         "1, next-item 3.")  # fmt: skip
+    parser.add_argument(
+        "--item-id-dropout",
+        type=float,
+        default=0.0,
+        help="Hybrid rows: share of ID rows switched off at each training step, so that items are "
+        "also ranked on content alone (GramConfig.item_id_dropout; the committed tables: 0).",
+    )
     parser.add_argument("--kt-users", type=int, default=200, help="Synthetic learners (knowledge tracing).")
     parser.add_argument("--kt-items", type=int, default=150, help="Synthetic items (knowledge tracing).")
     parser.add_argument("--kt-interactions", type=int, default=8000, help="Synthetic interactions (KT).")
@@ -554,7 +561,9 @@ def render_markdown(payload: dict[str, Any]) -> str:
         lines += [
             "",
             "Rows: ID (NoContent) = an item-ID table, no text; Content = the encoder's vector; Hybrid = content "
-            "vector + a learned item-ID row (zero at start; off for cold-start items, which keep content only). "
+            "vector + a learned item-ID row (zero at start; off for cold-start items, which keep content only"
+            + (f"; ID dropout {config['item_id_dropout']:g}" if config.get("item_id_dropout") else "")
+            + "). "
             f"GRAM windows longer than one step fit the encoder with encoder_update={window.get('encoder_update')}, "
             f"encoder_epochs={window.get('encoder_epochs')} (GRAM 1S keeps the exact-E2E update). The floor row needs "
             f"no training: {payload.get('floor_description', '')}. {WARM_COLD_NOTES[task]}"
@@ -672,6 +681,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         # Single-step GRAM keeps the library default, the update that makes it exactly E2E.
         config["encoder_update"] = args.encoder_update or defaults["encoder_update"]
         config["encoder_epochs"] = args.encoder_epochs or defaults["encoder_epochs"]
+    if config["item_encoder"] == "content+id" and args.item_id_dropout:
+        config["item_id_dropout"] = args.item_id_dropout
     if task == "next_item":
         config["item_dim"] = args.next_item_dim
         config["head_config"] = {"loss_type": args.next_item_loss, "max_length": args.next_item_max_length}

@@ -194,3 +194,16 @@ def test_representation_verdicts_say_by_how_much():
     results[4]["test_at_best"]["cold_start_auc"] = math.nan
     nan = quality.representation_verdicts("kt", results, floors)
     assert any("content-only on cold" in line and "not measured" in line for line in nan)
+
+
+def test_item_id_dropout_reaches_hybrid_models_only():
+    options = args("--item-id-dropout", "0.5")
+    spec = quality.data_spec("next_item", options)
+    hybrid = quality.run_config("next_item", options, spec, "gram-1e", "content+id", 0)
+    assert hybrid["item_id_dropout"] == 0.5 and hybrid["encoder_update"] == "per_batch"
+    assert "item_id_dropout" not in quality.run_config("next_item", options, spec, "gram-1e", "content", 0)
+    assert "encoder_update" not in quality.run_config("next_item", options, spec, "gram-1s", "content", 0)
+    model = common.build_model("tiny-random", "gram-1e", "next_item", 6, item_encoder="content+id", item_dim=8,
+                               cold_start_items=[False] * 5 + [True], item_id_dropout=0.5)  # fmt: skip
+    assert model.config.item_id_dropout == 0.5 and model.item_dim == 8
+    assert model.cold_start_items.tolist() == [False] * 5 + [True]
