@@ -12,25 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
 
 from gram_hf.scripts import RESULTS_NAME
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 TABLE_TITLE = " gram-hf mind results "
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder_dir(tmp_path_factory, tokenizer):
-    folder = tmp_path_factory.mktemp("tiny_encoder_ddp")
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def recipe_argv(encoder: str, root: Path, output_dir: Path, per_device_batch_size: int) -> list[str]:
@@ -53,11 +39,11 @@ def recipe_argv(encoder: str, root: Path, output_dir: Path, per_device_batch_siz
     ]  # fmt: skip
 
 
-def test_mind_recipe_under_two_processes_equals_one_process(tiny_encoder_dir, tmp_path):
+def test_mind_recipe_under_two_processes_equals_one_process(tiny_encoder, tmp_path):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(RECIPES_DIR / "mind.py"), *recipe_argv(tiny_encoder_dir, tmp_path, tmp_path / "ddp", 2),
+        str(RECIPES_DIR / "mind.py"), *recipe_argv(tiny_encoder, tmp_path, tmp_path / "ddp", 2),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -74,7 +60,7 @@ def test_mind_recipe_under_two_processes_equals_one_process(tiny_encoder_dir, tm
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        one = module.main(recipe_argv(tiny_encoder_dir, tmp_path, tmp_path / "single", 4))
+        one = module.main(recipe_argv(tiny_encoder, tmp_path, tmp_path / "single", 4))
     finally:
         torch.set_num_threads(threads)
     assert one["world_size"] == 1 and one["steps"] == 3
