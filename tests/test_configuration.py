@@ -200,3 +200,39 @@ def test_encoder_lora_validation(tiny_bert_config):
     # a dict without peft_type is a LoRA config
     config = GramConfig(encoder=tiny_bert_config, head_type="knowledge_tracing", encoder_lora={"r": 4})
     assert config.encoder_lora == {"r": 4, "peft_type": "LORA"}
+
+
+def test_config_builds_its_encoder_config_without_sub_config_specs():
+    """
+    transformers before 5.19 (5.17 on the GPU image) has no `SubConfigSpec`: `GramConfig` then declares `sub_configs`
+    by class and builds the encoder config from a dict itself. Run in a fresh interpreter with the name removed.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import transformers
+        import transformers.configuration_utils as utils
+        from transformers import AutoConfig, BertConfig, Trainer
+        spec = utils.SubConfigSpec
+        del utils.SubConfigSpec  # hidden while gram_hf's configuration module is imported, as in transformers 5.17
+        try:
+            import gram_hf.configuration as configuration
+        finally:
+            utils.SubConfigSpec = spec
+        from gram_hf import GramConfig
+        assert configuration.SubConfigSpec is None and GramConfig.sub_configs == {"encoder": configuration.AutoConfig}
+        encoder = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37)
+        config = GramConfig(encoder=encoder.to_dict(), head_type="knowledge_tracing")
+        assert isinstance(config.encoder, BertConfig) and config.encoder.intermediate_size == 37
+        assert config.item_dim == 32
+        again = GramConfig.from_dict(config.to_dict())
+        assert isinstance(again.encoder, BertConfig) and again.encoder.intermediate_size == 37
+        assert GramConfig(item_encoder="id", item_dim=8, num_items=5).encoder is None
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

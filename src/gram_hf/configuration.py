@@ -8,7 +8,11 @@ import warnings
 from typing import Any, ClassVar
 
 from transformers import AutoConfig, PretrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+
+try:  # transformers >= 5.19 declares sub-configs by spec and builds them from dicts itself
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # earlier transformers 5 (5.17 on the GPU image): sub-configs by class, dicts built here
+    SubConfigSpec = None
 
 POOLING_TYPES = ("mean", "cls", "attention")
 ITEM_ENCODER_TYPES = ("content", "id", "content+id")
@@ -100,9 +104,12 @@ class GramConfig(PretrainedConfig):
     """
 
     model_type: ClassVar[str] = "gram"
-    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
-        "encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
-    }
+    if SubConfigSpec is not None:
+        sub_configs_defaults: ClassVar[dict[str, Any]] = {
+            "encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
+        }
+    else:
+        sub_configs: ClassVar[dict[str, Any]] = {"encoder": AutoConfig}
 
     encoder: PretrainedConfig | dict | None = None
     item_encoder: str = "content"
@@ -138,6 +145,9 @@ class GramConfig(PretrainedConfig):
             self.encoder_lora = lora_config_to_dict(self.encoder_lora)
         if self.encoder_name_or_path is not None:
             self.encoder_name_or_path = str(self.encoder_name_or_path)
+        if SubConfigSpec is None and isinstance(self.encoder, dict):
+            encoder = dict(self.encoder)
+            self.encoder = AutoConfig.for_model(encoder.pop("model_type", "bert"), **encoder)
         super().__post_init__(**kwargs)
         # After the parent turned a dict `encoder` into its config: `item_dim=None` means "the backbone's hidden size",
         # resolved here once so that `item_dim` is the item-vector size everywhere (older configs saved `null`).

@@ -335,3 +335,25 @@ def test_quick_run_cce_benchmarks_and_recipe(quick_run):
     recipe = sections["recipe"]
     assert recipe["status"] == "pass"
     assert 0.0 <= recipe["recipe"]["dev_metrics"]["auc"] <= 1.0 and recipe["recipe"]["wall_seconds"] > 0
+
+
+def test_update_keeps_the_earlier_run_sections_it_does_not_rerun(tmp_path):
+    assert device_check.earlier_sections(tmp_path) == {}
+    earlier = {
+        "environment": {"git_commit": "abc1234", "command": "python benchmarks/device_check.py"},
+        "sections": {
+            "correctness": {"status": "pass", "seconds": 1.0, "checks": [{"name": "x", "status": "pass"}]},
+            "cce": {"status": "fail", "seconds": 2.0, "checks": [{"name": "y", "status": "fail"}]},
+            "recipe": {"status": "skip", "seconds": 0.0, "checks": [], "reason": "--skip"},
+        },
+    }
+    (tmp_path / "device_check.json").write_text(json.dumps(earlier))
+    kept = device_check.earlier_sections(tmp_path)
+    assert set(kept) == {"correctness", "cce"}  # a section the earlier run skipped is not "kept"
+    assert kept["correctness"]["from_earlier_run"] == {
+        "commit": "abc1234",
+        "command": "python benchmarks/device_check.py",
+    }
+    assert kept["cce"]["status"] == "fail" and kept["cce"]["checks"] == earlier["sections"]["cce"]["checks"]
+    args = device_check.parse_args(["--skip", "correctness", "speed", "recipe", "--update"])
+    assert args.update and args.skip == ["correctness", "speed", "recipe"]
