@@ -991,6 +991,9 @@ def check_cce_case(record: dict[str, Any], args, num_items: int, dim: int, dtype
     if kernel_skip is not None:
         summary.append(f"kernel skipped: {kernel_skip}")
     tolerances = ", ".join(f"{key} {value:g}" for key, value in tolerance.items())
+    if "kernel" in runs and dtype == torch.bfloat16:
+        kernel_tolerances = ", ".join(f"{key} {value:g}" for key, value in TOLERANCES["cce_kernel_bfloat16"].items())
+        tolerances += f"; the kernel: {kernel_tolerances}"
     record["summary"] = "; ".join(summary) + f" (relative errors; tolerances: {tolerances})"
 
 

@@ -211,3 +211,25 @@ def test_streamed_losses_and_ranking_keep_fp32_maths_under_cpu_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = rank_catalog(last, catalog.detach(), targets[:, 0], k=5, block_size=10)
     assert all(torch.equal(a, b) for a, b in zip(mixed, expected))
+
+
+def test_streamed_losses_backward_inside_autocast_keeps_fp32_gradients():
+    """
+    `loss.backward()` called inside the autocast region (as a hand-written bf16 loop does) gives the fp32 gradients:
+    the streamed backward passes switch autocast off (seen on a GPU: "mat1 and mat2 must have the same dtype").
+    """
+    hidden, catalog, targets = random_problem(seed=3)
+    negatives = torch.randint(0, catalog.shape[0], (*targets.shape, 5), generator=torch.Generator().manual_seed(2))
+    losses = {
+        "cce": lambda h, c: linear_cross_entropy(h, c, targets, block_size=8, impl="torch"),
+        "cce_sampled": lambda h, c: sampled_linear_cross_entropy(h, c, targets, negatives, block_size=2),
+    }
+    for name, loss in losses.items():
+        grads = []
+        for autocast in (False, True):
+            h, c = hidden.detach().clone().requires_grad_(), catalog.detach().clone().requires_grad_()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                loss(h, c).backward()
+            grads.append((h.grad, c.grad))
+        (h32, c32), (hmix, cmix) = grads
+        assert hmix.dtype == torch.float32 and torch.equal(hmix, h32) and torch.equal(cmix, c32), name

@@ -110,6 +110,13 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
+        # fp32 maths as in the forward, also when `loss.backward()` is called inside an autocast region (which would
+        # otherwise redo the block products in bf16 and mix dtypes in the accumulation).
+        with torch.autocast(grad_loss.device.type, enabled=False):
+            return LinearCrossEntropyFunction._backward(ctx, grad_loss)
+
+    @staticmethod
+    def _backward(ctx, grad_loss: torch.Tensor):
         hidden, catalog, targets, lse = ctx.saved_tensors
         need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         hidden32 = hidden.float()
@@ -314,6 +321,12 @@ class SampledLinearCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss):
+        # fp32 maths also when `loss.backward()` runs inside an autocast region (see LinearCrossEntropyFunction).
+        with torch.autocast(grad_loss.device.type, enabled=False):
+            return SampledLinearCrossEntropyFunction._backward(ctx, grad_loss)
+
+    @staticmethod
+    def _backward(ctx, grad_loss):
         hidden, catalog, candidates, mask, lse = ctx.saved_tensors
         need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         hidden32 = hidden.float()
