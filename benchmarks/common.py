@@ -47,22 +47,33 @@ RESULTS_DIR = BENCHMARKS_DIR / "results"
 MODES: dict[str, tuple[str, str]] = {
     "e2e": ("e2e", "1"),
     "gram-1s": ("gram", "1"),
+    "gram-3s": ("gram", "3"),
     "gram-10s": ("gram", "10"),
+    "gram-30s": ("gram", "30"),
+    "gram-0.25e": ("gram", "0.25epoch"),
     "gram-0.5e": ("gram", "0.5epoch"),
     "gram-1e": ("gram", "1epoch"),
+    "gram-auto": ("gram", "auto"),
     "nofinetune": ("nofinetune", "1"),
     "nocontent": ("nocontent", "1"),
 }
 MODE_LABELS = {
     "e2e": "E2E",
     "gram-1s": "GRAM 1S",
+    "gram-3s": "GRAM 3S",
     "gram-10s": "GRAM 10S",
+    "gram-30s": "GRAM 30S",
+    "gram-0.25e": "GRAM 0.25E",
     "gram-0.5e": "GRAM 0.5E",
     "gram-1e": "GRAM 1E",
+    "gram-auto": "GRAM auto",
     "nofinetune": "NoFinetune",
     "nocontent": "NoContent",
 }
-DEFAULT_MODES = tuple(MODES)
+# The modes a benchmark runs when none are named: the paper's table (the intervals between are for the interval study).
+DEFAULT_MODES = ("e2e", "gram-1s", "gram-10s", "gram-0.5e", "gram-1e", "nofinetune", "nocontent")
+# Fixed GRAM intervals, shortest first: the front the adaptive interval (`gram-auto`) is compared with.
+FIXED_INTERVAL_MODES = ("gram-1s", "gram-3s", "gram-10s", "gram-30s", "gram-0.25e", "gram-0.5e", "gram-1e")
 
 # Content encoders. Speed does not depend on weight values, so the TinyBERT-shaped encoder (the paper's 6 layers,
 # hidden 768) is randomly initialised from a config; every encoder uses the shipped MiniLM tokenizer (BERT uncased
@@ -549,6 +560,7 @@ def make_training_args(config: dict[str, Any], output_dir: str, **overrides: Any
         # GRAM's encoder fit: one optimizer step per window ('accumulate', the library default) or per mini-batch.
         "encoder_update": config.get("encoder_update", "accumulate"),
         "encoder_epochs": int(config.get("encoder_epochs", 1)),
+        **({"gram_auto_drift": config["gram_auto_drift"]} if config.get("gram_auto_drift") is not None else {}),
         "num_train_epochs": config.get("epochs", 1),
         "lr_scheduler_type": "constant",
         "save_strategy": "no",
@@ -611,6 +623,8 @@ def run_speed_worker(config: dict[str, Any]) -> dict[str, Any]:
     full_epoch = bool(config.get("full_epoch", False))
     gram_mode, interval = MODES[config["mode"]]
     window = int(interval) if gram_mode == "gram" and interval.isdigit() else 1
+    if interval == "auto":
+        full_epoch = True  # adaptive windows: no steady state to extrapolate from a few steps
     # Slow modes are timed over whole windows after one warm-up window (steady state: no first-step allocations, and
     # every measured window includes its encoder fit).
     warmup = max(int(config.get("warmup_steps", 1)), 0)
@@ -892,6 +906,16 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
                     curve[-1]["test"] = _strip(metrics, "eval_test_")
 
         trainer.add_callback(Curve())
+        drift_trace: list[list[float]] = []
+        if args.gram_interval_is_auto:
+            decide = trainer._is_window_end
+
+            def traced_window_end(step, max_steps=None):
+                ends = decide(step, max_steps)
+                drift_trace.append([step, trainer.item_table.drift(), int(ends)])
+                return ends
+
+            trainer._is_window_end = traced_window_end
         start = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - start - clock["eval"]
@@ -913,6 +937,9 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
         "curve": curve,
         "loss_curve": loss_curve,
         "counters": dict(trainer.gram_counters),
+        "windows": trainer.gram_window_log.state_dict(),
+        # gram-auto: [step, drift of the open window after the step's pseudo-target update, 1 if the window ended].
+        "drift_trace": drift_trace,
         "max_rss_bytes": max_rss_bytes(),
     }
 

@@ -134,6 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--encoder-epochs", type=int, default=None,
                         help="Passes over a window's items per encoder fit (windows longer than one step); default "
                         "1, next-item 3.")  # fmt: skip
+    parser.add_argument("--gram-auto-drift", type=float, default=None,
+                        help="gram-auto: the drift at which a window ends (default: the library's "
+                        "gram_auto_drift).")  # fmt: skip
     parser.add_argument(
         "--item-id-dropout",
         type=float,
@@ -681,6 +684,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         # Single-step GRAM keeps the library default, the update that makes it exactly E2E.
         config["encoder_update"] = args.encoder_update or defaults["encoder_update"]
         config["encoder_epochs"] = args.encoder_epochs or defaults["encoder_epochs"]
+    if interval == "auto" and args.gram_auto_drift is not None:
+        config["gram_auto_drift"] = args.gram_auto_drift
     if config["item_encoder"] == "content+id" and args.item_id_dropout:
         config["item_id_dropout"] = args.item_id_dropout
     if task == "next_item":

@@ -130,3 +130,27 @@ def test_load_state_dict_shape_mismatch_raises(table):
     with pytest.raises(ValueError, match="shape"):
         table.load_state_dict(ItemTable(6, 4).state_dict())
     assert table.stale(torch.arange(6)).numel() == 6  # unchanged by the failed loads
+
+
+def test_drift_is_the_relative_move_of_the_touched_rows_since_their_encoding():
+    table = ItemTable(5, 3, track_drift=True)
+    encodings = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0], [2.0, 0.0, 2.0]])
+    table.fill(torch.arange(5), encodings)
+    assert table.drift() == 0.0
+    # Two steps, one with a repeated row (its gradients add up), row 4 never touched.
+    table.apply_gradient(torch.tensor([0, 1, 1]), torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0]]), 0.5)
+    table.apply_gradient(torch.tensor([1, 2]), torch.tensor([[0, 0, 2.0], [3.0, 0, 0]]), 0.1)
+    touched = torch.tensor([0, 1, 2])
+    moved = table.vectors[touched] - encodings[touched]
+    expected = (moved.pow(2).sum() / encodings[touched].pow(2).sum()).sqrt().item()
+    assert table.drift() == pytest.approx(expected, rel=1e-6)  # the expectation is computed in fp32
+    # A checkpoint restores the drift; a new window starts from none.
+    restored = ItemTable(5, 3, track_drift=True)
+    restored.load_state_dict(table.state_dict())
+    assert restored.drift() == table.drift()
+    table.invalidate()
+    assert table.drift() == 0.0
+    with pytest.raises(ValueError, match="fixed gram_interval"):
+        restored.load_state_dict(ItemTable(5, 3).state_dict())
+    with pytest.raises(RuntimeError, match="track_drift"):
+        ItemTable(5, 3).drift()

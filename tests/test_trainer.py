@@ -160,8 +160,8 @@ class RecordingTrainer(GramTrainer):
         self.encode_calls.append((self.windows_done, index.tolist(), with_grad))
         return super()._encode(gram_model, index, with_grad, **kwargs)
 
-    def _fit_encoder_to_item_table(self, gram_model):
-        super()._fit_encoder_to_item_table(gram_model)
+    def _fit_encoder_to_item_table(self, gram_model, step):
+        super()._fit_encoder_to_item_table(gram_model, step)
         self.windows_done += 1
 
 
@@ -646,3 +646,144 @@ def test_hybrid_encoder_work_equals_the_content_model(hybrid_model, base_model, 
 def test_hybrid_rejects_nocontent(hybrid_model, catalog, kt_data, tmp_path):
     with pytest.raises(ValueError, match="nocontent"):
         make_trainer(hybrid_model, catalog, kt_data, tmp_path, gram_mode="nocontent")
+
+
+# ----------------------------------------------------------------------------- the adaptive interval (gram "auto")
+
+# On this data (SGD, lr 0.05) the drift of a window grows from ~2e-4 after its first step to ~1.4e-3 after eight.
+AUTO_DRIFT = 6e-4
+
+
+class RecordedWindows(GramTrainer):
+    """Records the steps whose window ended, and the drift each decision saw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decisions = []
+
+    def _is_window_end(self, step, max_steps=None):
+        ends = super()._is_window_end(step, max_steps)
+        if self.args.gram_interval_is_auto:
+            self.decisions.append((step, self.item_table.drift(), ends))
+        return ends
+
+
+class FixedWindowEnds(GramTrainer):
+    """A fixed schedule given as the list of steps that end a window."""
+
+    window_ends: tuple[int, ...] = ()
+
+    def _is_window_end(self, step, max_steps=None):
+        return step in self.window_ends or step >= (max_steps or self.state.max_steps)
+
+
+def test_auto_interval_that_always_ends_equals_interval_1_and_e2e(base_model, catalog, kt_data, tmp_path):
+    e2e, _ = train(base_model, catalog, kt_data, tmp_path, gram_mode="e2e", max_steps=5, lr_scheduler_type="linear")
+    auto, trainer = train(
+        base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="auto", gram_auto_drift=0.0,
+        max_steps=5, lr_scheduler_type="linear", encoder_batch_size=5,
+    )  # fmt: skip
+    assert trainer.gram_window_log.windows == 5 and trainer.gram_window_log.mean_window_steps == 1.0
+    assert max_change(e2e, base_model, "encoder.") > 1e-4
+    # The encoder's scheduler, counted in CF steps under "auto", equals the per-window one of interval 1.
+    assert_same_parameters(e2e, auto, atol=2e-6)
+
+
+def test_auto_interval_that_never_ends_is_one_window_over_the_run(base_model, catalog, kt_data, tmp_path):
+    never = {"gram_interval": "auto", "gram_auto_drift": float("inf"), "gram_auto_max_interval": "7"}
+    auto, auto_trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", max_steps=7, **never)
+    fixed, fixed_trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="7",
+                                 max_steps=7)  # fmt: skip
+    assert auto_trainer.gram_window_log.windows == 1 and auto_trainer.gram_window_log.window_steps == 7
+    assert max_change(auto, base_model, "encoder.") > 0.0
+    assert_same_parameters(fixed, auto, atol=0.0)
+    assert auto_trainer.gram_counters == fixed_trainer.gram_counters
+
+
+def test_auto_windows_end_where_the_drift_reaches_the_threshold(base_model, catalog, kt_data, tmp_path):
+    model = copy.deepcopy(base_model)
+    trainer = make_trainer(model, catalog, kt_data, tmp_path, trainer_cls=RecordedWindows, gram_mode="gram",
+                           gram_interval="auto", gram_auto_drift=AUTO_DRIFT, gram_auto_max_interval="100",
+                           max_steps=12)  # fmt: skip
+    trainer.train()
+    ends = [step for step, _, ended in trainer.decisions if ended]
+    assert 2 <= len(ends) <= 10, trainer.decisions  # the threshold ends windows, but not every step
+    for step, drift, ended in trainer.decisions:
+        assert ended == (drift >= AUTO_DRIFT or step == 12), (step, drift)
+    log = trainer.gram_window_log
+    assert log.windows == len(ends) and log.window_steps == 12 and log.start_step == 12
+    # The drift starts again from 0 in every window: the first decision after an end sees one step's drift.
+    assert all(trainer.decisions[step][1] < AUTO_DRIFT for step in ends[:-1])
+
+
+def test_auto_decisions_cost_no_encoder_work(base_model, catalog, kt_data, tmp_path):
+    # The same windows given as a fixed list train the same model with the same counters: deciding encodes nothing.
+    model = copy.deepcopy(base_model)
+    auto = make_trainer(model, catalog, kt_data, tmp_path / "auto", trainer_cls=RecordedWindows, gram_mode="gram",
+                        gram_interval="auto", gram_auto_drift=AUTO_DRIFT, gram_auto_max_interval="100",
+                        max_steps=10)  # fmt: skip
+    auto.train()
+    ends = tuple(step for step, _, ended in auto.decisions if ended)
+    assert len(ends) >= 2
+    FixedWindowEnds.window_ends = ends
+    fixed_model = copy.deepcopy(base_model)
+    fixed = make_trainer(fixed_model, catalog, kt_data, tmp_path / "fixed", trainer_cls=FixedWindowEnds,
+                         gram_mode="gram", gram_interval="100", max_steps=10)  # fmt: skip
+    fixed.train()
+    assert auto.gram_counters == fixed.gram_counters
+    # The encoder's learning rate is constant here, so only the decisions could tell the two runs apart.
+    assert_same_parameters(fixed_model, model, atol=0.0)
+
+
+def test_auto_resume_inside_a_window_equals_training_straight(base_model, catalog, kt_data, tmp_path):
+    settings = {
+        "gram_mode": "gram",
+        "gram_interval": "auto",
+        "gram_auto_drift": AUTO_DRIFT,
+        "gram_auto_max_interval": "100",
+        "max_steps": 10,
+        "optim": "adamw_torch",
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "linear",
+        "save_strategy": "steps",
+        "save_steps": 2,
+        "train_sampling_strategy": "random",
+    }
+    straight = copy.deepcopy(base_model)
+    straight_trainer = make_trainer(straight, catalog, kt_data, tmp_path / "a", trainer_cls=RecordedWindows,
+                                    **settings)  # fmt: skip
+    straight_trainer.train()
+    ends = [step for step, _, ended in straight_trainer.decisions if ended]
+    # A checkpoint strictly inside a window: its window is open, with drift accumulated.
+    inside = next(s for s in range(2, 10, 2) if s not in ends and any(e > s for e in ends))
+    resumed = copy.deepcopy(base_model)
+    trainer = make_trainer(resumed, catalog, kt_data, tmp_path / "b", trainer_cls=RecordedWindows, **settings)
+    trainer.train(resume_from_checkpoint=str(tmp_path / "a" / "out" / f"checkpoint-{inside}"))
+    assert trainer.decisions == straight_trainer.decisions[inside:]
+    assert trainer.gram_window_log == straight_trainer.gram_window_log
+    assert_same_parameters(straight, resumed, atol=1e-6)
+    assert trainer.gram_counters == straight_trainer.gram_counters
+
+
+def test_auto_windows_are_logged(base_model, catalog, kt_data, tmp_path):
+    _, trainer = train(base_model, catalog, kt_data, tmp_path, gram_mode="gram", gram_interval="auto",
+                       gram_auto_drift=AUTO_DRIFT, gram_auto_max_interval="100", max_steps=8)  # fmt: skip
+    last = [log for log in trainer.state.log_history if "loss" in log][-1]
+    metrics = trainer.gram_metrics()
+    assert last["gram/windows"] == metrics["gram/windows"] == trainer.gram_window_log.windows >= 2
+    assert last["gram/window_steps"] == pytest.approx(8 / trainer.gram_window_log.windows)
+    assert 0.0 < last["gram/drift"] == trainer.gram_window_log.last_drift
+    _, fixed = train(
+        base_model, catalog, kt_data, tmp_path / "fixed", gram_mode="gram", gram_interval="3", max_steps=7
+    )
+    assert fixed.gram_metrics()["gram/windows"] == 3 and "gram/drift" not in fixed.gram_metrics()
+
+
+def test_auto_interval_ends_windows_at_epoch_ends_by_default(base_model, catalog, kt_data, tmp_path):
+    never = {"gram_interval": "auto", "gram_auto_drift": float("inf")}
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, trainer_cls=RecordedWindows,
+                           gram_mode="gram", max_steps=10, **never)  # fmt: skip
+    trainer.train()
+    # 4 optimizer steps per epoch: the default gram_auto_max_interval "1epoch" ends windows at steps 4 and 8, and the
+    # last step ends the third.
+    assert [step for step, _, ended in trainer.decisions if ended] == [4, 8, 10]

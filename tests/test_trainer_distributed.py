@@ -58,6 +58,15 @@ def test_two_processes_equal_one_process_with_the_combined_batch(name, two_proce
     assert rank0["counters"]["occurrences"] == single["counters"]["occurrences"]
 
 
+def test_auto_windows_are_decided_alike_on_every_process(two_process_results, single_process_results):
+    rank0, rank1 = (results["gram_auto"]["windows"] for results in two_process_results)
+    assert rank0 == rank1
+    # The same decisions as one process with the combined batch: a window ended by the drift, then the last step's.
+    single = single_process_results["gram_auto"]["windows"]
+    assert rank0["windows"] == single["windows"] == 2 and rank0["start_step"] == single["start_step"] == 4
+    assert rank0["last_window_steps"] == single["last_window_steps"] == 1
+
+
 @pytest.mark.parametrize("name", ["gram_3", "gram_3_per_batch", "nofinetune"])
 def test_item_table_work_is_split_not_repeated(name, two_process_results, single_process_results):
     # Lazy encodes and the encoder fit go over the union of the processes' items once, shared between them.

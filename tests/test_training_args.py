@@ -183,3 +183,29 @@ def test_metric_driven_schedulers_are_refused_with_an_encoder_optimizer(tmp_path
     with pytest.raises(ValueError, match="step-based scheduler"):
         GramTrainingArguments(gram_mode=mode, **plateau)
     GramTrainingArguments(gram_mode="nofinetune", **plateau)
+
+
+@pytest.mark.parametrize("value", ["auto", " AUTO "])
+def test_auto_interval(tmp_path, value):
+    args = make_args(tmp_path, gram_interval=value)
+    assert args.gram_interval == "auto" and args.gram_interval_is_auto
+    # The longest window, default one epoch: the schedule of the ends that always happen.
+    assert (args.gram_interval_steps, args.gram_interval_epochs) == (None, 1.0)
+    assert args.gram_window_schedule(10, steps_per_epoch=4).window_ends() == [4, 8, 10]
+    steps = make_args(tmp_path, gram_interval="auto", gram_auto_max_interval="3")
+    assert steps.gram_window_schedule(7).window_ends() == [3, 6, 7]
+    assert not make_args(tmp_path, gram_mode="e2e", gram_interval="auto").gram_interval_is_auto
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"gram_auto_drift": -0.1}, "gram_auto_drift must be >= 0"),
+        ({"gram_auto_drift": float("nan")}, "gram_auto_drift must be >= 0"),
+        ({"gram_auto_max_interval": "0"}, "gram_auto_max_interval: gram_interval must be"),
+        ({"gram_auto_max_interval": "auto"}, "gram_auto_max_interval: gram_interval must be"),
+    ],
+)
+def test_auto_interval_invalid_knobs(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_args(tmp_path, gram_interval="auto", **overrides)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from transformers import TrainerState, TrainingArguments
 
     from .item_table import ItemTable
+    from .windows import GramWindowLog
 
 logger = logging.get_logger(__name__)
 
@@ -47,6 +48,7 @@ class GramState:
     encoder_optimizer: torch.optim.Optimizer | None = None
     encoder_lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     item_table: ItemTable | None = None
+    window_log: GramWindowLog | None = None
 
     def save(self, output_dir: str | os.PathLike) -> str:
         """Writes `gram_state.pt` into `output_dir` atomically (a temporary file renamed into place); its path."""
@@ -56,6 +58,8 @@ class GramState:
             state["encoder_lr_scheduler"] = self.encoder_lr_scheduler.state_dict()
         if self.item_table is not None:
             state["item_table"] = {k: v.cpu() for k, v in self.item_table.state_dict().items()}
+        if self.window_log is not None:
+            state["window_log"] = self.window_log.state_dict()
         path = os.path.join(output_dir, GRAM_STATE_NAME)
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
@@ -79,6 +83,8 @@ class GramState:
             self.encoder_lr_scheduler.load_state_dict(state["encoder_lr_scheduler"])
         if self.item_table is not None:
             self.item_table.load_state_dict(state["item_table"])
+        if self.window_log is not None and "window_log" in state:  # checkpoints before gram-hf 0.x have none
+            self.window_log.load_state_dict(state["window_log"])
 
 
 def is_complete_checkpoint(folder: str | os.PathLike) -> bool:

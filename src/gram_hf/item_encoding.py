@@ -101,8 +101,11 @@ class ItemEncodingMixin:
             if rank_index.numel():
                 table.fill(rank_index, rank_vectors)
 
-    def _fit_encoder_to_item_table(self, gram_model: GramModel) -> None:
-        """Fits the CE to the window's pseudo-targets: minimises 1/2 sum ||h~_i - CE(c_i)||^2 over touched items."""
+    def _fit_encoder_to_item_table(self, gram_model: GramModel, step: int) -> None:
+        """
+        Fits the CE to the window's pseudo-targets: minimises 1/2 sum ||h~_i - CE(c_i)||^2 over touched items. `step`
+        is the optimizer step that ends the window.
+        """
         table, args = self.item_table, self.args
         index = table.touched_indices().cpu()
         # Mini-batch order is seeded by the step, so a resumed run fits exactly as an uninterrupted one.
@@ -128,7 +131,7 @@ class ItemEncodingMixin:
             if args.encoder_update == "accumulate":
                 distributed.all_reduce_gradients(encoder_params, average=False)
                 self._encoder_optimizer_step(gram_model)
-        self.encoder_lr_scheduler.step()
+        self._close_window(step)
 
     def _encoder_optimizer_step(self, gram_model: GramModel) -> None:
         """One CE optimizer step on the gradients the CE holds (clipped to `max_grad_norm`); then zeroes them."""

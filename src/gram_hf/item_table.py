@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -18,18 +20,42 @@ class ItemTable:
     batch, the encoder and the gradients, so a later multi-process trainer can keep the table identical on every rank
     by combining the gradients before [`ItemTable.apply_gradient`].
 
+    With `track_drift=True` (`gram_interval="auto"`) the table also keeps each row as the encoder produced it and
+    the window's drift: how far the pseudo-target updates have moved the touched rows from those encodings, relative
+    to their norm ([`ItemTable.drift`]). It is updated incrementally from the rows each step changes, so deciding costs
+    no encoding and no pass over the catalog.
+
     Args:
         num_items (`int`): catalog size.
         dim (`int`): item-vector dimension.
         device (`torch.device`, *optional*): where the table lives (the training device).
+        track_drift (`bool`, *optional*, defaults to `False`): keep the encodings and the drift (twice the memory).
     """
 
-    def __init__(self, num_items: int, dim: int, device: torch.device | str | None = None):
+    def __init__(self, num_items: int, dim: int, device: torch.device | str | None = None, track_drift: bool = False):
         if num_items <= 0 or dim <= 0:
             raise ValueError(f"ItemTable needs num_items > 0 and dim > 0, got {num_items} and {dim}.")
         self.vectors = torch.zeros(num_items, dim, dtype=torch.float32, device=device)
         self.fresh = torch.zeros(num_items, dtype=torch.bool, device=device)
         self.touched = torch.zeros(num_items, dtype=torch.bool, device=device)
+        # The encodings the open window started from, and float64 sums over the touched rows of ||h~ - h||^2 and
+        # ||h||^2 (float64: they are updated by differences at every step of a window that may last an epoch).
+        self.encoded = torch.zeros_like(self.vectors) if track_drift else None
+        self._drift_sums = torch.zeros(2, dtype=torch.float64, device=device)
+
+    @property
+    def tracks_drift(self) -> bool:
+        return self.encoded is not None
+
+    def drift(self) -> float:
+        """
+        `||H~ - H||_F / ||H||_F` over the rows touched in the open window: `H` their vectors as the encoder produced
+        them, `H~` their pseudo-targets now. 0 when nothing is touched. Needs `track_drift=True`.
+        """
+        if not self.tracks_drift:
+            raise RuntimeError("ItemTable.drift needs an ItemTable built with track_drift=True.")
+        moved, norm = self._drift_sums.tolist()
+        return math.sqrt(max(moved, 0.0) / norm) if norm > 0 else 0.0
 
     @property
     def num_items(self) -> int:
@@ -51,6 +77,8 @@ class ItemTable:
         """Stores freshly encoded `vectors` for the unique catalog indices `index`."""
         self.vectors[index] = vectors.detach().to(self.vectors.dtype)
         self.fresh[index] = True
+        if self.tracks_drift:
+            self.encoded[index] = self.vectors[index]
 
     def lookup(self, index: torch.LongTensor) -> torch.Tensor:
         """A copy of the vectors at `index`; every entry must be fresh."""
@@ -63,8 +91,20 @@ class ItemTable:
         The pseudo-target update `h <- h - learning_rate * grad` for the rows at `index` (repeats are summed), which
         also marks them touched for the current window.
         """
+        if not self.tracks_drift:
+            self.vectors.index_add_(0, index, grad.to(self.vectors.dtype), alpha=-learning_rate)
+            self.touched[index] = True
+            return
+        rows = torch.unique(index)
+        newly_touched = rows[~self.touched[rows]]
+        before = self._squared_moves(rows)
         self.vectors.index_add_(0, index, grad.to(self.vectors.dtype), alpha=-learning_rate)
         self.touched[index] = True
+        self._drift_sums[0] += self._squared_moves(rows) - before
+        self._drift_sums[1] += self.encoded[newly_touched].double().pow(2).sum()
+
+    def _squared_moves(self, rows: torch.LongTensor) -> torch.Tensor:
+        return (self.vectors[rows].double() - self.encoded[rows].double()).pow(2).sum()
 
     def touched_indices(self) -> torch.LongTensor:
         """Catalog indices touched in the current window, ascending."""
@@ -74,9 +114,13 @@ class ItemTable:
         """Ends a window: the encoder has changed, so every vector is stale and nothing is touched."""
         self.fresh.zero_()
         self.touched.zero_()
+        self._drift_sums.zero_()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"vectors": self.vectors, "fresh": self.fresh, "touched": self.touched}
+        state = {"vectors": self.vectors, "fresh": self.fresh, "touched": self.touched}
+        if self.tracks_drift:
+            state.update(encoded=self.encoded, drift_sums=self._drift_sums)
+        return state
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         vectors = state_dict["vectors"]
@@ -88,3 +132,11 @@ class ItemTable:
         self.vectors.copy_(vectors)
         self.fresh.copy_(state_dict["fresh"])
         self.touched.copy_(state_dict["touched"])
+        if self.tracks_drift:
+            if "encoded" not in state_dict:
+                raise ValueError(
+                    "The ItemTable state holds no encodings to measure drift from: the checkpoint was written with a "
+                    "fixed gram_interval; resume it with that interval, not 'auto'."
+                )
+            self.encoded.copy_(state_dict["encoded"])
+            self._drift_sums.copy_(state_dict["drift_sums"])

@@ -22,6 +22,7 @@ from .items import ItemCatalog
 from .modeling import GramModel
 from .training_args import GramTrainingArguments
 from .training_modes import TrainingModesMixin, expand_occurrences  # the latter re-exported: it lived here
+from .windows import GramWindowLog
 
 if TYPE_CHECKING:
     from .windows import GramWindowSchedule
@@ -128,6 +129,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         self._pending_counts: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._update_steps_per_epoch: int | None = None
+        self.gram_window_log = GramWindowLog()
         self._eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
         self.add_callback(_CloseWindowAtTrainEnd(self))
         self._warn_about_sparse_encoder_updates()
@@ -168,9 +170,10 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         dataloader = super().get_train_dataloader()
         if not has_length(dataloader):
             if self.args.gram_interval_epochs is not None:
+                name = "gram_auto_max_interval" if self.args.gram_interval_is_auto else "gram_interval"
                 raise ValueError(
-                    f"gram_interval={self.args.gram_interval!r} is a fraction of an epoch, but the training data has "
-                    "no length (an IterableDataset); give the interval in steps."
+                    f"{name}={getattr(self.args, name)!r} is a fraction of an epoch, but the training data has no "
+                    "length (an IterableDataset); give the interval in steps."
                 )
             return dataloader
         # Epoch-fraction windows need the number of optimizer steps per epoch, as the Trainer counts them.
@@ -212,17 +215,28 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         creating = self.lr_scheduler is None
         scheduler = super().create_scheduler(num_training_steps, optimizer)
         if self.encoder_optimizer is not None and (creating or self.encoder_lr_scheduler is None):
-            window_ends = self._window_schedule(num_training_steps).window_ends()
             warmup = self.args.get_warmup_steps(num_training_steps)
+            if self.args.gram_interval_is_auto:
+                # The window ends are not known in advance: the schedule counts CF steps and advances by a window's
+                # length at its end, so each fit uses the rate the CF schedule has at the window's last step.
+                num_warmup_steps, num_steps = warmup, num_training_steps
+            else:
+                window_ends = self._window_schedule(num_training_steps).window_ends()
+                num_warmup_steps, num_steps = sum(1 for s in window_ends if s <= warmup), len(window_ends)
             self.encoder_lr_scheduler = get_scheduler(
                 self.args.lr_scheduler_type,
                 optimizer=self.encoder_optimizer,
-                num_warmup_steps=sum(1 for s in window_ends if s <= warmup),
-                num_training_steps=max(len(window_ends), 1),
+                num_warmup_steps=num_warmup_steps,
+                num_training_steps=max(num_steps, 1),
                 scheduler_specific_kwargs=self.args.lr_scheduler_kwargs,
             )
         if self._uses_item_table and self.item_table is None:
-            self.item_table = ItemTable(self.item_catalog.num_items, self.gram_model.item_dim, device=self.args.device)
+            self.item_table = ItemTable(
+                self.item_catalog.num_items,
+                self.gram_model.item_dim,
+                device=self.args.device,
+                track_drift=self.args.gram_interval_is_auto,
+            )
         return scheduler
 
     def _window_schedule(self, max_steps: int | None = None) -> GramWindowSchedule:
@@ -233,8 +247,26 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         )
 
     def _is_window_end(self, step: int, max_steps: int | None = None) -> bool:
-        """Whether the CE is updated after CF optimizer step `step` (1-based) of `max_steps` (default: this run's)."""
-        return self._window_schedule(max_steps).ends_window(step)
+        """
+        Whether the CE is updated after CF optimizer step `step` (1-based) of `max_steps` (default: this run's): where
+        the fixed schedule says so and, with `gram_interval="auto"`, also once the pseudo-targets have drifted
+        `gram_auto_drift` from the encodings. The drift is a function of the ItemTable, which is identical on every
+        process, so every process decides alike.
+        """
+        if self._window_schedule(max_steps).ends_window(step):
+            return True
+        return self.args.gram_interval_is_auto and self.item_table.drift() >= self.args.gram_auto_drift
+
+    def _close_window(self, step: int) -> None:
+        """
+        Records the end of the window at optimizer step `step` (after its encoder fit) and advances the CE's
+        scheduler: by one window, or with `gram_interval="auto"` by the window's steps.
+        """
+        table = self.item_table
+        drift = table.drift() if table is not None and table.tracks_drift else 0.0
+        length = self.gram_window_log.close(step, drift)
+        for _ in range(length if self.args.gram_interval_is_auto else 1):
+            self.encoder_lr_scheduler.step()
 
     def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
         # The encoder and the head are called directly, not through the prepared model's forward, so the mixed
@@ -305,10 +337,19 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
     # ---------------------------------------------------------------- logging
 
     def gram_metrics(self) -> dict[str, float]:
-        """The cumulative cost counters, with `gram/r_batch` = occurrences / unique items."""
+        """
+        The cumulative cost counters, with `gram/r_batch` = occurrences / unique items; in `gram` mode also the windows
+        ended so far (`gram/windows`, each one encoder fit), their mean length in CF optimizer steps
+        (`gram/window_steps`) and, with `gram_interval="auto"`, the drift at which the last one ended (`gram/drift`).
+        """
         metrics: dict[str, float] = {f"gram/{name}": value for name, value in self.gram_counters.items()}
         unique = self.gram_counters["unique_items"]
         metrics["gram/r_batch"] = self.gram_counters["occurrences"] / unique if unique else 0.0
+        if self.args.gram_mode == "gram":
+            metrics["gram/windows"] = self.gram_window_log.windows
+            metrics["gram/window_steps"] = self.gram_window_log.mean_window_steps
+            if self.args.gram_interval_is_auto:
+                metrics["gram/drift"] = self.gram_window_log.last_drift
         return metrics
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -374,7 +415,13 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         """Where a resumed run starts: the step, the epoch and, for GRAM windows longer than a step, the window."""
         step, epoch = self.state.global_step, self.state.epoch or 0.0
         line = f"Resumed from step {step} (epoch {epoch:.2f}) of {self.state.max_steps}"
-        if self.args.gram_mode == "gram" and self._uses_item_table:
+        if self.args.gram_interval_is_auto:
+            start = self.gram_window_log.start_step
+            line += (
+                f", window {self.gram_window_log.windows + 1} open since step {start} ({step - start} steps, drift "
+                f"{self.item_table.drift():.4f} of {self.args.gram_auto_drift:g})"
+            )
+        elif self.args.gram_mode == "gram" and self._uses_item_table:
             ends = self._window_schedule().window_ends()
             done = [end for end in ends if end <= step]
             following = next((end for end in ends if end > step), None)
@@ -386,7 +433,11 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
     def _gram_state(self) -> checkpointing.GramState:
         """What a checkpoint holds beside the Trainer's own files: the counters, the CE optimization, the ItemTable."""
         return checkpointing.GramState(
-            self.gram_counters, self.encoder_optimizer, self.encoder_lr_scheduler, self.item_table
+            self.gram_counters,
+            self.encoder_optimizer,
+            self.encoder_lr_scheduler,
+            self.item_table,
+            self.gram_window_log,
         )
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
@@ -431,7 +482,7 @@ class _CloseWindowAtTrainEnd(TrainerCallback):
         if table is None or trainer.args.gram_mode != "gram" or not bool(table.touched.any()):
             return
         if not (args.load_best_model_at_end and state.best_model_checkpoint is not None):
-            trainer._fit_encoder_to_item_table(trainer.gram_model)
+            trainer._fit_encoder_to_item_table(trainer.gram_model, state.global_step)
             trainer._merge_counters()
         table.invalidate()
 

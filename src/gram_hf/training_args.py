@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .windows import GramWindowSchedule, parse_gram_interval
+from .windows import AUTO_INTERVAL, GramWindowSchedule, parse_gram_interval
 
 GRAM_MODES = ("e2e", "gram", "nofinetune", "nocontent")
 ENCODER_UPDATES = ("accumulate", "per_batch")
@@ -37,8 +37,25 @@ class GramTrainingArguments(TrainingArguments):
         default="1",
         metadata={
             "help": "GRAM window: the encoder is fitted every this many CF optimizer steps (an int; 1 is "
-            "Single-step GRAM, exactly E2E) or every fraction of an epoch ('0.5epoch', '1epoch'). Windows also end "
-            "at epoch ends when the interval is at most one epoch, and at the last training step."
+            "Single-step GRAM, exactly E2E), every fraction of an epoch ('0.5epoch', '1epoch'), or 'auto': whenever "
+            "the pseudo-targets have drifted `gram_auto_drift` from what the encoder produced, and at least at the "
+            "ends of `gram_auto_max_interval`. Windows also end at epoch ends when the interval is at most one "
+            "epoch, and at the last training step."
+        },
+    )
+    gram_auto_drift: float = field(
+        default=0.05,
+        metadata={
+            "help": "gram_interval='auto': a window ends after the CF step at which the touched items' pseudo-targets "
+            "have moved, in root-mean-square over those items, this fraction of their vectors' norm away from what "
+            "the encoder produced (||H~ - H||_F / ||H||_F >= gram_auto_drift). 0 ends every step (Single-step GRAM)."
+        },
+    )
+    gram_auto_max_interval: str = field(
+        default="1epoch",
+        metadata={
+            "help": "gram_interval='auto': windows end at least where this fixed interval's windows end (steps or "
+            "'<float>epoch'; the default ends one at every epoch end), whatever the drift."
         },
     )
     item_learning_rate: float = field(
@@ -99,7 +116,18 @@ class GramTrainingArguments(TrainingArguments):
         if self.encoder_update not in ENCODER_UPDATES:
             raise ValueError(f"encoder_update must be one of {ENCODER_UPDATES}, got {self.encoder_update!r}.")
         self.gram_interval = str(self.gram_interval).strip()
-        self._interval_steps, self._interval_epochs = parse_gram_interval(self.gram_interval)
+        if self.gram_interval.lower() == AUTO_INTERVAL:
+            self.gram_interval = AUTO_INTERVAL
+            self.gram_auto_max_interval = str(self.gram_auto_max_interval).strip()
+            try:
+                self._interval_steps, self._interval_epochs = parse_gram_interval(self.gram_auto_max_interval)
+            except ValueError as error:
+                raise ValueError(f"gram_auto_max_interval: {error}") from None
+        else:
+            self._interval_steps, self._interval_epochs = parse_gram_interval(self.gram_interval)
+        if not (self.gram_auto_drift >= 0):  # also refuses NaN
+            raise ValueError(f"gram_auto_drift must be >= 0 (0 ends every window after one step), got "
+                             f"{self.gram_auto_drift}.")  # fmt: skip
         if not self.item_learning_rate > 0:
             raise ValueError(f"item_learning_rate must be > 0, got {self.item_learning_rate}.")
         if self.encoder_learning_rate is not None and self.encoder_learning_rate < 0:
@@ -132,19 +160,32 @@ class GramTrainingArguments(TrainingArguments):
         return self.learning_rate if self.encoder_learning_rate is None else self.encoder_learning_rate
 
     @property
+    def gram_interval_is_auto(self) -> bool:
+        """Whether the trainer chooses the window ends (`gram_interval="auto"`) in `gram` mode."""
+        return self.gram_mode == "gram" and self.gram_interval == AUTO_INTERVAL
+
+    @property
     def gram_interval_steps(self) -> int | None:
-        """The window in CF optimizer steps, or `None` when it is a fraction of an epoch."""
-        return self._interval_steps
+        """
+        The window in CF optimizer steps, or `None` when it is a fraction of an epoch or `"auto"` (whose longest
+        window is then `gram_auto_max_interval`, see [`gram_window_schedule`]).
+        """
+        return None if self.gram_interval == AUTO_INTERVAL else self._interval_steps
 
     @property
     def gram_interval_epochs(self) -> float | None:
-        """The window as a fraction of an epoch, or `None` when it is a number of steps."""
+        """
+        The window as a fraction of an epoch, or `None` when it is a number of steps; for `"auto"` the epoch fraction
+        of `gram_auto_max_interval`, since the windows then depend on the epoch length too.
+        """
         return self._interval_epochs
 
     def gram_window_schedule(self, max_steps: int, steps_per_epoch: int | None = None) -> GramWindowSchedule:
         """
         When the encoder is updated: the [`GramWindowSchedule`] of `gram_interval` over `max_steps` CF optimizer
-        steps. In `e2e` mode every step is a window of its own (the encoder steps with the CF module).
+        steps. In `e2e` mode every step is a window of its own (the encoder steps with the CF module). With
+        `gram_interval="auto"` it is the schedule of `gram_auto_max_interval`: the ends that always happen, to which
+        the trainer adds those the drift asks for.
 
         Args:
             max_steps (`int`): the last optimizer step of training.
@@ -154,8 +195,8 @@ class GramTrainingArguments(TrainingArguments):
             return GramWindowSchedule(max_steps, interval_steps=1)
         return GramWindowSchedule(
             max_steps,
-            interval_steps=self.gram_interval_steps,
-            interval_epochs=self.gram_interval_epochs,
+            interval_steps=self._interval_steps,
+            interval_epochs=self._interval_epochs,
             steps_per_epoch=steps_per_epoch,
         )
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .item_table import ItemTable
     from .modeling import GramModel
     from .training_args import GramTrainingArguments
+    from .windows import GramWindowLog
 
 # What one training micro-batch of a mode does: `(gram_model, item_index, inputs) -> loss`.
 ModeStep = Callable[["GramModel", torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
@@ -89,6 +90,7 @@ class TrainingModesMixin:
     _uses_item_table: bool
     # (item_index, dL/dh) of this optimizer step's micro-batches, applied to the ItemTable at the step boundary.
     _pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]]
+    gram_window_log: GramWindowLog
 
     def _mode_step(self) -> ModeStep:
         """The training step of `args.gram_mode` (and, for `gram`, of its window length)."""
@@ -172,6 +174,8 @@ class TrainingModesMixin:
         if self._backward_and_reduce(gram_model, loss):
             self._encoder_optimizer_step(gram_model)
             self.encoder_lr_scheduler.step()
+            if self.args.gram_mode == "gram":  # Single-step GRAM: every step is a window
+                self.gram_window_log.close(self.state.global_step + 1)
         return loss
 
     def _cached_item_loss(
@@ -226,8 +230,9 @@ class TrainingModesMixin:
         scale = self.args.item_learning_rate / distributed.world_size()
         for rank_index, rank_grads in zip(distributed.all_gather_rows(index), distributed.all_gather_rows(grads)):
             table.apply_gradient(rank_index, rank_grads, scale)
-        if self._is_window_end(self.state.global_step + 1):
-            self._fit_encoder_to_item_table(gram_model)
+        step = self.state.global_step + 1
+        if self._is_window_end(step):
+            self._fit_encoder_to_item_table(gram_model, step)
             table.invalidate()
         return loss
 

@@ -1,9 +1,12 @@
 """
-When GRAM windows end: parsing `gram_interval` and the schedule of window ends in CF optimizer steps.
+When GRAM windows end: parsing `gram_interval`, the schedule of window ends in CF optimizer steps, and the adaptive
+interval's decision state.
 
-Pure functions of the interval, the number of optimizer steps per epoch and the last step, shared by
-[`GramTrainingArguments`] (which validates the interval) and [`GramTrainer`] (which fits the encoder at every window
-end and builds the encoder's learning-rate schedule from the list of ends).
+The fixed schedules are pure functions of the interval, the number of optimizer steps per epoch and the last step,
+shared by [`GramTrainingArguments`] (which validates the interval) and [`GramTrainer`] (which fits the encoder at every
+window end and builds the encoder's learning-rate schedule from the list of ends). With `gram_interval="auto"` the
+trainer ends a window also whenever the pseudo-targets have drifted far enough from what the encoder produced
+([`ItemTable.drift`]); [`GramWindowLog`] keeps the count and lengths of the windows for the logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 _EPOCH_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*epochs?\s*$")
+AUTO_INTERVAL = "auto"
 
 
 def parse_gram_interval(value: str | int) -> tuple[int | None, float | None]:
@@ -114,4 +118,53 @@ class GramWindowSchedule:
         return [step for step in range(1, self.max_steps + 1) if self.ends_window(step)]
 
 
-__all__ = ["GramWindowSchedule", "fraction_window_ends", "parse_gram_interval"]
+@dataclass
+class GramWindowLog:
+    """
+    The windows of a GRAM run so far, for the logs (`gram/windows`, `gram/window_steps`) and for checkpoints: where
+    the open window started and how many windows ended, over how many CF optimizer steps in all.
+
+    Args:
+        start_step (`int`): the optimizer step the open window follows (0 before the first).
+        windows (`int`): windows ended (encoder fits) so far.
+        window_steps (`int`): optimizer steps in the ended windows, together.
+        last_window_steps (`int`): optimizer steps of the last ended window.
+        last_drift (`float`): the drift of the touched items' vectors when the last window ended (`gram_interval`
+            `"auto"`; 0 otherwise).
+    """
+
+    start_step: int = 0
+    windows: int = 0
+    window_steps: int = 0
+    last_window_steps: int = 0
+    last_drift: float = 0.0
+
+    def close(self, step: int, drift: float = 0.0) -> int:
+        """Ends the open window at optimizer step `step`; returns its length in steps (at least 1)."""
+        length = max(step - self.start_step, 1)
+        self.windows += 1
+        self.window_steps += length
+        self.last_window_steps = length
+        self.last_drift = drift
+        self.start_step = step
+        return length
+
+    @property
+    def mean_window_steps(self) -> float:
+        return self.window_steps / self.windows if self.windows else 0.0
+
+    def state_dict(self) -> dict[str, float]:
+        return {
+            "start_step": self.start_step,
+            "windows": self.windows,
+            "window_steps": self.window_steps,
+            "last_window_steps": self.last_window_steps,
+            "last_drift": self.last_drift,
+        }
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        for name, value in state.items():
+            setattr(self, name, type(getattr(self, name))(value))
+
+
+__all__ = ["AUTO_INTERVAL", "GramWindowLog", "GramWindowSchedule", "fraction_window_ends", "parse_gram_interval"]

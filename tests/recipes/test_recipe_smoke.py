@@ -239,3 +239,13 @@ def test_item_encoder_and_gram_mode_are_one_choice(tmp_path):
         defaults=recipe.DEFAULTS, demo_defaults=recipe.DEMO_DEFAULTS, uses_synthetic=lambda data: True,
     )  # fmt: skip
     assert args.model.item_encoder == "id"
+
+
+@pytest.mark.parametrize("name", ["knowledge_tracing", "mind"])
+def test_recipes_take_the_adaptive_interval(name, tiny_encoder, tmp_path):
+    argv = [*smoke_argv(name, tiny_encoder, tmp_path), "--gram_interval", "auto", "--gram_auto_drift", "0"]
+    results = load_recipe(name).main(argv)
+    assert results["gram_interval"] == "auto" and results["steps"] == 2
+    counters = results["gram_counters"]
+    # A drift threshold of 0 ends every window after one step: two windows, each one step long.
+    assert counters["gram/windows"] == 2 and counters["gram/window_steps"] == 1.0 and "gram/drift" in counters

@@ -26,6 +26,7 @@ NUM_ITEMS = 24
 NUM_USERS = 16
 SEQ_LEN = 8  # equal lengths: each process's mean loss then weighs its positions like the combined batch's mean
 STEPS = 4
+AUTO_DRIFT = 1.3e-4
 
 CONFIGS = {
     "e2e": {"gram_mode": "e2e"},
@@ -33,6 +34,14 @@ CONFIGS = {
     "gram_1_adamw": {"gram_mode": "gram", "gram_interval": "1", "optim": "adamw_torch", "learning_rate": 1e-2},
     "gram_3": {"gram_mode": "gram", "gram_interval": "3"},
     "gram_3_per_batch": {"gram_mode": "gram", "gram_interval": "3", "encoder_update": "per_batch"},
+    # Drift here: ~0.9e-4, 1.15e-4, 1.46e-4 after steps 1-3, so the threshold ends the first window at step 3 (each
+    # process decides from its own copy of the ItemTable), and the last step ends the second.
+    "gram_auto": {
+        "gram_mode": "gram",
+        "gram_interval": "auto",
+        "gram_auto_drift": AUTO_DRIFT,
+        "gram_auto_max_interval": "100",
+    },
     "gram_1_accumulation": {"gram_mode": "gram", "gram_interval": "1", "gram_recompute": True, "ga": 2},
     "nofinetune": {"gram_mode": "nofinetune"},
     "nocontent": {"gram_mode": "nocontent"},
@@ -106,6 +115,7 @@ def run(batch_size: int, output_dir: str) -> dict:
             "parameters": {k: v.detach().cpu().clone() for k, v in trainer.gram_model.named_parameters()},
             "item_table": None if trainer.item_table is None else trainer.item_table.vectors.cpu().clone(),
             "counters": dict(trainer.gram_counters),
+            "windows": trainer.gram_window_log.state_dict(),
             "world_size": trainer.accelerator.num_processes,
         }
         trainer.accelerator.wait_for_everyone()
