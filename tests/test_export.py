@@ -310,6 +310,11 @@ def small_model(tiny_bert_config, **kwargs) -> GramModel:
     return GramModel(config).eval()
 
 
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (module subfolders included), by its relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_replacing_an_export_is_atomic_and_leaves_nothing_behind(tmp_path, tiny_bert_config, tokenizer):
     target = tmp_path / "encoder"
     small_model(tiny_bert_config, pooling="mean").save_encoder(target, tokenizer)
@@ -322,7 +327,7 @@ def test_replacing_an_export_is_atomic_and_leaves_nothing_behind(tmp_path, tiny_
 def test_a_failed_export_keeps_the_previous_one(tmp_path, tiny_bert_config, tokenizer, monkeypatch):
     target = tmp_path / "encoder"
     small_model(tiny_bert_config, pooling="mean").save_encoder(target, tokenizer)
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    before = folder_contents(target)
     real_write = export_module.write_encoder_export
 
     def failing_write(*args, **kwargs):
@@ -332,7 +337,7 @@ def test_a_failed_export_keeps_the_previous_one(tmp_path, tiny_bert_config, toke
     monkeypatch.setattr(export_module, "write_encoder_export", failing_write)
     with pytest.raises(RuntimeError, match="disk full"):
         small_model(tiny_bert_config, pooling="cls").save_encoder(target, tokenizer)
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert folder_contents(target) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder"]
 
 
@@ -392,7 +397,7 @@ def fake_hub(monkeypatch):
     def upload_folder(self, *, repo_id, folder_path, **kwargs):
         folder = Path(folder_path)
         calls["upload_folder"] = {"repo_id": repo_id, "token": self.token, **kwargs}
-        calls["files"] = {p.name: p.read_bytes() for p in folder.iterdir()}
+        calls["files"] = folder_contents(folder)
         return CommitInfo(
             commit_url=f"https://huggingface.co/{repo_id}/commit/abc",
             commit_message=kwargs["commit_message"],
@@ -433,7 +438,7 @@ def test_push_encoder_to_hub_uploads_the_export(fake_hub, tiny_bert_config, toke
     assert "path = 'someone/kt-encoder'" in card  # the snippet loads from the Hub repository
     # the uploaded files are those save_encoder writes locally
     local = Path(model.save_encoder(tmp_path / "local", tokenizer, max_length=MAX_LENGTH))
-    assert sorted(files) == sorted(p.name for p in local.iterdir())
+    assert sorted(files) == sorted(folder_contents(local))
     for name in ("model.safetensors", POOLING_WEIGHTS_NAME, POOLING_CONFIG_NAME, "config.json"):
         assert files[name] == (local / name).read_bytes(), name
 
@@ -484,6 +489,9 @@ def test_trainer_saves_the_trained_encoder_with_its_tokenizer(tmp_path, tiny_ber
     folder = Path(trainer.save_encoder())
     assert folder == tmp_path / "run" / "encoder"
     assert json.loads((folder / POOLING_CONFIG_NAME).read_text())["max_length"] == 10
+    # the sentence-transformers files are on by default, truncating as the trainer's catalog did
+    assert json.loads((folder / "sentence_bert_config.json").read_text())["max_seq_length"] == 10
+    assert (folder / "modules.json").is_file()
     loaded = AutoModel.from_pretrained(folder)
     tokens = AutoTokenizer.from_pretrained(folder)(["item text"], return_tensors="pt")
     model.eval()

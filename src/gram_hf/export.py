@@ -9,7 +9,10 @@ config.json, model.safetensors      the backbone, as `AutoModel.from_pretrained(
 tokenizer files                     when a tokenizer is given or found (tokenizer.json, vocab.txt, ...)
 gram_pooling.json                   how token states become item vectors: pooling, projection, dims, max_length
 pooling.safetensors                 attention-pooling and projection weights (only when there are any)
-README.md                           model card with a plain-transformers snippet reproducing the item vectors
+README.md                           model card: a plain-transformers snippet and a sentence-transformers one
+modules.json, sentence_bert_config.json, config_sentence_transformers.json, 1_Pooling/ (mean, CLS) or
+  1_GramAdditiveAttentionPooling/ + gram_attention_pooling.py (attention), 2_Dense/ (projection)
+                                    the sentence-transformers modules (`sentence_transformers=True`, the default)
 ```
 
 With `adapter_only=True` the backbone is replaced by the LoRA adapter alone (`adapter_config.json`,
@@ -17,10 +20,18 @@ With `adapter_only=True` the backbone is replaced by the LoRA adapter alone (`ad
 Mean and CLS pooling without projection need nothing beyond the `AutoModel`; attention pooling and projection are not
 part of any `AutoModel`, so their weights travel in `pooling.safetensors` and the card shows the few lines of torch
 that apply them. The format and the card are in [`gram_hf.export_format`].
+
+The same folder is a sentence-transformers model: `SentenceTransformer(folder).encode(texts)` gives the item vectors
+(backbone -> `Pooling` -> `Dense` with identity activation for a projection; no normalisation; `max_seq_length` = the
+catalog's `max_length`). Additive attention has no sentence-transformers module, so the export carries one as code
+(`gram_attention_pooling.py`), which sentence-transformers imports only with `trust_remote_code=True`. The files are
+written by gram-hf (sentence-transformers is not needed to export, only to load them that way); they add nothing that
+`AutoModel.from_pretrained` reads, which is why they are written by default.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -38,7 +49,22 @@ from .export_format import (
     EXPORT_FORMAT_VERSION,
     POOLING_CONFIG_NAME,
     POOLING_WEIGHTS_NAME,
+    ST_ATTENTION_MODULE_FILE,
+    ST_ATTENTION_MODULE_SOURCE,
+    ST_ATTENTION_PATH,
+    ST_ATTENTION_TYPE,
+    ST_DENSE_PATH,
+    ST_DENSE_TYPE,
+    ST_MODEL_CONFIG_NAME,
+    ST_MODULE_CONFIG_NAME,
+    ST_MODULE_WEIGHTS_NAME,
+    ST_MODULES_NAME,
+    ST_POOLING_PATH,
+    ST_POOLING_TYPE,
+    ST_TRANSFORMER_CONFIG_NAME,
+    ST_TRANSFORMER_TYPE,
     model_card,
+    sentence_transformers_snippet,
     usage_snippet,
 )
 from .version import __version__
@@ -47,15 +73,28 @@ if TYPE_CHECKING:
     from huggingface_hub import CommitInfo
     from transformers import PreTrainedTokenizerBase
 
-    from .modeling import GramModel
+    from .modeling import ContentEncoder, GramModel
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_COMMIT_MESSAGE = "Upload item encoder fine-tuned with gram-hf"
 # Files a previous push of another kind may have left in the repository that would change how it loads (a stale
 # adapter_config.json makes `AutoModel.from_pretrained` treat the repository as an adapter, stale weights shadow the
-# new ones); `upload_folder` deletes them in the same commit that adds the new files (.gitattributes is never deleted).
-_STALE_REMOTE_PATTERNS = ["*.safetensors", "*.bin", "*.safetensors.index.json", "adapter_config.json"]
+# new ones, a stale modules.json makes `SentenceTransformer` load pooling modules the new export does not have);
+# `upload_folder` deletes them in the same commit that adds the new files (.gitattributes is never deleted).
+_STALE_REMOTE_PATTERNS = [
+    "*.safetensors",
+    "*.bin",
+    "*.safetensors.index.json",
+    "adapter_config.json",
+    ST_MODULES_NAME,
+    ST_MODEL_CONFIG_NAME,
+    ST_TRANSFORMER_CONFIG_NAME,
+    f"{ST_POOLING_PATH}/*",
+    f"{ST_DENSE_PATH}/*",
+    f"{ST_ATTENTION_PATH}/*",
+    ST_ATTENTION_MODULE_FILE,
+]
 
 
 def save_encoder(
@@ -65,10 +104,11 @@ def save_encoder(
     *,
     adapter_only: bool = False,
     max_length: int | None = None,
+    sentence_transformers: bool = True,
 ) -> str:
     """
     Saves `model`'s content encoder as a model folder that plain `transformers` loads (no gram-hf), with a model card
-    showing how to reproduce its item vectors.
+    showing how to reproduce its item vectors, and that `sentence_transformers.SentenceTransformer` loads as well.
 
     The folder is written next to `save_directory` under a temporary name and renamed into place, so a reader never
     sees a half-written export; an existing export there is replaced, any other non-empty folder is refused (so that
@@ -88,7 +128,12 @@ def save_encoder(
             adapter merged into its weights. The card then names the base model to load it on.
         max_length (`int`, *optional*):
             Truncation length the items were encoded with (e.g. the `ItemCatalog`'s `max_length`); recorded in
-            `gram_pooling.json` and used by the card's snippet.
+            `gram_pooling.json`, used by the card's snippet and written as sentence-transformers' `max_seq_length`.
+        sentence_transformers (`bool`, *optional*, defaults to `True`):
+            Also write the sentence-transformers modules (`modules.json`, ...), so that
+            `SentenceTransformer(folder).encode(texts)` gives the item vectors (with `trust_remote_code=True` for
+            attention pooling, whose module is code in the folder). They change nothing for `AutoModel`. Skipped, with
+            a warning, when the export has no tokenizer (sentence-transformers loads it from the folder).
 
     Returns:
         `str`: the export folder.
@@ -108,7 +153,13 @@ def save_encoder(
     os.mkdir(staging)
     try:
         write_encoder_export(
-            model, staging, tokenizer, adapter_only=adapter_only, max_length=max_length, model_id=str(target)
+            model,
+            staging,
+            tokenizer,
+            adapter_only=adapter_only,
+            max_length=max_length,
+            model_id=str(target),
+            sentence_transformers=sentence_transformers,
         )
         _replace_directory(staging, target)
     except BaseException:
@@ -125,6 +176,7 @@ def push_encoder_to_hub(
     *,
     adapter_only: bool = False,
     max_length: int | None = None,
+    sentence_transformers: bool = True,
     private: bool | None = None,
     token: str | bool | None = None,
     commit_message: str | None = None,
@@ -137,7 +189,7 @@ def push_encoder_to_hub(
     config) are deleted in the same commit.
 
     Args:
-        model, tokenizer, adapter_only, max_length:
+        model, tokenizer, adapter_only, max_length, sentence_transformers:
             See [`save_encoder`].
         repo_id (`str`):
             `"user/name"` or `"org/name"` (a bare name goes to the token's user namespace).
@@ -160,7 +212,13 @@ def push_encoder_to_hub(
     repo_id = api.create_repo(repo_id=repo_id, private=private, repo_type="model", exist_ok=True).repo_id
     with tempfile.TemporaryDirectory(prefix="gram-hf-encoder-") as folder:
         write_encoder_export(
-            model, folder, tokenizer, adapter_only=adapter_only, max_length=max_length, model_id=repo_id
+            model,
+            folder,
+            tokenizer,
+            adapter_only=adapter_only,
+            max_length=max_length,
+            model_id=repo_id,
+            sentence_transformers=sentence_transformers,
         )
         return api.upload_folder(
             repo_id=repo_id,
@@ -181,6 +239,7 @@ def write_encoder_export(
     adapter_only: bool = False,
     max_length: int | None = None,
     model_id: str | None = None,
+    sentence_transformers: bool = True,
 ) -> None:
     """
     Writes the export files of [`save_encoder`] into the existing folder `folder`, non-atomically (the building block
@@ -229,7 +288,18 @@ def write_encoder_export(
         "head_type": config.head_type,
         "item_encoder": config.item_encoder,
         "gram_hf_version": __version__,
+        "sentence_transformers": None,
     }
+    if sentence_transformers:
+        if tokenizer_source is None:
+            logger.warning(
+                "The export has no tokenizer, so it gets no sentence-transformers files either: SentenceTransformer "
+                "loads the tokenizer from the folder. Pass the tokenizer to save_encoder to include both."
+            )
+        else:
+            pooling_config["sentence_transformers"] = _write_sentence_transformers_modules(
+                folder, encoder, config.pooling, max_length
+            )
     (folder / POOLING_CONFIG_NAME).write_text(json.dumps(pooling_config, indent=2, sort_keys=True) + "\n")
 
     card = model_card(
@@ -261,6 +331,93 @@ def _replace_directory(staging: Path, target: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def _write_sentence_transformers_modules(
+    folder: Path, encoder: ContentEncoder, pooling: str, max_length: int | None
+) -> dict[str, Any]:
+    """
+    Writes the sentence-transformers files that turn the export into a `SentenceTransformer` computing gram-hf's item
+    vectors: the backbone (the folder itself) -> pooling -> `Dense` for a projection. Returns the summary recorded in
+    `gram_pooling.json` (`"sentence_transformers"`).
+    """
+    # The classic sentence-transformers config (as in all-MiniLM-L6-v2): max_seq_length becomes the tokenizer's
+    # truncation length, i.e. the catalog's. Without it the tokenizer's own limit applies, as in the
+    # card's plain-transformers snippet.
+    transformer_config: dict[str, Any] = {"do_lower_case": False}
+    if max_length is not None:
+        transformer_config["max_seq_length"] = max_length
+    _write_json(folder / ST_TRANSFORMER_CONFIG_NAME, transformer_config)
+
+    hidden_size = encoder.backbone.config.hidden_size
+    modules = [(ST_TRANSFORMER_TYPE, "")]
+    if pooling == "attention":
+        attention = encoder.pooling
+        module_folder = folder / ST_ATTENTION_PATH
+        module_folder.mkdir()
+        _write_json(
+            module_folder / ST_MODULE_CONFIG_NAME,
+            {"hidden_size": hidden_size, "attention_dim": attention.projection.out_features},
+        )
+        # The keys of the module's own state_dict (`projection.*`, `query.*`), as its `load` reads them.
+        _save_weights(attention.state_dict(), module_folder / ST_MODULE_WEIGHTS_NAME)
+        (folder / ST_ATTENTION_MODULE_FILE).write_text(ST_ATTENTION_MODULE_SOURCE)
+        modules.append((ST_ATTENTION_TYPE, ST_ATTENTION_PATH))
+    else:
+        (folder / ST_POOLING_PATH).mkdir()
+        # The classic boolean keys (as in all-MiniLM-L6-v2), which 6.x maps to its `pooling_mode` when it loads them.
+        # Its CLS mode takes the first non-padding token, which is gram-hf's first token as the export's tokenizer
+        # pads on the right; its mean divides by the same token count (clamped only for an all-padding row).
+        _write_json(
+            folder / ST_POOLING_PATH / ST_MODULE_CONFIG_NAME,
+            {
+                "word_embedding_dimension": hidden_size,
+                "pooling_mode_cls_token": pooling == "cls",
+                "pooling_mode_mean_tokens": pooling == "mean",
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            },
+        )
+        modules.append((ST_POOLING_TYPE, ST_POOLING_PATH))
+    projection = encoder.projection
+    if projection is not None:
+        (folder / ST_DENSE_PATH).mkdir()
+        # `Dense` is `activation(linear(x))`: with the identity activation and the projection's weight and bias it is
+        # the projection exactly. Its weights are keyed as its `linear` submodule.
+        _write_json(
+            folder / ST_DENSE_PATH / ST_MODULE_CONFIG_NAME,
+            {
+                "in_features": projection.in_features,
+                "out_features": projection.out_features,
+                "bias": True,
+                "activation_function": "torch.nn.modules.linear.Identity",
+            },
+        )
+        _save_weights(
+            {"linear.weight": projection.weight, "linear.bias": projection.bias},
+            folder / ST_DENSE_PATH / ST_MODULE_WEIGHTS_NAME,
+        )
+        modules.append((ST_DENSE_TYPE, ST_DENSE_PATH))
+    _write_json(
+        folder / ST_MODULES_NAME,
+        [{"idx": i, "name": str(i), "path": path, "type": kind} for i, (kind, path) in enumerate(modules)],
+    )
+    # No similarity function or prompts: gram-hf's vectors feed a task head, and items have no prompt.
+    _write_json(folder / ST_MODEL_CONFIG_NAME, {"model_type": "SentenceTransformer", "prompts": {}})
+    return {
+        "modules": [kind for kind, _ in modules],
+        "paths": [path for _, path in modules if path],
+        "trust_remote_code": pooling == "attention",
+        "max_seq_length": max_length,
+    }
+
+
+def _save_weights(tensors: dict[str, Any], path: Path) -> None:
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def _save_tokenizer(
     tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None, base_model: str | None, folder: Path
 ) -> str | None:
@@ -284,6 +441,12 @@ def _save_tokenizer(
                 "Could not load the tokenizer from %s (%s); the export has no tokenizer files.", source, error
             )
             return None
+    if getattr(tokenizer, "padding_side", "right") != "right":
+        # gram-hf pads item batches on the right (ItemCatalog.batch); a left-padding tokenizer would shift absolute
+        # positions and the first token in the batches of the card's snippet and of sentence-transformers. A copy, so
+        # the caller's tokenizer is left as it is.
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.padding_side = "right"
     tokenizer.save_pretrained(folder)
     return "path"
 
@@ -310,6 +473,7 @@ __all__ = [
     "model_card",
     "push_encoder_to_hub",
     "save_encoder",
+    "sentence_transformers_snippet",
     "usage_snippet",
     "write_encoder_export",
 ]
