@@ -361,7 +361,8 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
 
     def save_encoder(self, output_dir: str | None = None, **kwargs: Any) -> str | None:
         """
-        Saves the content encoder as a plain `AutoModel` folder ([`gram_hf.export.save_encoder`]): by default to
+        Saves the content encoder as a folder that plain `AutoModel` and `SentenceTransformer` both load
+        ([`gram_hf.export.save_encoder`]; `sentence_transformers=False` leaves out the latter's files): by default to
         `<output_dir>/encoder`, with the trainer's tokenizer and the catalog's `max_length`. Written by the main
         process only; every process waits for it.
         """
