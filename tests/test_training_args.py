@@ -209,3 +209,13 @@ def test_auto_interval(tmp_path, value):
 def test_auto_interval_invalid_knobs(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         make_args(tmp_path, gram_interval="auto", **overrides)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("tensorboard,trackio", ["tensorboard", "trackio"]), (" tensorboard ", "tensorboard"), ("none", "none"),
+     (["tensorboard", "trackio"], ["tensorboard", "trackio"])],
+)  # fmt: skip
+def test_report_to_takes_a_comma_separated_list(tmp_path, value, expected):
+    args = make_args(tmp_path, report_to=value)
+    assert args.report_to == ([] if expected == "none" else expected if isinstance(expected, list) else [expected])

@@ -107,7 +107,10 @@ class GramTrainingArguments(TrainingArguments):
     )
     report_to: None | str | list[str] = field(
         default="none",
-        metadata={"help": "Integrations to report logs to ('none' by default; 'all' for every installed one)."},
+        metadata={
+            "help": "Integrations to report logs to, comma-separated on a command line (e.g. 'tensorboard,trackio'; "
+            "'none' by default; 'all' for every installed one). The gram/* counters are logged with the loss."
+        },
     )
 
     def __post_init__(self):
@@ -136,6 +139,12 @@ class GramTrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        # A command line gives one string (HfArgumentParser takes the first type of the union): split it, so that
+        # `--report_to tensorboard,trackio` reports to both.
+        if self.report_to is not None:
+            names = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+            names = [name.strip() for entry in names for name in str(entry).split(",") if name.strip()]
+            self.report_to = names[0] if len(names) == 1 else names
         if self.fp16 and self.gram_mode in ("e2e", "gram"):
             raise ValueError(
                 f"fp16 is not supported with gram_mode={self.gram_mode!r}: the encoder's second optimizer has no "
