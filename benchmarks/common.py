@@ -912,7 +912,8 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
 
             def traced_window_end(step, max_steps=None):
                 ends = decide(step, max_steps)
-                drift_trace.append([step, trainer.item_table.drift(), int(ends)])
+                drift = trainer.item_table.drift_components()
+                drift_trace.append([step, drift["systematic"], int(ends), drift["total"], drift["noise"]])
                 return ends
 
             trainer._is_window_end = traced_window_end
@@ -938,7 +939,8 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
         "loss_curve": loss_curve,
         "counters": dict(trainer.gram_counters),
         "windows": trainer.gram_window_log.state_dict(),
-        # gram-auto: [step, drift of the open window after the step's pseudo-target update, 1 if the window ended].
+        # gram-auto, per CF step: [step, the criterion's (systematic) drift of the open window after the step's
+        # pseudo-target update, 1 if the window ended, the total drift, the drift a random walk would reach].
         "drift_trace": drift_trace,
         "max_rss_bytes": max_rss_bytes(),
     }
@@ -1297,7 +1299,8 @@ def write_performance(folders: Sequence[Path], output: Path) -> Path:
         if targets:
             parts += ["Targets of issue 7, as measured:", "", *[f"- {line}" for line in targets], ""]
         quality = ["quality_kt", "quality_news", "quality_next_item"]
-        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + ["scaling"]:
+        intervals = [p.stem for p in sorted(folder.glob("interval_*.md"))]
+        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + intervals + ["scaling"]:
             md = folder / f"{stem}.md"
             if not md.is_file():
                 continue

@@ -198,15 +198,18 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
     if traces:
         axis = axes[0][1]
         for p in traces:
-            steps = [s for s, _, _ in p["drift_trace"]]
-            drifts = [d for _, d, _ in p["drift_trace"]]
-            (line,) = axis.plot(steps, drifts, linewidth=0.8, label=p["label"])
-            ends = [(s, d) for s, d, ended in p["drift_trace"] if ended]
+            trace = p["drift_trace"]
+            steps = [row[0] for row in trace]
+            (line,) = axis.plot(steps, [row[1] for row in trace], linewidth=0.9, label=f"{p['label']}: systematic")
+            if len(trace[0]) > 3:
+                axis.plot(steps, [row[3] for row in trace], linewidth=0.6, linestyle=":", color=line.get_color(),
+                          label="total")  # fmt: skip
+            ends = [(row[0], row[1]) for row in trace if row[2]]
             axis.scatter([s for s, _ in ends], [d for _, d in ends], color=line.get_color(), s=8)
-        axis.set_yscale("log")
+        axis.set_yscale("symlog", linthresh=1e-4)
         axis.set_xlabel("CF optimizer step")
         axis.set_ylabel("drift of the open window (dots: window ends)")
-        axis.set_title("what the criterion sees: ||H~ - H|| / ||H|| over touched items", fontsize=9)
+        axis.set_title("what the criterion sees: drift / ||H|| over touched items", fontsize=9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     fig.tight_layout()

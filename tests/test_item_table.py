@@ -132,22 +132,41 @@ def test_load_state_dict_shape_mismatch_raises(table):
     assert table.stale(torch.arange(6)).numel() == 6  # unchanged by the failed loads
 
 
-def test_drift_is_the_relative_move_of_the_touched_rows_since_their_encoding():
+def test_drift_is_the_systematic_relative_move_of_the_touched_rows_since_their_encoding():
     table = ItemTable(5, 3, track_drift=True)
     encodings = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0], [2.0, 0.0, 2.0]])
     table.fill(torch.arange(5), encodings)
     assert table.drift() == 0.0
-    # Two steps, one with a repeated row (its gradients add up), row 4 never touched.
-    table.apply_gradient(torch.tensor([0, 1, 1]), torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0]]), 0.5)
-    table.apply_gradient(torch.tensor([1, 2]), torch.tensor([[0, 0, 2.0], [3.0, 0, 0]]), 0.1)
+    # Two steps, one with a repeated row (its gradients add up) and one given in two parts, as two processes give
+    # it; row 4 is never touched.
+    steps = [
+        [(torch.tensor([0, 1, 1]), torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0]]))],
+        [(torch.tensor([1]), torch.tensor([[0, 0.5, 2.0]])),
+         (torch.tensor([2, 1]), torch.tensor([[3.0, 0, 0], [0, 1, 0.0]]))],
+    ]  # fmt: skip
+    moves = []
+    for parts in steps:
+        before = table.vectors.clone()
+        table.apply_gradients(parts, 0.5)
+        moves.append(table.vectors - before)
     touched = torch.tensor([0, 1, 2])
-    moved = table.vectors[touched] - encodings[touched]
-    expected = (moved.pow(2).sum() / encodings[touched].pow(2).sum()).sqrt().item()
-    assert table.drift() == pytest.approx(expected, rel=1e-6)  # the expectation is computed in fp32
+    norm = encodings[touched].double().pow(2).sum()
+    total = (table.vectors - encodings)[touched].double().pow(2).sum()
+    noise = sum(move.double().pow(2).sum() for move in moves)
+    components = table.drift_components()
+    assert components["total"] == pytest.approx((total / norm).sqrt().item(), rel=1e-6)
+    assert components["noise"] == pytest.approx((noise / norm).sqrt().item(), rel=1e-6)
+    assert table.drift() == components["systematic"] == pytest.approx(((total - noise) / norm).sqrt().item(), rel=1e-6)
+    # Updates that cancel out leave no systematic drift however large they are; consistent ones keep it growing.
+    noisy = ItemTable(2, 2, track_drift=True)
+    noisy.fill(torch.arange(2), torch.ones(2, 2))
+    for sign in (1.0, -1.0, 1.0, -1.0):
+        noisy.apply_gradient(torch.tensor([0]), torch.tensor([[sign, 0.0]]), 0.5)
+    assert noisy.drift() == 0.0 and noisy.drift_components()["noise"] > 0.5
     # A checkpoint restores the drift; a new window starts from none.
     restored = ItemTable(5, 3, track_drift=True)
     restored.load_state_dict(table.state_dict())
-    assert restored.drift() == table.drift()
+    assert restored.drift_components() == table.drift_components()
     table.invalidate()
     assert table.drift() == 0.0
     with pytest.raises(ValueError, match="fixed gram_interval"):

@@ -21,9 +21,9 @@ class ItemTable:
     by combining the gradients before [`ItemTable.apply_gradient`].
 
     With `track_drift=True` (`gram_interval="auto"`) the table also keeps each row as the encoder produced it and
-    the window's drift: how far the pseudo-target updates have moved the touched rows from those encodings, relative
-    to their norm ([`ItemTable.drift`]). It is updated incrementally from the rows each step changes, so deciding costs
-    no encoding and no pass over the catalog.
+    the window's drift: how far the pseudo-target updates have *systematically* moved the touched rows from those
+    encodings, relative to their norm ([`ItemTable.drift`]). It is updated incrementally from the rows each step
+    changes, so deciding costs no encoding and no pass over the catalog.
 
     Args:
         num_items (`int`): catalog size.
@@ -38,24 +38,43 @@ class ItemTable:
         self.vectors = torch.zeros(num_items, dim, dtype=torch.float32, device=device)
         self.fresh = torch.zeros(num_items, dtype=torch.bool, device=device)
         self.touched = torch.zeros(num_items, dtype=torch.bool, device=device)
-        # The encodings the open window started from, and float64 sums over the touched rows of ||h~ - h||^2 and
-        # ||h||^2 (float64: they are updated by differences at every step of a window that may last an epoch).
+        # The encodings the open window started from, and float64 sums over the touched rows of ||H~ - H||^2, ||H||^2
+        # and the steps' own moves sum_s ||delta_s||^2 (float64: they are updated by differences at every step of a
+        # window that may last an epoch).
         self.encoded = torch.zeros_like(self.vectors) if track_drift else None
-        self._drift_sums = torch.zeros(2, dtype=torch.float64, device=device)
+        self._drift_sums = torch.zeros(3, dtype=torch.float64, device=device)
 
     @property
     def tracks_drift(self) -> bool:
         return self.encoded is not None
 
-    def drift(self) -> float:
+    def drift_components(self) -> dict[str, float]:
         """
-        `||H~ - H||_F / ||H||_F` over the rows touched in the open window: `H` their vectors as the encoder produced
-        them, `H~` their pseudo-targets now. 0 when nothing is touched. Needs `track_drift=True`.
+        Over the rows touched in the open window (`H` their encodings, `H~` their pseudo-targets now, `delta_s` the
+        move of step `s`): `total` = `||H~ - H|| / ||H||`; `noise` = `sqrt(sum_s ||delta_s||^2) / ||H||`, where the
+        total would be if the steps' moves were independent (a random walk); `systematic` = `sqrt(max(total^2 -
+        noise^2, 0))`, the part of the total the steps agree on (the cross terms `2 sum_{s<t} <delta_s, delta_t>`).
+        All 0 when nothing is touched. Needs `track_drift=True`.
         """
         if not self.tracks_drift:
             raise RuntimeError("ItemTable.drift needs an ItemTable built with track_drift=True.")
-        moved, norm = self._drift_sums.tolist()
-        return math.sqrt(max(moved, 0.0) / norm) if norm > 0 else 0.0
+        moved, norm, steps = self._drift_sums.tolist()
+        if norm <= 0:
+            return {"total": 0.0, "noise": 0.0, "systematic": 0.0}
+        return {
+            "total": math.sqrt(max(moved, 0.0) / norm),
+            "noise": math.sqrt(max(steps, 0.0) / norm),
+            "systematic": math.sqrt(max(moved - steps, 0.0) / norm),
+        }
+
+    def drift(self) -> float:
+        """
+        The systematic drift of the open window ([`ItemTable.drift_components`]): how far the pseudo-targets have moved
+        from the encodings in the directions the steps agree on. Pseudo-target updates that cancel out (noisy
+        gradients, a random walk around the encodings) leave it near 0 however large each step is; updates that keep
+        pushing the same way make it grow with the window. Needs `track_drift=True`.
+        """
+        return self.drift_components()["systematic"]
 
     @property
     def num_items(self) -> int:
@@ -89,22 +108,32 @@ class ItemTable:
     def apply_gradient(self, index: torch.LongTensor, grad: torch.Tensor, learning_rate: float) -> None:
         """
         The pseudo-target update `h <- h - learning_rate * grad` for the rows at `index` (repeats are summed), which
-        also marks them touched for the current window.
+        also marks them touched for the current window. One optimizer step's update; see [`apply_gradients`] for a
+        step whose gradients come in parts.
+        """
+        self.apply_gradients([(index, grad)], learning_rate)
+
+    def apply_gradients(self, parts: list[tuple[torch.LongTensor, torch.Tensor]], learning_rate: float) -> None:
+        """
+        One optimizer step's pseudo-target update from its parts `(index, grad)` (e.g. one per process, in rank order),
+        applied in order; with `track_drift=True` the step's move counts once in the drift, whatever the parts.
         """
         if not self.tracks_drift:
+            for index, grad in parts:
+                self.vectors.index_add_(0, index, grad.to(self.vectors.dtype), alpha=-learning_rate)
+                self.touched[index] = True
+            return
+        rows = torch.unique(torch.cat([index for index, _ in parts]))
+        newly_touched = rows[~self.touched[rows]]
+        encoded = self.encoded[rows].double()
+        before = self.vectors[rows].double()
+        for index, grad in parts:
             self.vectors.index_add_(0, index, grad.to(self.vectors.dtype), alpha=-learning_rate)
             self.touched[index] = True
-            return
-        rows = torch.unique(index)
-        newly_touched = rows[~self.touched[rows]]
-        before = self._squared_moves(rows)
-        self.vectors.index_add_(0, index, grad.to(self.vectors.dtype), alpha=-learning_rate)
-        self.touched[index] = True
-        self._drift_sums[0] += self._squared_moves(rows) - before
+        after = self.vectors[rows].double()
+        self._drift_sums[0] += (after - encoded).pow(2).sum() - (before - encoded).pow(2).sum()
         self._drift_sums[1] += self.encoded[newly_touched].double().pow(2).sum()
-
-    def _squared_moves(self, rows: torch.LongTensor) -> torch.Tensor:
-        return (self.vectors[rows].double() - self.encoded[rows].double()).pow(2).sum()
+        self._drift_sums[2] += (after - before).pow(2).sum()
 
     def touched_indices(self) -> torch.LongTensor:
         """Catalog indices touched in the current window, ascending."""

@@ -38,17 +38,19 @@ class GramTrainingArguments(TrainingArguments):
         metadata={
             "help": "GRAM window: the encoder is fitted every this many CF optimizer steps (an int; 1 is "
             "Single-step GRAM, exactly E2E), every fraction of an epoch ('0.5epoch', '1epoch'), or 'auto': whenever "
-            "the pseudo-targets have drifted `gram_auto_drift` from what the encoder produced, and at least at the "
+            "the pseudo-targets have drifted `gram_auto_drift` (systematically) from what the encoder produced, and "
+            "at least at the "
             "ends of `gram_auto_max_interval`. Windows also end at epoch ends when the interval is at most one "
             "epoch, and at the last training step."
         },
     )
     gram_auto_drift: float = field(
-        default=0.05,
+        default=0.005,
         metadata={
             "help": "gram_interval='auto': a window ends after the CF step at which the touched items' pseudo-targets "
-            "have moved, in root-mean-square over those items, this fraction of their vectors' norm away from what "
-            "the encoder produced (||H~ - H||_F / ||H||_F >= gram_auto_drift). 0 ends every step (Single-step GRAM)."
+            "have moved systematically (the part of their move the steps agree on, not the noise that cancels out) "
+            "this fraction of their vectors' norm away from what the encoder produced. 0 ends every step "
+            "(Single-step GRAM)."
         },
     )
     gram_auto_max_interval: str = field(

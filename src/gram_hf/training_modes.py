@@ -228,8 +228,8 @@ class TrainingModesMixin:
         # Every process applies every process's item gradients in rank order, scaled like the averaged CF loss, so the
         # table stays bit-identical everywhere and equals one process with the combined batch.
         scale = self.args.item_learning_rate / distributed.world_size()
-        for rank_index, rank_grads in zip(distributed.all_gather_rows(index), distributed.all_gather_rows(grads)):
-            table.apply_gradient(rank_index, rank_grads, scale)
+        parts = list(zip(distributed.all_gather_rows(index), distributed.all_gather_rows(grads)))
+        table.apply_gradients(parts, scale)
         step = self.state.global_step + 1
         if self._is_window_end(step):
             self._fit_encoder_to_item_table(gram_model, step)
