@@ -21,8 +21,9 @@ second run at `--growth-fraction` of the scale; a log-log slope of 1 is linear).
     python benchmarks/dataset_loading.py --all                                # every loader, writes the results
     python benchmarks/dataset_loading.py --dataset ednet --scale 0.01         # one loader, prints its JSON
     python benchmarks/dataset_loading.py --all --scales mind=0.02 amazon=0.5  # other scales
+    python benchmarks/dataset_loading.py --dataset mind --repeats 2 --update   # one loader again, the rest kept
 
-Results (`--all` or `--output-dir`): `results/<device tag>/dataset_loading.{json,md}`.
+Results (`--all`, `--update` or `--output-dir`): `results/<device tag>/dataset_loading.{json,md}`.
 """
 
 from __future__ import annotations
@@ -852,9 +853,19 @@ def render_markdown(payload: dict[str, Any]) -> str:
         "plain read. Peak RSS = the process's high-water mark (`VmHWM`; the loader's includes torch, imported by "
         "`gram_hf`); RSS added = the high-water mark of the measurement alone minus the RSS after the imports. "
         f"Target: first load within {target:g}x of the plain read. Command: `{env['command']}` (gram-hf "
-        f"{env.get('git_commit')}).",
+        f"{_commit(env)}).",
         "",
     ]
+    earlier_runs: dict[tuple, list[str]] = {}
+    for r in results:
+        if "run" in r:
+            key = (r["run"]["command"], r["run"]["commit"], r["run"]["date_utc"])
+            earlier_runs.setdefault(key, []).append(f"`{r['loader'].rsplit('.', 1)[1]}`")
+    for (command, commit, date), loaders in earlier_runs.items():
+        lines[-2] += (
+            f" Kept from an earlier run ({date}, gram-hf {commit}, `{command}`): {', '.join(loaders)}; the others "
+            "were measured again by this command."
+        )
     rows = []
     for r in results:
         first, plain, cached = r["first_load"], r["plain_read"], r.get("cached_load")
@@ -955,6 +966,48 @@ def render_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def uncommitted_changes() -> bool | None:
+    """Whether the package or the benchmarks differ from the commit measured (`None` without git)."""
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "benchmarks/dataset_loading.py"],
+            cwd=common.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(status.stdout.strip()) if status.returncode == 0 else None
+
+
+def _commit(env: dict[str, Any]) -> str:
+    """The commit measured, `+ uncommitted changes` when the tree differed from it."""
+    return f"{env.get('git_commit')}{' + uncommitted changes' if env.get('uncommitted_changes') else ''}"
+
+
+def merge_results(payload: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """
+    `payload` (this run) with the results of every other loader kept from `earlier` (an earlier run's JSON), in
+    the loaders' order; each kept result gets `run` (the earlier run's command, commit, date and load average),
+    which the report names.
+    """
+    measured = {result["dataset"] for result in payload["results"]}
+    env = earlier["environment"]
+    kept = []
+    for result in earlier["results"]:
+        if result["dataset"] not in measured:
+            run = {"commit": _commit(env), **{key: env.get(key) for key in ("command", "date_utc", "load_average")}}
+            kept.append({**result, "run": result.get("run", run)})
+    order = list(LOADERS)
+    results = sorted([*payload["results"], *kept], key=lambda result: order.index(result["dataset"]))
+    config = dict(payload["config"])
+    config["datasets"] = [result["dataset"] for result in results]
+    config["scales"] = {**earlier["config"].get("scales", {}), **config["scales"]}
+    config["updated"] = sorted(measured, key=order.index)
+    return {**payload, "config": config, "results": results}
+
+
 # --------------------------------------------------------------------------------------------------------- main
 
 
@@ -1016,11 +1069,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output-dir",
         default=None,
-        help="Write dataset_loading.{json,md} here (default with --all: results/<device tag>).",
+        help="Write dataset_loading.{json,md} here (default with --all or --update: results/<device tag>).",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="Measure the --dataset loaders only and keep every other loader's results from the "
+        "dataset_loading.json already in the output folder (each kept row names the run it came from), e.g. "
+        "`--dataset mind movielens amazon --repeats 2 --update` after changing those loaders.",
     )
     args = parser.parse_args(argv)
     if args.all and args.dataset:
         parser.error("--all and --dataset exclude each other.")
+    if args.update and not args.dataset:
+        parser.error("--update needs the --dataset loaders to measure again.")
     args.datasets = list(LOADERS) if args.all else (args.dataset or ["duolingo"])
     try:
         scales = parse_scales(args.scales)
@@ -1055,6 +1117,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     workdir = Path(args.workdir)
     logs = workdir / "logs"
     environment = common.environment_info("cpu")
+    environment["uncommitted_changes"] = uncommitted_changes()
     results = []
     for name in args.datasets:
         scale = args.scale_of[name]
@@ -1079,8 +1142,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "results": results,
     }
-    if args.all or args.output_dir:
+    out_dir = None
+    if args.all or args.output_dir or args.update:
         out_dir = Path(args.output_dir) if args.output_dir else common.RESULTS_DIR / common.device_tag("cpu")
+    if args.update:
+        payload = merge_results(payload, json.loads((out_dir / "dataset_loading.json").read_text()))
+    if out_dir is not None:
         common.write_json(out_dir / "dataset_loading.json", payload)
         (out_dir / "dataset_loading.md").write_text(render_markdown(payload))
         print(render_markdown(payload))

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gram_hf.raw_files import PYTHON_WHITESPACE, iter_lines, read_lines, stable_argsort, strip_strings
+from gram_hf.raw_files import PYTHON_WHITESPACE, in_order, iter_lines, read_lines, stable_argsort, strip_strings
 
 
 def test_python_whitespace_is_what_str_strip_removes():
@@ -20,7 +20,7 @@ def test_strip_strings_is_str_strip():
     assert strip_strings(pa.array(values)).to_pylist() == [value.strip() for value in values]
 
 
-@pytest.mark.parametrize("kind", ["int", "float", "mixed_float", "wide_int", "bool"])
+@pytest.mark.parametrize("kind", ["int", "float", "mixed_float", "wide_int", "bool", "codes", "uint", "offset_ids"])
 def test_stable_argsort_is_lexsort(kind):
     rng = np.random.default_rng(0)
     for size in (0, 1, 7, 500):
@@ -30,12 +30,23 @@ def test_stable_argsort_is_lexsort(kind):
             "mixed_float": rng.choice([-2.5, -0.0, 0.0, 1.0, 7.25, 3e9, 2.0**60, -1e300], size),
             "wide_int": rng.integers(-(2**40), 2**40, size),
             "bool": rng.integers(0, 2, size).astype(bool),
+            "codes": rng.integers(0, 70_000, size).astype(np.int32),  # read as unsigned, no copy
+            "uint": rng.integers(0, 2**64 - 1, size, dtype=np.uint64),
+            "offset_ids": rng.integers(0, 50, size) + 10**12,  # fewer digits from the minimum
         }[kind]
         second = rng.integers(0, 70_000, size)
         np.testing.assert_array_equal(stable_argsort(first, second), np.lexsort((first, second)))
         np.testing.assert_array_equal(stable_argsort(first), np.argsort(first, kind="stable"))
         in_order = np.lexsort((first, second))  # rows already sorted: the one-pass branch
         np.testing.assert_array_equal(stable_argsort(first[in_order], second[in_order]), np.arange(size))
+
+
+def test_in_order_is_a_lexsort_that_moves_nothing():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        first, second = rng.integers(0, 3, 12), rng.integers(0, 3, 12)
+        assert in_order(first, second) == (np.lexsort((first, second)) == np.arange(12)).all()
+    assert in_order(np.array([1, 1, 2]), np.array([0, 5, 5])) and in_order(np.array([], dtype=np.int64))
 
 
 def test_stable_argsort_refuses_other_keys():
@@ -61,6 +72,10 @@ def test_read_lines_is_iter_lines(tmp_path, content, compressed):
     path.write_bytes(gzip.compress(content) if compressed else content)
     expected = [line for _, line in iter_lines(path, skip_blank=False)]
     assert read_lines(path).to_pylist() == expected
+    # With their breaks: the file's lines as they are, the same once the breaks are dropped.
+    with_breaks = read_lines(path, keep_line_breaks=True).to_pylist()
+    assert [line.rstrip("\r\n") for line in with_breaks] == expected
+    assert "".join(with_breaks).encode() == content.removeprefix(b"\xef\xbb\xbf")
 
 
 def test_read_lines_leaves_bad_files_to_iter_lines(tmp_path):

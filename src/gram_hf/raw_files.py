@@ -15,7 +15,7 @@ MIND TSVs, MovieLens, Amazon JSON lines, item-text tables), so that bad input re
   whole file's bytes and its lines as one Arrow array, built on the pieces above;
 - for the readers' fast (pyarrow) paths, which hand any doubtful file to their line-by-line path for the messages:
   [`strip_strings`] (`str.strip()` over an Arrow array, so that both paths read fields alike) and
-  [`stable_argsort`] (rows grouped by learner and time, by 16-bit radix passes).
+  [`stable_argsort`] (rows grouped by learner and time, by 16-bit radix passes; [`in_order`] when they are already).
 
 This module is engine level: it imports no task.
 """
@@ -69,20 +69,26 @@ def stable_argsort(*keys: np.ndarray) -> np.ndarray:
     integer-valued keys (ids, seconds) need few digits.
     """
     size = len(keys[0]) if keys else 0
-    order = np.arange(size)
-    if _in_order(keys):  # files often come sorted already (MovieLens by user and time): one pass to see it
-        return order
+    if in_order(*keys):  # files often come sorted already (MovieLens by user and time): one pass to see it
+        return np.arange(size)
+    order = None  # the identity until the first pass: its digits are read from the key itself, not gathered
     for key in keys:
         key = _sortable(np.asarray(key))
         top = int(key.max()) if size else 0
         for shift in range(0, top.bit_length(), 16):
-            digit = ((key[order] >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.uint16)
-            order = order[np.argsort(digit, kind="stable")]
-    return order
+            digits = key if order is None else key[order]
+            # The cast to 16 bits keeps the low 16 bits of each value: the digit.
+            digit = (digits >> key.dtype.type(shift) if shift else digits).astype(np.uint16)
+            step = np.argsort(digit, kind="stable")
+            order = step if order is None else order[step]
+    return np.arange(size) if order is None else order
 
 
-def _in_order(keys: Sequence[np.ndarray]) -> bool:
-    """Whether rows are already in the order of `keys` (the last key first)."""
+def in_order(*keys: np.ndarray) -> bool:
+    """
+    Whether rows are already in the order of `keys` (the last key first), as [`stable_argsort`] would put them: a
+    reader then skips reordering its columns.
+    """
     ties = None
     for key in reversed(keys):
         key = np.asarray(key)
@@ -98,8 +104,16 @@ def _in_order(keys: Sequence[np.ndarray]) -> bool:
     return True
 
 
+def _digits(value: int) -> int:
+    """The 16-bit digits (radix passes) of a non-negative integer."""
+    return (value.bit_length() + 15) // 16
+
+
 def _sortable(key: np.ndarray) -> np.ndarray:
-    """`key` as unsigned integers in the same order (equal values equal): offsets from the minimum, float bits."""
+    """
+    `key` as unsigned integers in the same order (equal values equal): integers as offsets from their minimum (as
+    they are, their bits read unsigned, when that takes no more digits), floats by their bits.
+    """
     if not len(key):
         return key.astype(np.uint64)
     if key.dtype.kind == "f":
@@ -109,9 +123,15 @@ def _sortable(key: np.ndarray) -> np.ndarray:
             # IEEE bits ordered as the numbers: flip the sign bit of positives, every bit of negatives (+0.0 for -0.0).
             bits = (key + 0.0).view(np.uint64)
             return np.where(bits >> np.uint64(63), ~bits, bits | np.uint64(1 << 63))
-    if key.dtype.kind in "iub":
-        low = key.min()
-        return (key.astype(np.int64) - np.int64(low)).astype(np.uint64) if key.dtype.kind != "u" else key - low
+    if key.dtype.kind == "b":
+        return key.view(np.uint8)
+    if key.dtype.kind in "iu":
+        low, high = int(key.min()), int(key.max())
+        if low >= 0 and _digits(high) == _digits(high - low):  # codes, ids: their own bits, no copy
+            return key.view(key.dtype.str.replace("i", "u"))
+        if key.dtype.kind == "u":
+            return key - key.dtype.type(low)
+        return (key.astype(np.int64) - np.int64(low)).astype(np.uint64)
     raise TypeError(f"stable_argsort sorts integer or float keys, got {key.dtype}.")
 
 
@@ -389,17 +409,25 @@ def read_raw_bytes(path: str | os.PathLike) -> bytes:
     (pyarrow); a cut-off or corrupt `.gz` is a [`DataFileError`] naming the line reached.
     """
     path = os.fspath(path)
-    with reading(path), gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as handle:
-        return handle.read()
+    with reading(path), open(path, "rb") as handle:
+        # One-shot decompression: `gzip.open(...).read()` decompresses in small pieces and joins them (some 30%
+        # slower); the errors of a cut-off or corrupt stream are the same.
+        return gzip.decompress(handle.read()) if is_gzip(path) else handle.read()
 
 
-def read_lines(path: str | os.PathLike, reject: Callable[[bytes], bool] | None = None) -> pa.Array | None:
+def read_lines(
+    path: str | os.PathLike, reject: Callable[[bytes], bool] | None = None, *, keep_line_breaks: bool = False
+) -> pa.Array | None:
     """
     The lines of a text file (plain or `.gz`) as [`iter_lines`] gives them with `skip_blank=False` (split on `\\n`
     only, line breaks dropped, a leading byte-order mark dropped), as one Arrow string array over the file's bytes:
     the way in for readers that parse lines with pyarrow. `None` when the file cannot be read so plainly (invalid
     UTF-8, a cut-off or corrupt `.gz`, or bytes that `reject(data)` turns down): the reader then goes through
     [`iter_lines`], which names the lines.
+
+    With `keep_line_breaks=True` each line keeps its `\\n` (or `\\r\\n`) and the array is the file's bytes as
+    they are, without a copy: for a reader that looks at every line but keeps few, and drops their breaks itself
+    (`pyarrow.compute.utf8_rtrim(lines, "\\r\\n")` on the kept ones).
     """
     try:
         data = read_raw_bytes(path)
@@ -419,7 +447,7 @@ def read_lines(path: str | os.PathLike, reject: Callable[[bytes], bool] | None =
         lines.validate(full=True)  # the UTF-8
     except pa.ArrowInvalid:
         return None
-    return pc.utf8_rtrim(lines, characters="\r\n")  # `line.rstrip("\r\n")`
+    return lines if keep_line_breaks else pc.utf8_rtrim(lines, characters="\r\n")  # `line.rstrip("\r\n")`
 
 
 def iter_lines(
@@ -522,6 +550,7 @@ __all__ = [
     "DroppedRows",
     "check_files_exist",
     "excerpt",
+    "in_order",
     "is_gzip",
     "iter_csv",
     "iter_lines",

@@ -118,3 +118,27 @@ def test_main_writes_results(tmp_path, monkeypatch):
     # Raw files are generated once per loader, scale and seed, and reused.
     assert sorted(p.name for p in (tmp_path / "work").iterdir() if p.name != "logs") == [
         "kt_csv-s0.0001-seed0", "kt_csv-s0.0002-seed0", "poj-s0.002-seed0", "poj-s0.004-seed0"]  # fmt: skip
+
+
+def test_update_measures_some_loaders_and_keeps_the_others(tmp_path, monkeypatch):
+    def in_process(config, log_path):
+        return json.loads(json.dumps(dataset_loading.run_worker(json.loads(json.dumps(config)))))
+
+    monkeypatch.setattr(dataset_loading, "run_in_subprocess", in_process)
+    out = tmp_path / "results"
+    common = ["--growth-fraction", "0", "--no-cached", "--workdir", str(tmp_path / "work"), "--output-dir", str(out)]
+    earlier = dataset_loading.main(["--dataset", "poj", "kt_csv", "--scales", "poj=0.002", "kt_csv=0.0002", *common])
+    with pytest.raises(SystemExit):
+        dataset_loading.parse_args(["--update"])  # which loaders?
+    payload = dataset_loading.main(["--dataset", "kt_csv", "--scale", "0.0001", "--update", *common])
+    written = json.loads((out / "dataset_loading.json").read_text())
+    assert [r["dataset"] for r in written["results"]] == ["poj", "kt_csv"]  # the loaders' order
+    kept, measured = written["results"]
+    assert kept["first_load"] == earlier["results"][0]["first_load"] and "run" not in measured
+    assert kept["run"]["command"] == earlier["environment"]["command"] and kept["run"]["date_utc"]
+    assert measured["scale"] == 0.0001 == payload["results"][1]["scale"]
+    assert written["config"]["scales"] == {"poj": 0.002, "kt_csv": 0.0001}
+    assert written["config"]["updated"] == ["kt_csv"]
+    markdown = (out / "dataset_loading.md").read_text()
+    assert "| `load_poj` | 0.002 |" in markdown and "| `load_kt_csv` | 0.0001 |" in markdown
+    assert "Kept from an earlier run" in markdown and "`load_poj`; the others were measured again" in markdown

@@ -20,17 +20,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...builders import RawFilesBuilder, RawFilesConfig
-from ...raw_files import BadLines, DataFileError, iter_lines
+from ...raw_files import BadLines, DataFileError, iter_lines, strip_strings
 from . import mind_files, mind_parsing
 from .mind_files import BODY_FILENAME, MINDFolders, find_mind_folders, split_names
 from .mind_parsing import (
+    NEWS_COLUMNS,
     is_labelled_token,
     malformed,
+    parse_entity_column,
     parse_impression_token,
     parse_news_line,
     read_behaviors_table,
     read_bodies,
+    read_news_columns,
     read_news_ids,
+    run_positions,
     split_behaviors_line,
 )
 
@@ -91,16 +95,17 @@ class _Impressions:
     """
     The impressions of one `behaviors.tsv` that a split keeps (after carving), mapped to catalog indices: one entry
     per impression in `impression_id`, `user_id` and `time`; the known history news and candidates flat, in file
-    order, each with the row of its impression (`*_rows`); NewsIDs absent from every `news.tsv` left out and counted.
+    order, with how many each impression has (`*_lengths`); NewsIDs absent from every `news.tsv` left out and
+    counted.
     """
 
     impression_id: pa.Array
     user_id: pa.Array
     time: pa.Array
     history: np.ndarray
-    history_rows: np.ndarray
+    history_lengths: np.ndarray
     candidates: np.ndarray
-    candidate_rows: np.ndarray
+    candidate_lengths: np.ndarray
     labels: np.ndarray
     has_labels: bool
     missing_ids: set[str]
@@ -108,32 +113,130 @@ class _Impressions:
     missing_candidates: int
 
 
-def _flat_tokens(lists: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """
-    The tokens of a column of token lists ([`read_behaviors_table`]), flat, without the one empty token of an empty
-    value, and the row of each.
-    """
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
-    offsets = lists.offsets.to_numpy()
-    lengths = np.diff(offsets)
-    values = lists.values.slice(offsets[0], offsets[-1] - offsets[0])
-    rows = np.repeat(np.arange(len(lists)), lengths)
-    # Empty tokens come only from empty values (the reader checked): one per such row, found without string work.
-    first = offsets[:-1] - offsets[0]
-    single = first[lengths == 1]
-    empty = single[pc.equal(values.take(pa.array(single)), "").to_numpy(zero_copy_only=False)]
-    if not len(empty):
-        return values, rows
-    keep = np.ones(len(values), dtype=bool)
-    keep[empty] = False
-    return values.filter(pa.array(keep)), rows[keep]
+def _rows_of(positions: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The row of each of a few flat `positions` in rows of `lengths` entries (no row number per entry needed)."""
+    return np.searchsorted(np.cumsum(lengths), positions, side="right")
 
 
-def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
-    """An Arrow list column of consecutive runs of `values`, `lengths[i]` for row `i`."""
+def _drop(keep: np.ndarray, lengths: np.ndarray, *flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`flat` arrays without the entries `keep` leaves out, and the rows' `lengths` without them."""
+    dropped = np.flatnonzero(~keep)
+    lengths = lengths - np.bincount(_rows_of(dropped, lengths), minlength=len(lengths))
+    return (lengths, *(values[keep] for values in flat))
+
+
+def _flat_tokens(lists: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """
+    The tokens of a column of dictionary-encoded token lists ([`read_behaviors_table`]), flat: `(dictionary, the
+    dictionary code of each token, the tokens of each row)`, without the one empty token of an empty value.
+    """
+    if not lists.num_chunks:
+        return pa.array([], pa.string()), np.zeros(0, np.int32), np.zeros(0, np.int64)
+    codes, lengths = [], []
+    for chunk in lists.chunks:
+        offsets = chunk.offsets.to_numpy()
+        codes.append(chunk.values.indices.to_numpy()[offsets[0] : offsets[-1]])
+        lengths.append(np.diff(offsets))
+    dictionary = lists.chunk(0).values.dictionary
+    codes, lengths = np.concatenate(codes), np.concatenate(lengths).astype(np.int64)
+    # Empty tokens come only from empty values (the reader checked).
+    empty = np.flatnonzero(pc.equal(dictionary, "").to_numpy(zero_copy_only=False))
+    if len(empty):
+        lengths, codes = _drop(np.isin(codes, empty, invert=True), lengths, codes)
+    return dictionary, codes, lengths
+
+
+def _used(codes: np.ndarray, size: int) -> np.ndarray:
+    """Which of `size` dictionary entries the tokens use."""
+    used = np.zeros(size, dtype=bool)
+    used[codes] = True
+    return used
+
+
+def _catalog_index(keys: pa.Array, news_ids: pa.Array) -> np.ndarray:
+    """The catalog index of each key (-1: in no news.tsv)."""
+    return pc.fill_null(pc.index_in(keys, value_set=news_ids), -1).to_numpy().astype(np.int32)
+
+
+def _lists(
+    values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType, rows: np.ndarray | None = None
+) -> pa.ListArray:
+    """
+    An Arrow list column of consecutive runs of `values`, `lengths[i]` for row `i`; with `rows`, the lists of those
+    rows only, in their order.
+    """
+    if rows is not None:
+        starts = np.cumsum(lengths) - lengths
+        lengths = lengths[rows]
+        values = values[run_positions(starts[rows], lengths)]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, value_type))
+
+
+_NEWS_ROWS = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("category", pa.string()),
+        ("subcategory", pa.string()),
+        ("title", pa.string()),
+        ("abstract", pa.string()),
+        ("url", pa.string()),
+        ("title_entities", pa.list_(pa.string())),
+        ("abstract_entities", pa.list_(pa.string())),
+        ("file", pa.int32()),
+        ("line", pa.int64()),
+    ]
+)
+"""Every line of the `news.tsv` files, parsed: what the item table is made of (with each row's file and line)."""
+
+
+def _read_news_bulk(news_files: Sequence[Path]) -> pa.Table | None:
+    """The lines of `news_files` in bulk ([`read_news_columns`], [`parse_entity_column`]); `None` if one is odd."""
+    tables = []
+    for index, path in enumerate(news_files):
+        columns = read_news_columns(path)
+        if columns is None:
+            return None
+        entities = [
+            parse_entity_column(columns.column(name), path, f"{name} ({position})")
+            for name, position in (("TitleEntities", 7), ("AbstractEntities", 8))
+        ]
+        if entities[0] is None or entities[1] is None:
+            return None
+        rows = columns.num_rows
+        tables.append(
+            pa.table(
+                [
+                    *(columns.column(name) for name in NEWS_COLUMNS[:6]),
+                    *entities,
+                    pa.array(np.full(rows, index, dtype=np.int32)),
+                    pa.array(np.arange(1, rows + 1)),  # no blank lines: row i is line i + 1
+                ],
+                schema=_NEWS_ROWS,
+            )
+        )
+    return pa.concat_tables(tables) if tables else _NEWS_ROWS.empty_table()
+
+
+def _read_news_lines(news_files: Sequence[Path]) -> pa.Table:
+    """The lines of `news_files` one by one ([`parse_news_line`]); malformed lines of every file raised together."""
+    rows = []
+    bad = BadLines()
+    for index, path in enumerate(news_files):
+        for line_number, line in iter_lines(path, bad):
+            try:
+                record = parse_news_line(line, path, line_number)
+            except DataFileError as err:
+                bad.add_error(err)
+                continue
+            rows.append({**record, "file": index, "line": line_number})
+    bad.check()
+    return pa.Table.from_pylist(rows, schema=_NEWS_ROWS)
+
+
+def _count_empty(values: pa.Array | pa.ChunkedArray) -> int:
+    """How many of the (stripped) strings are empty."""
+    return int(pc.sum(pc.equal(values, "")).as_py() or 0)
 
 
 @dataclass
@@ -256,10 +359,7 @@ class MIND(RawFilesBuilder):
             raise ValueError(f"max_history must be >= 0 (or -1 for all), got {config.max_history}.")
         if config.validation_fraction > 0 and "train" not in folders.folders:
             raise ValueError("validation_fraction > 0 carves validation out of *_train, but there is no train folder.")
-        news_ids = read_news_ids(folders.news_files())
-        self._news_index = {news_id: index for index, news_id in enumerate(news_ids)}
-        self._news_ids = pa.array(news_ids, pa.string())
-        self._labelled_ids = None
+        self._news_ids = read_news_ids(folders.news_files())
         return [
             datasets.SplitGenerator(
                 name=name,
@@ -276,17 +376,18 @@ class MIND(RawFilesBuilder):
         ]
 
     def _generate_tables(self, **kwargs):
-        if self.config.name == "news":  # item rows, through the base's row path
-            yield from super()._generate_tables(**kwargs)
-        else:  # impressions: whole Arrow tables
+        if self.config.name == "news":
+            yield 0, self._news_table(**kwargs)
+        else:
             yield from self._generate_impressions(**kwargs)
-
-    def _generate_examples(self, **kwargs):
-        yield from self._generate_news(**kwargs)
 
     # ------------------------------------------------------------------------------------------------- news
 
-    def _generate_news(self, news_files: list[Path], body_files: list[Path]):
+    def _news_table(self, news_files: list[Path], body_files: list[Path]) -> pa.Table:
+        """
+        The item table: one row per NewsID, the first copy of a news repeated across folders, in first-appearance
+        order (the order of [`read_news_ids`]); repeated and conflicting copies, empty fields and bodies counted.
+        """
         with_body = bool(body_files)
         unknown = set(self.config.text_fields) - set(NEWS_TEXT_FIELDS)
         if unknown:
@@ -294,52 +395,70 @@ class MIND(RawFilesBuilder):
         if "body" in self.config.text_fields and not with_body:
             raise ValueError(f"text_fields includes 'body' but no {BODY_FILENAME} (or body_file) was found.")
         bodies = read_bodies(body_files) if with_body else {}
-        seen: dict[str, int] = {}  # NewsID -> hash of its record, to spot conflicting copies across folders
+        news = _read_news_bulk(news_files)
+        if news is None:  # an irregular file: every line parsed and checked, every bad one reported
+            news = _read_news_lines(news_files)
+        ids = news.column("item_id").combine_chunks()
+        codes = pc.dictionary_encode(ids).indices.to_numpy()  # numbered in order of first appearance
+        _, first = np.unique(codes, return_index=True)  # the first copy of each news, in that order
+        repeated = np.ones(len(codes), dtype=bool)
+        repeated[first] = False
+        # MIND repeats news across its folders; the first copy is kept, a copy that differs from it is counted.
+        conflicting = np.zeros(len(codes), dtype=bool)
+        if repeated.any():
+            copies, originals = pa.array(np.flatnonzero(repeated)), pa.array(first[codes[repeated]])
+            for name in ("category", "subcategory", "title", "abstract"):
+                column = news.column(name)
+                differs = pc.not_equal(column.take(copies), column.take(originals))
+                conflicting[repeated] |= differs.to_numpy(zero_copy_only=False)
+        examples = [
+            f"{ids[row]} ({news_files[news.column('file')[row].as_py()]}, line {news.column('line')[row]})"
+            for row in np.flatnonzero(conflicting)[:5].tolist()
+        ]
+        items = news.take(pa.array(first))
+        fields = {name: items.column(name) for name in ("title", "abstract")}
+        if with_body:
+            fields["body"] = pa.array([bodies.get(news_id, "") for news_id in items.column("item_id").to_pylist()])
+        stripped = {name: strip_strings(column) for name, column in fields.items()}
         stats = {
             "news_files": [str(path) for path in news_files],
             "body_files": [str(path) for path in body_files],
-            "num_news": 0,
-            "repeated_news": 0,
-            "conflicting_news": 0,
-            "conflicting_examples": [],
-            "empty_titles": 0,
-            "empty_abstracts": 0,
-            "missing_bodies": 0,
-            "bodies_without_news": 0,
+            "num_news": items.num_rows,
+            "repeated_news": int(repeated.sum()),
+            "conflicting_news": int(conflicting.sum()),
+            "conflicting_examples": examples,
+            "empty_titles": _count_empty(stripped["title"]),
+            "empty_abstracts": _count_empty(stripped["abstract"]),
+            "missing_bodies": sum(news_id not in bodies for news_id in items.column("item_id").to_pylist())
+            if with_body
+            else 0,
+            "bodies_without_news": len(set(bodies) - set(items.column("item_id").to_pylist())),
         }
-        bad = BadLines()  # every news file is read before their malformed lines are reported together
-        for path in news_files:
-            for line_number, line in iter_lines(path, bad):
-                try:
-                    record = parse_news_line(line, path, line_number)
-                except DataFileError as err:
-                    bad.add_error(err)
-                    continue
-                news_id = record["item_id"]
-                digest = hash((record["category"], record["subcategory"], record["title"], record["abstract"]))
-                if news_id in seen:
-                    # MIND repeats news across its folders; the first copy is kept.
-                    stats["repeated_news"] += 1
-                    if seen[news_id] != digest:
-                        stats["conflicting_news"] += 1
-                        if len(stats["conflicting_examples"]) < 5:
-                            stats["conflicting_examples"].append(f"{news_id} ({path}, line {line_number})")
-                    continue
-                seen[news_id] = digest
-                if with_body:
-                    if news_id not in bodies:
-                        stats["missing_bodies"] += 1
-                    record["body"] = bodies.get(news_id, "")
-                stats["empty_titles"] += not record["title"].strip()
-                stats["empty_abstracts"] += not record["abstract"].strip()
-                record["text"] = " ".join(
-                    record[name].strip() for name in self.config.text_fields if record[name].strip()
-                )
-                yield stats["num_news"], record
-                stats["num_news"] += 1
-        bad.check()
-        stats["bodies_without_news"] = len(set(bodies) - set(seen))
         self.write_stats("news", stats)
+        # `text`: the text fields, stripped, the non-empty ones joined by a space.
+        text = None
+        for name in self.config.text_fields:
+            if text is None:
+                text = stripped[name]
+                continue
+            joined = pc.binary_join_element_wise(text, stripped[name], " ")
+            text = pc.if_else(
+                pc.equal(text, ""), stripped[name], pc.if_else(pc.equal(stripped[name], ""), text, joined)
+            )
+        columns = {
+            "item_id": items.column("item_id"),
+            "text": text,
+            "title": fields["title"],
+            "abstract": fields["abstract"],
+            "category": items.column("category"),
+            "subcategory": items.column("subcategory"),
+            "url": items.column("url"),
+            "title_entities": items.column("title_entities"),
+            "abstract_entities": items.column("abstract_entities"),
+        }
+        if with_body:
+            columns["body"] = fields["body"]
+        return pa.table(columns, schema=self.info.features.arrow_schema)
 
     # ------------------------------------------------------------------------------------------ impressions
 
@@ -389,73 +508,71 @@ class MIND(RawFilesBuilder):
         if carve is not None:
             draws = np.fromiter((carve_rng.random() for _ in range(table.num_rows)), np.float64, table.num_rows)
             table = table.filter(pa.array((draws < config.validation_fraction) == (carve == "take")))
-        history, history_rows = _flat_tokens(table.column("history"))
-        tokens, token_rows = _flat_tokens(table.column("impressions"))
         news_ids = self._news_ids
+        # Tokens are looked up through their column's dictionary: the distinct tokens, mapped once each.
+        history_dictionary, history_codes, history_lengths = _flat_tokens(table.column("history"))
+        dictionary, codes, candidate_lengths = _flat_tokens(table.column("impressions"))
+        used = _used(codes, len(dictionary))  # not the empty value's entry, nor those of carved-out rows only
+        entries = dictionary.filter(pa.array(used))
         has_labels = True
         # The file's first token decides whether it is labelled (MINDlarge_test is not); a file mixes no forms.
-        if len(tokens) and is_labelled_token(tokens[0].as_py()):
-            # Labelled tokens are looked up whole among `<NewsID>-0` and `<NewsID>-1` (entries 2i and 2i + 1):
-            # one hash lookup gives news and label, and only the tokens not found need string work.
-            found = pc.index_in(tokens, value_set=self._labelled_news_ids())
-            unfound = tokens.filter(found.is_null())
+        if len(codes) and is_labelled_token(dictionary[int(codes[0])].as_py()):
             # As `parse_impression_token`: a non-empty NewsID, then `-0` or `-1`.
-            if len(unfound) and not pc.all(pc.match_substring_regex(unfound, r"^.+-[01]$")).as_py():
+            if not pc.all(pc.match_substring_regex(entries, r"^.+-[01]$")).as_py():
                 return None
-            token_known = found.is_valid().to_numpy(zero_copy_only=False)
-            token_index = found.drop_null().to_numpy()
-            candidates, labels = (token_index // 2).astype(np.int32), (token_index % 2).astype(np.int8)
-            unfound_ids = pc.utf8_slice_codeunits(unfound, 0, -2)
+            entry_ids = pc.utf8_slice_codeunits(dictionary, 0, -2)
+            entry_labels = pc.equal(pc.utf8_slice_codeunits(dictionary, -1), "1").to_numpy(zero_copy_only=False)
         else:
-            if len(tokens):
+            if len(codes):
                 has_labels = False
-                if form == "train" or pc.any(pc.match_substring(tokens, "-")).as_py():
+                if form == "train" or pc.any(pc.match_substring(entries, "-")).as_py():
                     return None
-            found = pc.index_in(tokens, value_set=news_ids)
-            unfound_ids = tokens.filter(found.is_null())
-            token_known = found.is_valid().to_numpy(zero_copy_only=False)
-            candidates = found.drop_null().to_numpy().astype(np.int32)
-            labels = np.full(len(candidates), -1, np.int8)
-        history_index = pc.index_in(history, value_set=news_ids)
-        if config.strict and (history_index.null_count or len(unfound_ids)):
+            entry_ids = dictionary
+            entry_labels = None
+        entry_index = _catalog_index(entry_ids, news_ids)
+        candidates = entry_index[codes]
+        token_known = candidates >= 0
+        history_index = _catalog_index(history_dictionary, news_ids)
+        history = history_index[history_codes]
+        history_known = history >= 0
+        all_known = token_known.all() and history_known.all()
+        if config.strict and not all_known:
             return None
-        missing = set(pc.unique(history.filter(history_index.is_null())).to_pylist())
-        missing.update(pc.unique(unfound_ids).to_pylist())
-        history_known = history_index.is_valid().to_numpy(zero_copy_only=False)
+        # The distinct NewsIDs in no news.tsv, among the tokens kept.
+        missing = set(entry_ids.filter(pa.array(used & (entry_index < 0))).to_pylist())
+        if not history_known.all():
+            missing_history = _used(history_codes, len(history_dictionary)) & (history_index < 0)
+            missing.update(history_dictionary.filter(pa.array(missing_history)).to_pylist())
+        labels = entry_labels.astype(np.int8)[codes] if entry_labels is not None else np.full(len(codes), -1, np.int8)
+        if not all_known:  # the tokens of news in no news.tsv are left out (counted)
+            history_lengths, history = _drop(history_known, history_lengths, history)
+            candidate_lengths, candidates, labels = _drop(token_known, candidate_lengths, candidates, labels)
         return _Impressions(
             impression_id=table.column("impression_id").combine_chunks(),
             user_id=table.column("user_id").combine_chunks(),
             time=table.column("time").combine_chunks(),
-            history=history_index.drop_null().to_numpy().astype(np.int32),
-            history_rows=history_rows[history_known],
+            history=history,
+            history_lengths=history_lengths,
             candidates=candidates,
-            candidate_rows=token_rows[token_known],
+            candidate_lengths=candidate_lengths,
             labels=labels,
             has_labels=has_labels,
             missing_ids=missing,
             missing_history=int((~history_known).sum()),
-            missing_candidates=len(unfound_ids),
+            missing_candidates=int((~token_known).sum()),
         )
-
-    def _labelled_news_ids(self) -> pa.Array:
-        """`<NewsID>-0`, `<NewsID>-1` for every news in catalog order: entry `2 * index + label`."""
-        if self._labelled_ids is None:
-            ids = self._news_ids
-            doubled = ids.take(pa.array(np.repeat(np.arange(len(ids)), 2)))
-            self._labelled_ids = pc.binary_join_element_wise(doubled, pa.array(["-0", "-1"] * len(ids)), "")
-        return self._labelled_ids
 
     def _read_impression_lines(
         self, path: Path, form: str, carve: str | None, carve_rng: random.Random
     ) -> _Impressions:
         """The impressions of a file line by line: each line checked, every bad one reported (`file:line: ...`)."""
         config = self.config
-        index = self._news_index
+        index = {news_id: position for position, news_id in enumerate(self._news_ids.to_pylist())}
         has_labels: bool | None = None
         missing: set[str] = set()
         missing_history = missing_candidates = 0
         impression_ids, user_ids, times = [], [], []
-        history, history_rows, candidates, candidate_rows, labels = [], [], [], [], []
+        history, history_lengths, candidates, candidate_lengths, labels = [], [], [], [], []
         bad = BadLines()  # malformed lines are reported together at the end of the file
         for line_number, line in iter_lines(path, bad):
             try:
@@ -490,14 +607,13 @@ class MIND(RawFilesBuilder):
             except DataFileError as err:
                 bad.add_error(err)
                 continue
-            row = len(impression_ids)
             impression_ids.append(impression_id)
             user_ids.append(user_id)
             times.append(time)
             history.extend(line_history)
-            history_rows.extend([row] * len(line_history))
+            history_lengths.append(len(line_history))
             candidates.extend(line_candidates)
-            candidate_rows.extend([row] * len(line_candidates))
+            candidate_lengths.append(len(line_candidates))
             labels.extend(line_labels)
             missing_history += line_missing_history
             missing_candidates += line_missing_candidates
@@ -507,9 +623,9 @@ class MIND(RawFilesBuilder):
             user_id=pa.array(user_ids, pa.string()),
             time=pa.array(times, pa.timestamp("s")),
             history=np.asarray(history, np.int32),
-            history_rows=np.asarray(history_rows, np.int64),
+            history_lengths=np.asarray(history_lengths, np.int64),
             candidates=np.asarray(candidates, np.int32),
-            candidate_rows=np.asarray(candidate_rows, np.int64),
+            candidate_lengths=np.asarray(candidate_lengths, np.int64),
             labels=np.asarray(labels, np.int8),
             has_labels=has_labels is not False,
             missing_ids=missing,
@@ -528,21 +644,24 @@ class MIND(RawFilesBuilder):
         stats["has_labels"] = parsed.has_labels
         stats["missing_history_news"] = parsed.missing_history
         stats["missing_candidate_news"] = parsed.missing_candidates
-        history, history_rows = parsed.history, parsed.history_rows
-        history_lengths = np.bincount(history_rows, minlength=num)
+        history, history_lengths = parsed.history, parsed.history_lengths
         if config.max_history != -1:
             # The most recent `max_history` clicks: the last ones of each row.
-            stats["truncated_histories"] = int((history_lengths > config.max_history).sum())
-            rank_from_end = np.repeat(np.cumsum(history_lengths), history_lengths) - np.arange(len(history))
-            keep = rank_from_end <= config.max_history
-            history, history_rows = history[keep], history_rows[keep]
-            history_lengths = np.minimum(history_lengths, config.max_history)
-        candidate_rows, labels = parsed.candidate_rows, parsed.labels
-        candidate_counts = np.bincount(candidate_rows, minlength=num)
-        clicks = np.bincount(candidate_rows, weights=labels == 1, minlength=num).astype(np.int64)
+            truncated = history_lengths > config.max_history
+            stats["truncated_histories"] = int(truncated.sum())
+            if truncated.any():
+                ends = np.cumsum(history_lengths, dtype=np.int32)
+                rank_from_end = np.repeat(ends, history_lengths) - np.arange(len(history), dtype=np.int32)
+                history = history[rank_from_end <= config.max_history]
+                history_lengths = np.minimum(history_lengths, config.max_history)
+        candidate_counts, labels = parsed.candidate_lengths, parsed.labels
+        # Labels are 1/0, or -1 throughout a labelless file.
+        click_positions = np.flatnonzero(labels == 1)
+        click_rows = _rows_of(click_positions, candidate_counts)
+        clicks = np.bincount(click_rows, minlength=num) if parsed.has_labels else np.zeros(num, int)
+        negatives = candidate_counts - clicks if parsed.has_labels else np.zeros(num, int)
         no_candidates = candidate_counts == 0
         no_clicks = ~no_candidates & (clicks == 0) if parsed.has_labels else np.zeros(num, bool)
-        negatives = np.bincount(candidate_rows, weights=labels == 0, minlength=num).astype(np.int64)
         no_negatives = ~no_candidates & ~no_clicks & (negatives == 0) if form == "train" else np.zeros(num, bool)
         kept = ~(no_candidates | no_clicks | no_negatives)
         stats.update(
@@ -554,11 +673,10 @@ class MIND(RawFilesBuilder):
             candidates=int(candidate_counts[kept].sum()),
             empty_histories=int((history_lengths[kept] == 0).sum()),
         )
-        history_lists = _lists(history, history_lengths, pa.int32())
         if form == "train":
             # One row per click of a kept impression, in file order, with npratio of the impression's negatives.
-            click = (labels == 1) & kept[candidate_rows]
-            rows = candidate_rows[click]
+            clicked = kept[click_rows]
+            rows, click_positions = click_rows[clicked], click_positions[clicked]
             is_negative = labels == 0
             negative_values = parsed.candidates[is_negative]
             negative_starts = np.concatenate([[0], np.cumsum(negatives)[:-1]])
@@ -571,7 +689,7 @@ class MIND(RawFilesBuilder):
             padded = np.concatenate([sampled, sampled[:, -1:]], axis=1)
             shifted = np.concatenate([sampled[:, :1], sampled], axis=1)
             row_candidates = np.where(slots < position[:, None], padded, shifted)
-            row_candidates[np.arange(len(rows)), position] = parsed.candidates[click]
+            row_candidates[np.arange(len(rows)), position] = parsed.candidates[click_positions]
             row_labels = (slots == position[:, None]).astype(np.int8)
             width = np.full(len(rows), config.npratio + 1)
             indices = pa.array(rows)
@@ -579,18 +697,27 @@ class MIND(RawFilesBuilder):
                 "impression_id": parsed.impression_id.take(indices),
                 "user_id": parsed.user_id.take(indices),
                 "time": parsed.time.take(indices),
-                "history": history_lists.take(indices),
+                "history": _lists(history, history_lengths, pa.int32(), rows),
                 "candidates": _lists(row_candidates.reshape(-1).astype(np.int32), width, pa.int32()),
                 "labels": _lists(row_labels.reshape(-1), width, pa.int8()),
             }
+        elif kept.all():
+            columns = {
+                "impression_id": parsed.impression_id,
+                "user_id": parsed.user_id,
+                "time": parsed.time,
+                "history": _lists(history, history_lengths, pa.int32()),
+                "candidates": _lists(parsed.candidates, candidate_counts, pa.int32()),
+                "labels": _lists(labels, candidate_counts, pa.int8()),
+            }
         else:
-            in_kept = kept[candidate_rows]
+            in_kept = np.repeat(kept, candidate_counts)
             mask = pa.array(kept)
             columns = {
                 "impression_id": parsed.impression_id.filter(mask),
                 "user_id": parsed.user_id.filter(mask),
                 "time": parsed.time.filter(mask),
-                "history": history_lists.filter(mask),
+                "history": _lists(history, history_lengths, pa.int32(), np.flatnonzero(kept)),
                 "candidates": _lists(parsed.candidates[in_kept], candidate_counts[kept], pa.int32()),
                 "labels": _lists(labels[in_kept], candidate_counts[kept], pa.int8()),
             }

@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 
-from ...raw_files import PYTHON_WHITESPACE, BadLines, DataFileError, iter_lines, read_raw_bytes
+from ...raw_files import PYTHON_WHITESPACE, BadLines, DataFileError, iter_lines, read_raw_bytes, strip_strings
 
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL", "TitleEntities", "AbstractEntities")
@@ -59,12 +60,17 @@ def split_news_line(line: str, path: Path, line_number: int) -> list[str]:
     return columns
 
 
-def read_news_ids(news_files: Sequence[Path]) -> list[str]:
+def read_news_ids(news_files: Sequence[Path]) -> pa.Array:
     """
-    The catalog order of the news: first appearance over `news_files` (train, dev, test folder order). Every loader
-    pass uses this one function, so item row `i` and the catalog index `i` in the interaction splits always agree.
-    Malformed lines of every file are reported together.
+    The catalog order of the news: first appearance over `news_files` (train, dev, test folder order), as an Arrow
+    string array. Every loader pass uses this one function, so item row `i` and the catalog index `i` in the
+    interaction splits always agree. Read in bulk ([`read_news_columns`]) unless a file is irregular; then line by
+    line, malformed lines of every file reported together.
     """
+    tables = [read_news_columns(path) for path in news_files]
+    if all(table is not None for table in tables):
+        ids = [table.column("NewsID") for table in tables]
+        return pc.unique(pa.chunked_array(ids, pa.string()).combine_chunks())  # in order of first appearance
     ids: dict[str, None] = {}
     bad = BadLines()
     for path in news_files:
@@ -74,7 +80,7 @@ def read_news_ids(news_files: Sequence[Path]) -> list[str]:
             except DataFileError as err:
                 bad.add_error(err)
     bad.check()
-    return list(ids)
+    return pa.array(list(ids), pa.string())
 
 
 def read_bodies(body_files: Sequence[Path]) -> dict[str, str]:
@@ -187,8 +193,9 @@ _OTHER_WHITESPACE = [char.encode() for char in PYTHON_WHITESPACE if char not in 
 def read_behaviors_table(path: Path | str) -> pa.Table | None:
     """
     A `behaviors.tsv` read in bulk by pyarrow: `impression_id` (int64), `user_id`, `time` (timestamp[s]) and the
-    space-split `history` and `impressions` tokens (lists of strings, empty for an empty value), one row per
-    non-blank line in file order, as [`split_behaviors_line`] and `str.split()` read them.
+    space-split `history` and `impressions` tokens (lists of strings, `[""]` for an empty value, dictionary-encoded:
+    one dictionary per column), one row per non-blank line in file order, as [`split_behaviors_line`] and
+    `str.split()` read them.
 
     `None` when the file is anything but the regular form (a malformed line, invalid UTF-8, a time or spacing form
     only the line reader handles, a lone `\\r`): the caller then reads it line by line with
@@ -214,36 +221,213 @@ def read_behaviors_table(path: Path | str) -> pa.Table | None:
                 null_values=[],
                 strings_can_be_null=False,
             ),
-        ).combine_chunks()
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a malformed line or invalid UTF-8: the line reader names it
         return None
     del data
     if table.num_rows == 0 or table.column("impression_id").null_count:
         return None
-    time = _parse_times(table.column("time").chunk(0))
+    time = _parse_times(table.column("time"))
     if time is None:
         return None
-    columns = {}
-    for name in ("history", "impressions"):
-        values = table.column(name).chunk(0)
-        tokens = pc.split_pattern(values, " ")
-        # An empty value splits into one empty token (a row without tokens); any other empty token is a run of
-        # spaces or one at an edge, which the line reader handles.
-        empty_tokens = np.count_nonzero(pc.binary_length(tokens.flatten()).to_numpy() == 0)
-        if empty_tokens != np.count_nonzero(pc.binary_length(values).to_numpy() == 0):
-            return None
-        columns[name] = tokens
+    # A user's history repeats in each of their impressions (MIND holds it per user): it is split once per distinct
+    # value, then given to every row holding it.
+    histories = _dictionary_encode(table.column("history"))
+    distinct = _split_tokens(pa.chunked_array([histories.chunk(0).dictionary]))
+    impressions = _split_tokens(table.column("impressions"))
+    if distinct is None or impressions is None:
+        return None
+    rows = np.concatenate([chunk.indices.to_numpy() for chunk in histories.chunks])
+    columns = {"history": _take_lists(distinct.chunk(0), rows), "impressions": impressions}
     return pa.table(
-        {
-            "impression_id": table.column("impression_id").chunk(0),
-            "user_id": table.column("user_id").chunk(0),
-            "time": time,
-            **columns,
-        }
+        {"impression_id": table.column("impression_id"), "user_id": table.column("user_id"), "time": time, **columns}
     )
 
 
-def _parse_times(values: pa.Array) -> pa.Array | None:
+def _split_tokens(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """
+    `pyarrow.compute.split_pattern(column, " ")` (an empty value gives one empty token), for values without other
+    empty tokens (no run of spaces, none at an edge: else `None`), with the tokens dictionary-encoded: each chunk's
+    bytes are cut at their spaces by numpy and the tokens hashed where they lie, so that no token is copied and a
+    reader maps the few distinct tokens (the dictionary, shared by the chunks) instead of every token.
+    """
+    chunks = []
+    for values in column.chunks:
+        offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+        low, high = int(offsets[0]), int(offsets[-1])
+        buffer = values.buffers()[2] if high > low else pa.py_buffer(b"")
+        data = np.frombuffer(buffer, np.uint8, high - low, low)
+        spaces = np.flatnonzero(data == 32) + low
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts
+        if len(spaces) and (
+            (np.diff(spaces) == 1).any()
+            or (data[starts[filled] - low] == 32).any()
+            or (data[ends[filled] - 1 - low] == 32).any()
+        ):
+            return None
+        # A token starts at its value's start or after a space, and runs to the next token's start: with the space
+        # that follows it, dropped from the dictionary below (tokens hold no other spaces).
+        spaces_before = np.searchsorted(spaces, starts)
+        token_starts = np.insert(spaces + 1, spaces_before, starts)
+        tokens = pa.StringArray.from_buffers(
+            len(token_starts), pa.py_buffer(np.append(token_starts, high).astype(np.int32)), buffer
+        )
+        counts = np.diff(np.append(spaces_before, len(spaces))) + 1  # a value's spaces + 1
+        chunks.append((np.concatenate([[0], np.cumsum(counts)]).astype(np.int32), tokens))
+    encoded = _dictionary_encode(pa.chunked_array([tokens for _, tokens in chunks], pa.string()))
+    if not encoded.num_chunks:
+        return pa.chunked_array([], pa.list_(pa.dictionary(pa.int32(), pa.string())))
+    # The chunks share one dictionary; its entries lose the space they may end with (so a token can be there twice).
+    dictionary = pc.utf8_rtrim(encoded.chunk(0).dictionary, characters=" ")
+    return pa.chunked_array(
+        [
+            pa.ListArray.from_arrays(
+                pa.array(list_offsets), pa.DictionaryArray.from_arrays(tokens.indices, dictionary)
+            )
+            for (list_offsets, _), tokens in zip(chunks, encoded.chunks)
+        ]
+    )
+
+
+def run_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """
+    The positions of runs of entries, one after the other: `lengths[i]` from `starts[i]`. With them numpy gathers
+    the lists of some rows (`values[run_positions(...)]`), several times faster than pyarrow's take of lists.
+    """
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    dtype = np.int32 if total < 2**31 and (not len(starts) or starts.max() < 2**31) else np.int64  # less to write
+    return np.repeat((starts - (ends - lengths)).astype(dtype), lengths) + np.arange(total, dtype=dtype)
+
+
+def _take_lists(lists: pa.ListArray, rows: np.ndarray) -> pa.ListArray:
+    """`lists.take(rows)` for lists of dictionary codes."""
+    offsets = lists.offsets.to_numpy()
+    lengths = np.diff(offsets)[rows]
+    codes = lists.values.indices.to_numpy()[run_positions(offsets[:-1][rows], lengths)]
+    taken = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return pa.ListArray.from_arrays(taken, pa.DictionaryArray.from_arrays(pa.array(codes), lists.values.dictionary))
+
+
+def _dictionary_encode(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """`column` dictionary-encoded, every chunk with the one dictionary of all (as pyarrow gives it; else unified)."""
+    encoded = pc.dictionary_encode(column)
+    shared = {tuple(buffer.address for buffer in chunk.dictionary.buffers() if buffer) for chunk in encoded.chunks}
+    return encoded if len(shared) <= 1 else encoded.unify_dictionaries()
+
+
+def read_news_columns(path: Path | str) -> pa.Table | None:
+    """
+    A `news.tsv` read in bulk by pyarrow: its 8 columns ([`NEWS_COLUMNS`]) as strings, one row per line, the NewsID
+    stripped and the other columns as they are (the entity columns unparsed: [`parse_entity_column`]), as
+    [`split_news_line`] reads them.
+
+    `None` when the file is anything but the regular form (a malformed or blank line, invalid UTF-8, a lone `\\r`,
+    an empty NewsID): the caller then reads it line by line, which names every bad line. Without blank lines, row
+    `i` is line `i + 1`. A truncated or corrupt `.gz` raises the [`~gram_hf.raw_files.DataFileError`] of
+    [`~gram_hf.raw_files.read_raw_bytes`].
+    """
+    data = read_raw_bytes(path)
+    if data.startswith(codecs.BOM_UTF8):  # the line reader drops it too (utf-8-sig)
+        data = data[len(codecs.BOM_UTF8) :]
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+        return None  # pyarrow breaks lines at a lone \r, the line reader does not
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(data),
+            read_options=pa_csv.ReadOptions(column_names=list(NEWS_COLUMNS)),
+            parse_options=pa_csv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(NEWS_COLUMNS, pa.string()), null_values=[], strings_can_be_null=False
+            ),
+        ).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a malformed line or invalid UTF-8: the line reader names it
+        return None
+    if table.num_rows != lines:  # pyarrow skipped blank lines: rows would not be lines
+        return None
+    ids = strip_strings(table.column("NewsID"))
+    if len(ids) and not pc.all(pc.not_equal(ids, "")).as_py():
+        return None
+    return table.set_column(0, "NewsID", ids)
+
+
+# One MIND entity list, as JSON: `[{"Label": ..., "WikidataId": ..., "OccurrenceOffsets": [0], ...}, ...]`, objects
+# of scalars and lists of scalars, keys without escapes. What matches is a single JSON array of objects that
+# `json.loads` reads too (strict JSON: no NaN, no control characters in strings), so pyarrow can parse it embedded in
+# a JSON line; anything else (other JSON, invalid text) goes to `parse_entities`, one value at a time.
+_JSON_SPACE = r"[ \t\n\r]*"
+_JSON_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_JSON_SCALAR = rf"(?:{_JSON_STRING}|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+_JSON_SCALARS = rf"\[{_JSON_SPACE}(?:{_JSON_SCALAR}(?:{_JSON_SPACE},{_JSON_SPACE}{_JSON_SCALAR})*)?{_JSON_SPACE}\]"
+_JSON_MEMBER = rf'"[^"\\\x00-\x1f]*"{_JSON_SPACE}:{_JSON_SPACE}(?:{_JSON_SCALAR}|{_JSON_SCALARS})'
+_JSON_OBJECT = rf"\{{{_JSON_SPACE}(?:{_JSON_MEMBER}(?:{_JSON_SPACE},{_JSON_SPACE}{_JSON_MEMBER})*)?{_JSON_SPACE}\}}"
+_ENTITY_LIST = (
+    rf"^{_JSON_SPACE}\[{_JSON_SPACE}(?:{_JSON_OBJECT}(?:{_JSON_SPACE},{_JSON_SPACE}{_JSON_OBJECT})*)?"
+    rf"{_JSON_SPACE}\]{_JSON_SPACE}$"
+)
+# In such a list these match keys only (a string value is followed by `,`, `}` or `]`, and keys hold no `\"`): each
+# object's WikidataId, and those whose value is a string, the one form pyarrow reads as `json.loads` does.
+_WIKIDATA_KEY = rf'"WikidataId"{_JSON_SPACE}:'
+_WIKIDATA_STRING = rf'"WikidataId"{_JSON_SPACE}:{_JSON_SPACE}"'
+_ENTITY_SCHEMA = pa.schema([("e", pa.list_(pa.struct([("WikidataId", pa.string())])))])
+
+
+def parse_entity_column(values: pa.Array, path: Path | str, column: str) -> pa.ListArray | None:
+    """
+    [`parse_entities`] of a whole entity column of a [`read_news_columns`] table (row `i` = line `i + 1`): the
+    WikidataIds of each row, as a list<string> column. The regular lists (every object with one string WikidataId)
+    are parsed by pyarrow at once, the others by `json.loads`; `None` when a value is not a valid entity list, for
+    the line reader to name with the others.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    blank = pc.equal(strip_strings(values), "").to_numpy(zero_copy_only=False)
+    keys = pc.count_substring_regex(values, _WIKIDATA_KEY).to_numpy()
+    regular = (
+        ~blank
+        & pc.match_substring_regex(values, _ENTITY_LIST).to_numpy(zero_copy_only=False)
+        & (keys == pc.count_substring_regex(values, _WIKIDATA_STRING).to_numpy())
+    )
+    lists = pa.array([], _ENTITY_SCHEMA.field("e").type)
+    if regular.any():
+        # One JSON line per regular list, `{"e": <list>}`, over which pyarrow reads only the WikidataIds.
+        embedded = pc.binary_join_element_wise('{"e":', values.filter(pa.array(regular)), "}\n", "")
+        end = int(np.frombuffer(embedded.buffers()[1], np.int32, len(embedded) + 1, embedded.offset * 4)[-1])
+        try:
+            parsed = pa_json.read_json(
+                pa.BufferReader(embedded.buffers()[2].slice(0, end)),
+                parse_options=pa_json.ParseOptions(explicit_schema=_ENTITY_SCHEMA, unexpected_field_behavior="ignore"),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a number out of range: the line reader judges
+            return None
+        lists = parsed.column("e").combine_chunks()
+    lengths = np.zeros(len(values), dtype=np.int32)
+    lengths[regular] = pc.list_value_length(lists).to_numpy()
+    ids = pc.struct_field(lists.flatten(), "WikidataId")
+    # A list whose objects do not each hold one WikidataId (a missing one, a repeated one) is read by json.loads.
+    rows_with_null = np.zeros(len(values), dtype=bool)
+    if ids.null_count:
+        owner = np.repeat(np.flatnonzero(regular), lengths[regular])
+        rows_with_null[owner[ids.is_null().to_numpy(zero_copy_only=False)]] = True
+    irregular = ~blank & (~regular | (lengths != keys) | rows_with_null)
+    if not irregular.any():
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), ids)
+    # Rare: some lists by json.loads, row by row.
+    by_row: list[list[str]] = [[] for _ in range(len(values))]
+    for row, entities in zip(np.flatnonzero(regular).tolist(), lists.to_pylist()):
+        by_row[row] = [entity["WikidataId"] for entity in entities]
+    try:
+        for row in np.flatnonzero(irregular).tolist():
+            by_row[row] = parse_entities(values[row].as_py(), Path(path), row + 1, column)
+    except DataFileError:
+        return None
+    return pa.array(by_row, pa.list_(pa.string()))
+
+
+def _parse_times(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """MIND times as timestamp[s], exactly as [`parse_mind_time`] reads them; `None` unless every one is regular."""
     if not pc.all(pc.match_substring_regex(values, _TIME_FORM)).as_py():
         return None
@@ -272,5 +456,6 @@ __all__ = [
     "read_behaviors_table",
     "read_bodies",
     "read_news_ids",
+    "run_positions",
     "split_behaviors_line",
 ]

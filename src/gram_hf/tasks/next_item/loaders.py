@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import datasets
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...builders import RawFilesBuilder, RawFilesConfig, fingerprint_files
 from ...data import InteractionData
@@ -97,10 +97,11 @@ class _NextItemBuilder(RawFilesBuilder):
             )
         return datasets.DatasetInfo(description=type(self).__doc__, features=features)
 
-    def _read(self) -> tuple[pd.DataFrame, dict[Any, dict[str, Any]], dict[str, Any]]:  # pragma: no cover
+    def _read(self) -> tuple[pa.Table, dict[Any, dict[str, Any]], dict[str, Any]]:  # pragma: no cover
         """
-        Raw interactions (`user`, `item`, `timestamp`), item rows by key, and read statistics: `rows_read` (raw
-        interaction rows), `dropped` (reason -> rows the reader left out, e.g. `below_min_rating`) and any others.
+        Raw interactions (an Arrow table of `user`, `item`, `timestamp`), item rows by key, and read statistics:
+        `rows_read` (raw interaction rows), `dropped` (reason -> rows the reader left out, e.g. `below_min_rating`)
+        and any others.
         """
         raise NotImplementedError
 
@@ -118,23 +119,24 @@ class _NextItemBuilder(RawFilesBuilder):
         if key not in self._prepared:
             interactions, item_rows, read_stats = self._read()
             dropped = dict(read_stats.pop("dropped", {}))
-            known = interactions["item"].isin(item_rows.keys()).to_numpy()
-            unknown = int((~known).sum())
+            item_keys = pa.array(list(item_rows), interactions["item"].type)
+            known = pc.is_in(interactions["item"], value_set=item_keys)
+            unknown = len(known) - pc.sum(known).as_py() if len(known) else 0
             if unknown:
-                examples = interactions.loc[~known, "item"].unique()[:5].tolist()
+                absent = pc.unique(interactions["item"].filter(pc.invert(known)))  # in order of first appearance
                 message = (
-                    f"{unknown} interactions name {len(interactions.loc[~known, 'item'].unique())} items absent from "
-                    f"the item file (e.g. {examples})"
+                    f"{unknown} interactions name {len(absent)} items absent from the item file (e.g. "
+                    f"{absent[:5].to_pylist()})"
                 )
                 if config.strict:
                     raise ValueError(message + "; strict=True.")
                 logger.warning("%s; they are dropped.", message)
-                interactions = interactions[known]
+                interactions = interactions.filter(known)
                 dropped["unknown_items"] = unknown
             prepared = prepare_sequences(
-                interactions["user"].to_numpy(),
-                interactions["item"].to_numpy(),
-                interactions["timestamp"].to_numpy(),
+                interactions["user"],
+                interactions["item"],
+                interactions["timestamp"],
                 min_item_interactions=config.min_item_interactions,
                 min_user_interactions=config.min_user_interactions,
             )
@@ -183,18 +185,15 @@ class MovieLensBuilder(_NextItemBuilder):
         ratings_path, movies_path = json.loads(self.config.paths)
         ratings = read_movielens_ratings(ratings_path)
         movies = read_movielens_movies(movies_path)
-        stats: dict[str, Any] = {"rows_read": len(ratings), "dropped": {}}
+        stats: dict[str, Any] = {"rows_read": ratings.num_rows, "dropped": {}}
         if self.config.min_rating is not None:
-            kept = ratings["rating"] >= self.config.min_rating
-            if not kept.all():
-                stats["dropped"]["below_min_rating"] = int((~kept).sum())
-            ratings = ratings[kept]
-        interactions = pd.DataFrame(
-            {
-                "user": ratings["userId"].to_numpy(),
-                "item": ratings["movieId"].to_numpy(),
-                "timestamp": ratings["timestamp"].to_numpy(),
-            }
+            kept = pc.greater_equal(ratings["rating"], self.config.min_rating)
+            below = ratings.num_rows - pc.sum(kept).as_py() if ratings.num_rows else 0
+            if below:
+                stats["dropped"]["below_min_rating"] = below
+            ratings = ratings.filter(kept)
+        interactions = pa.table(
+            {"user": ratings["userId"], "item": ratings["movieId"], "timestamp": ratings["timestamp"]}
         )
         item_rows = {
             movie_id: {
@@ -221,7 +220,7 @@ class AmazonBuilder(_NextItemBuilder):
     def _read(self):
         reviews_path, metadata_path = json.loads(self.config.paths)
         interactions = read_amazon_reviews(reviews_path)
-        metadata = read_amazon_metadata(metadata_path, needed=set(interactions["item"].unique().tolist()))
+        metadata = read_amazon_metadata(metadata_path, needed=set(pc.unique(interactions["item"]).to_pylist()))
         item_rows = {}
         for asin, record in metadata.items():
             text, categories, title, description = amazon_text(record)
@@ -232,7 +231,7 @@ class AmazonBuilder(_NextItemBuilder):
                 "categories": categories,
                 "description": description,
             }
-        return interactions, item_rows, {"rows_read": len(interactions), "metadata_records": len(metadata)}
+        return interactions, item_rows, {"rows_read": interactions.num_rows, "metadata_records": len(metadata)}
 
 
 def _load(

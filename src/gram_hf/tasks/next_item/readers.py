@@ -15,7 +15,6 @@ import re
 import zlib
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,7 +28,6 @@ from ...raw_files import (
     iter_lines,
     open_text,
     read_lines,
-    read_raw_bytes,
     reading,
     strip_strings,
 )
@@ -50,12 +48,12 @@ def require_file(path: str | os.PathLike, what: str) -> str:
 # ---------------------------------------------------------------------------------------------------------- MovieLens
 
 
-def read_movielens_ratings(path: str) -> pd.DataFrame:
+def read_movielens_ratings(path: str) -> pa.Table:
     """
-    `ratings.csv` (`userId,movieId,rating,timestamp`) as a DataFrame, parsed by pyarrow's CSV reader, else (a value
-    pyarrow does not take) by pandas' C reader. When both fail, a line-by-line scan finds what is wrong and raises
-    one [`~gram_hf.raw_files.DataFileError`] listing the first bad lines (`<path>:<line>: ...`) and how many more
-    there are.
+    `ratings.csv` (`userId,movieId,rating,timestamp`) as an Arrow table of those columns (int64, int64, float64,
+    int64), parsed by pyarrow's CSV reader, else (a value pyarrow does not take) by pandas' C reader. When both fail,
+    a line-by-line scan finds what is wrong and raises one [`~gram_hf.raw_files.DataFileError`] listing the first bad
+    lines (`<path>:<line>: ...`) and how many more there are.
     """
     dtypes = {"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"}
     with reading(path), open_text(path) as handle:
@@ -64,9 +62,9 @@ def read_movielens_ratings(path: str) -> pd.DataFrame:
         raise DataFileError(
             path, 1, f"expected the header {','.join(MOVIELENS_RATINGS_HEADER)}, got {','.join(header)}"
         )
-    frame = _read_ratings_fast(path)
-    if frame is not None:
-        return frame
+    table = _read_ratings_fast(path)
+    if table is not None:
+        return table
     try:
         frame = pd.read_csv(path, dtype=dtypes, engine="c")
     except (ValueError, TypeError, pd.errors.ParserError, EOFError, OSError, zlib.error) as error:
@@ -76,21 +74,24 @@ def read_movielens_ratings(path: str) -> pd.DataFrame:
     if list(frame.columns) != MOVIELENS_RATINGS_HEADER or frame.isna().to_numpy().any():
         _check_rating_lines(path)
         raise DataFileError(path, None, "could not be parsed as MovieLens ratings")
-    return frame
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _read_ratings_fast(path: str) -> pd.DataFrame | None:
-    """The ratings through pyarrow (multi-threaded); `None` on anything pandas' reader or the scan should judge."""
-    types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
+_RATING_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
+
+
+def _read_ratings_fast(path: str) -> pa.Table | None:
+    """
+    The ratings through pyarrow (multi-threaded, reading the file itself, `.gz` included); `None` on anything pandas'
+    reader or the scan should judge.
+    """
     try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(read_raw_bytes(path)), convert_options=pa_csv.ConvertOptions(column_types=types)
-        )
-    except (pa.ArrowException, DataFileError):
+        table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=_RATING_TYPES))
+    except (pa.ArrowException, OSError):
         return None
     if table.column_names != MOVIELENS_RATINGS_HEADER or any(column.null_count for column in table.columns):
         return None
-    return pd.DataFrame({name: table[name].to_numpy() for name in MOVIELENS_RATINGS_HEADER})
+    return table
 
 
 def _check_rating_lines(path: str) -> None:
@@ -155,15 +156,15 @@ def movielens_text(title: str, genres: list[str]) -> str:
 _ASIN_PATTERN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
 
 
-def read_amazon_reviews(path: str) -> pd.DataFrame:
+def read_amazon_reviews(path: str) -> pa.Table:
     """
-    Reviews as JSON lines (`reviewerID`, `asin`, `unixReviewTime`), e.g. the 5-core `reviews_Beauty_5.json(.gz)`;
-    every malformed line is reported, together. Read by pyarrow's JSON reader unless anything is off, then line by
-    line.
+    Reviews as JSON lines (`reviewerID`, `asin`, `unixReviewTime`), e.g. the 5-core `reviews_Beauty_5.json(.gz)`, as
+    an Arrow table of `user`, `item` (strings) and `timestamp` (int64); every malformed line is reported, together.
+    Read by pyarrow's JSON reader unless anything is off, then line by line.
     """
-    frame = _read_reviews_fast(path)
-    if frame is not None:
-        return frame
+    table = _read_reviews_fast(path)
+    if table is not None:
+        return table
     users, items, times = [], [], []
     bad = BadLines()
     for number, line in iter_lines(path, bad):
@@ -187,29 +188,30 @@ def read_amazon_reviews(path: str) -> pd.DataFrame:
         items.append(str(record["asin"]))
         times.append(timestamp)
     bad.check()
-    return pd.DataFrame({"user": users, "item": items, "timestamp": np.asarray(times, dtype=np.int64)})
+    return pa.table(
+        {
+            "user": pa.array(users, pa.string()),
+            "item": pa.array(items, pa.string()),
+            "timestamp": pa.array(times, pa.int64()),
+        }
+    )
 
 
-def _read_reviews_fast(path: str) -> pd.DataFrame | None:
+def _read_reviews_fast(path: str) -> pa.Table | None:
     """
-    The reviews through pyarrow; `None` when a line is not a one-line JSON object with a string `reviewerID` and
-    `asin` and an integer `unixReviewTime` (the reader's own checks), so that the line-by-line reader names it.
+    The reviews through pyarrow (reading the file itself, `.gz` included); `None` when a line is not a one-line JSON
+    object with a string `reviewerID` and `asin` and an integer `unixReviewTime` (the reader's own checks), or the
+    file cannot be read plainly, so that the line-by-line reader names it.
     """
     try:
-        table = pa_json.read_json(pa.BufferReader(read_raw_bytes(path)))
-    except (pa.ArrowException, DataFileError):
+        table = pa_json.read_json(path)
+    except (pa.ArrowException, OSError):
         return None
     types = {"reviewerID": pa.string(), "asin": pa.string(), "unixReviewTime": pa.int64()}
     for name, expected in types.items():
         if name not in table.column_names or table[name].type != expected or table[name].null_count:
             return None
-    return pd.DataFrame(
-        {
-            "user": table["reviewerID"].to_numpy(),
-            "item": table["asin"].to_numpy(),
-            "timestamp": table["unixReviewTime"].to_numpy(),
-        }
-    )
+    return pa.table({"user": table["reviewerID"], "item": table["asin"], "timestamp": table["unixReviewTime"]})
 
 
 def _parse_metadata_line(line: str) -> Any:
@@ -261,14 +263,17 @@ def _read_needed_metadata(path: str, needed: set[str]) -> dict[str, dict[str, An
     [`read_amazon_metadata`] with `needed`, the lines whose `asin` is visibly not needed found by pyarrow at once;
     `None` when the file is not plainly readable or a kept line does not parse, for the line-by-line reader to name.
     """
-    lines = read_lines(path)
+    # The lines with their breaks, over the file's bytes: only the few kept lines are copied (without the breaks).
+    lines = read_lines(path, keep_line_breaks=True)
     if lines is None:
         return None
-    lines = lines.filter(pc.not_equal(strip_strings(lines), ""))  # `iter_lines` skips blank lines
     asin = pc.extract_regex(lines, _ASIN_PATTERN_RE2).field("asin")
     skipped = pc.and_(asin.is_valid(), pc.invert(pc.is_in(asin, value_set=pa.array(sorted(needed), pa.string()))))
+    lines = pc.utf8_rtrim(lines.filter(pc.invert(skipped)), characters="\r\n")
+    # `iter_lines` skips blank lines (looked for among the kept lines only, a few).
+    lines = lines.filter(pc.not_equal(strip_strings(lines), ""))
     records: dict[str, dict[str, Any]] = {}
-    for line in lines.filter(pc.invert(skipped)).to_pylist():
+    for line in lines.to_pylist():
         try:
             record = _parse_metadata_line(line)
         except (ValueError, SyntaxError):
