@@ -1300,12 +1300,14 @@ def write_performance(folders: Sequence[Path], output: Path) -> Path:
             parts += ["Targets of issue 7, as measured:", "", *[f"- {line}" for line in targets], ""]
         quality = ["quality_kt", "quality_news", "quality_next_item"]
         intervals = [p.stem for p in sorted(folder.glob("interval_*.md"))]
-        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + intervals + ["scaling"]:
+        others = ["scaling", "dataset_loading", "next_item_memory", "device_check"]
+        for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + intervals + others:
             md = folder / f"{stem}.md"
             if not md.is_file():
                 continue
             text = md.read_text().replace("\n### ", "\n#### ")
-            text = ("#" + text) if text.startswith("### ") else text
+            if text.startswith("#"):  # the report's own title, whatever its level, becomes a subsection
+                text = "#### " + text.split(" ", 1)[1]
             parts += [text.rstrip(), ""]
             note = _unsearched_e2e_note(_load_json(folder / f"{stem}.json")) if stem.startswith("speed_") else None
             if note:

@@ -45,9 +45,15 @@ def point(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     windows = result.get("windows") or {}
     auto = result["mode"] == "gram-auto"
     drift = source["config"].get("gram_auto_drift") if auto else None
+    seed = result.get("seed", 0)
+    base_seed = source["config"].get("seed", 0)
+    label = common.MODE_LABELS[result["mode"]] + (f" (drift {drift:g})" if auto and drift is not None else "")
     return {
         "mode": result["mode"],
-        "label": common.MODE_LABELS[result["mode"]] + (f" (drift {drift:g})" if auto and drift is not None else ""),
+        "label": label + (f" (seed {seed})" if seed != base_seed else ""),
+        "key": label,
+        "seed": seed,
+        "rerun": seed != base_seed,
         "gram_auto_drift": drift,
         "auc": 100 * test["auc"],
         "cold_start_auc": 100 * test["cold_start_auc"] if test.get("cold_start_auc") is not None else None,
@@ -66,8 +72,11 @@ def point(result: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
 
 
 def fixed_front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The fixed intervals no other fixed interval beats on both axes (less or equal work and higher AUC), by work."""
-    fixed = [p for p in points if p["mode"] in common.FIXED_INTERVAL_MODES]
+    """
+    The fixed intervals no other fixed interval beats on both axes (less or equal work and higher AUC), by work; first
+    runs only (reruns with other training seeds measure the noise).
+    """
+    fixed = [p for p in points if p["mode"] in common.FIXED_INTERVAL_MODES and not p.get("rerun")]
 
     def dominated(p: dict[str, Any]) -> bool:
         return any(
@@ -82,17 +91,33 @@ def beats_front(candidate: dict[str, Any], points: list[dict[str, Any]]) -> bool
     """Whether no fixed interval reaches both the candidate's AUC and its encoder work."""
     return not any(
         q["mode"] in common.FIXED_INTERVAL_MODES
+        and not q.get("rerun")
         and q["backward_items_per_epoch"] <= candidate["backward_items_per_epoch"]
         and q["auc"] >= candidate["auc"]
         for q in points
     )
 
 
+def noise(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run configuration with reruns: the spread of test AUC (and cold-start AUC) over its training seeds."""
+    out = []
+    for key in dict.fromkeys(p["key"] for p in points if p.get("rerun")):
+        runs = [p for p in points if p["key"] == key]
+        aucs = [p["auc"] for p in runs]
+        row = {"label": key, "seeds": [p["seed"] for p in runs], "auc": aucs, "auc_range": max(aucs) - min(aucs)}
+        colds = [p["cold_start_auc"] for p in runs if p["cold_start_auc"] is not None]
+        if colds:
+            row.update(cold_start_auc=colds, cold_start_auc_range=max(colds) - min(colds))
+        out.append(row)
+    return out
+
+
 def verdicts(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_mode = {p["mode"]: p for p in points if p["mode"] != "gram-auto"}
+    firsts = [p for p in points if not p.get("rerun")]
+    by_mode = {p["mode"]: p for p in firsts if p["mode"] != "gram-auto"}
     single, epoch = by_mode.get("gram-1s"), by_mode.get("gram-1e")
     out = []
-    for p in (p for p in points if p["mode"] == "gram-auto"):
+    for p in (p for p in firsts if p["mode"] == "gram-auto"):
         checks = {"above_front": beats_front(p, points)}
         if single:
             checks["auc_gap_to_1s"] = p["auc"] - single["auc"]
@@ -165,16 +190,30 @@ def render_markdown(payload: dict[str, Any]) -> str:
                 f"{'met' if v['work_within_target'] else 'missed'})"
             )
         lines.append(f"- {v['label']}: " + "; ".join(parts) + ".")
+    if payload.get("noise"):
+        lines += ["", "Run-to-run noise (the same data, other training seeds; test AUC x100):", ""]
+        for row in payload["noise"]:
+            cold = (
+                f"; cold-start {', '.join(f'{v:.2f}' for v in row['cold_start_auc'])} (range "
+                f"{row['cold_start_auc_range']:.2f})"
+                if "cold_start_auc" in row
+                else ""
+            )
+            lines.append(
+                f"- {row['label']}, seeds {', '.join(map(str, row['seeds']))}: AUC "
+                f"{', '.join(f'{v:.2f}' for v in row['auc'])} (range {row['auc_range']:.2f}){cold}."
+            )
     lines += ["", "Sources: " + ", ".join(f"`{s}`" for s in payload["sources"]), ""]
     return "\n".join(lines)
 
 
 def render_chart(payload: dict[str, Any], path: Path) -> None:
     plt = common.pyplot()
-    traces = [p for p in payload["points"] if p["drift_trace"]]
+    traces = [p for p in payload["points"] if p["drift_trace"] and not p.get("rerun")]
     fig, axes = plt.subplots(1, 2 if traces else 1, figsize=(13 if traces else 7, 4.5), squeeze=False)
     axis = axes[0][0]
-    fixed = [p for p in payload["points"] if p["mode"] in common.FIXED_INTERVAL_MODES]
+    fixed = [p for p in payload["points"] if p["mode"] in common.FIXED_INTERVAL_MODES and not p.get("rerun")]
+    reruns = [p for p in payload["points"] if p.get("rerun")]
     front = payload["front"]
     axis.plot([p["backward_items_per_epoch"] for p in front], [p["auc"] for p in front], color="grey",
               linestyle="--", label="fixed-interval front")  # fmt: skip
@@ -183,7 +222,10 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
     for p in fixed:
         axis.annotate(p["label"].removeprefix("GRAM "), (p["backward_items_per_epoch"], p["auc"]), fontsize=7,
                       xytext=(3, 3), textcoords="offset points")  # fmt: skip
-    autos = [p for p in payload["points"] if p["mode"] == "gram-auto"]
+    if reruns:
+        axis.scatter([p["backward_items_per_epoch"] for p in reruns], [p["auc"] for p in reruns], color="grey",
+                     marker="x", s=20, label="other training seeds (noise)")  # fmt: skip
+    autos = [p for p in payload["points"] if p["mode"] == "gram-auto" and not p.get("rerun")]
     axis.scatter([p["backward_items_per_epoch"] for p in autos], [p["auc"] for p in autos], color="tab:red",
                  marker="*", s=90, label="auto (drift threshold)")  # fmt: skip
     for p in autos:
@@ -222,7 +264,14 @@ def build(sources: list[Path], title: str | None = None) -> dict[str, Any]:
     tasks = {p["task"] for p in payloads}
     if len(tasks) != 1 or len({json.dumps(p["data_spec"], sort_keys=True) for p in payloads}) != 1:
         raise SystemExit("interval_front.py: the results must be of one task and one data shape.")
-    points = [point(r, p) for p in payloads for r in p["results"] if r["mode"] in common.MODES]
+    points, seen = [], set()
+    for payload in payloads:
+        for result in payload["results"]:
+            candidate = point(result, payload)
+            # A noise run repeats the first seed of each mode: keep the first copy of a (run, seed).
+            if (candidate["key"], candidate["seed"]) not in seen:
+                seen.add((candidate["key"], candidate["seed"]))
+                points.append(candidate)
     points.sort(key=lambda p: (p["mode"] == "gram-auto", p["backward_items_per_epoch"]))
     first = payloads[0]
     config = first["config"]
@@ -244,6 +293,7 @@ def build(sources: list[Path], title: str | None = None) -> dict[str, Any]:
         "front": fixed_front(points),
     }
     payload["verdicts"] = verdicts(points)
+    payload["noise"] = noise(points)
     return payload
 
 

@@ -20,8 +20,8 @@ for every mode; evaluation runs after every epoch on validation and test, traini
 (AUC; next-item NDCG@10) has not improved for `--patience` epochs (or at `--max-epochs`), and the test metrics are
 those of the best validation epoch. Encoder dropout is off (so Single-step GRAM and E2E follow the same trajectory up
 to floating-point order); the head keeps its dropout. Evaluation time is excluded from the training times.
-`--noise-seeds` reruns the ID row and the hybrid GRAM 1E row with other training seeds (same data) to show the
-run-to-run noise the verdicts allow for.
+`--noise-seeds` reruns the ID row and the hybrid GRAM 1E row (in a content-only mode table, `--item-encoders content`:
+every mode) with other training seeds (same data) to show the run-to-run noise the verdicts allow for.
 
 Writes `quality_{kt,news,next_item}.{json,md,png}` into `benchmarks/results/<device tag>/` (or `--output-dir`).
 
@@ -223,7 +223,7 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     """
     `(mode, item_encoder, seed)` of every training run, in table order: the ID row (NoContent; also when `nocontent`
     is among `--modes`), each content representation under each mode, then the reruns of the ID row and the hybrid
-    GRAM 1E row with `--noise-seeds`.
+    GRAM 1E row with `--noise-seeds` (in a content-only mode table: every mode).
     """
     runs = []
     with_id = "id" in args.item_encoders or "nocontent" in args.modes
@@ -235,6 +235,10 @@ def planned_runs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
         for item_encoder in (e for e in args.item_encoders if e != "id"):
             runs += [(mode, item_encoder, args.seed) for mode in args.modes if mode != "nocontent"]
     for seed in args.noise_seeds:
+        if set(args.item_encoders) == {"content"}:
+            # The mode table: every mode again, so the noise of each is on the table (the interval study).
+            runs += [(mode, "id" if mode == "nocontent" else "content", seed) for mode in args.modes]
+            continue
         if with_id:
             runs.append(("nocontent", "id", seed))
         if "content+id" in args.item_encoders and "gram-1e" in args.modes:

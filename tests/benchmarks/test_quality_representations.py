@@ -79,6 +79,10 @@ def test_planned_runs():
     # The planted tables' mode axis: NoContent where --modes has it, no reruns.
     planted = args("--item-encoders", "content", "--noise-seeds", "--modes", "e2e", "nocontent", "gram-1e")
     assert quality.planned_runs(planted) == [("e2e", "content", 0), ("nocontent", "id", 0), ("gram-1e", "content", 0)]
+    # A content-only mode table with noise seeds reruns every mode (the interval study's noise).
+    intervals = args("--item-encoders", "content", "--noise-seeds", "1", "--modes", "gram-1s", "gram-auto")
+    assert quality.planned_runs(intervals) == [("gram-1s", "content", 0), ("gram-auto", "content", 0),
+                                               ("gram-1s", "content", 1), ("gram-auto", "content", 1)]  # fmt: skip
     assert quality.planned_runs(args("--item-encoders", "content+id", "--modes", "gram-1s", "--noise-seeds", "2", "3"))
     assert quality.planned_runs(args("--item-encoders", "id", "--noise-seeds")) == [("nocontent", "id", 0)]
     with pytest.raises(SystemExit):  # a rerun with the seed of the first run measures no noise
