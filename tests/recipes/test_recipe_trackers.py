@@ -14,13 +14,16 @@ import pytest
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
-pytest.importorskip("tensorboardX")
+# `tensorboard`, not tensorboardX: the Trainer's callback then writes with torch's SummaryWriter, whose event file
+# names hold the process id and a counter; tensorboardX names them by the second, so the writer the test evaluation
+# reopens after training can overwrite the training's file (seen in CI).
+pytest.importorskip("tensorboard")
 pytest.importorskip("trackio")
 
 
 def tensorboard_scalars(folder: Path) -> dict[str, list[float]]:
     """Every scalar in the TensorBoard event files under `folder`, by tag (the TFRecord framing read by hand)."""
-    from tensorboardX.proto import event_pb2
+    from tensorboard.compat.proto import event_pb2
 
     scalars: dict[str, list[float]] = {}
     for path in folder.rglob("events.out.tfevents.*"):
