@@ -787,3 +787,21 @@ def test_auto_interval_ends_windows_at_epoch_ends_by_default(base_model, catalog
     # 4 optimizer steps per epoch: the default gram_auto_max_interval "1epoch" ends windows at steps 4 and 8, and the
     # last step ends the third.
     assert [step for step, _, ended in trainer.decisions if ended] == [4, 8, 10]
+
+
+def test_auto_decisions_respect_gradient_accumulation(base_model, catalog, kt_data, tmp_path):
+    # Decisions are taken at optimizer steps: two micro-batches of 3 decide as one batch of 6.
+    settings = {"gram_mode": "gram", "gram_interval": "auto", "gram_auto_drift": AUTO_DRIFT,
+                "gram_auto_max_interval": "100", "max_steps": 8}  # fmt: skip
+    whole = copy.deepcopy(base_model)
+    whole_trainer = make_trainer(whole, catalog, kt_data, tmp_path / "a", trainer_cls=RecordedWindows, **settings)
+    whole_trainer.train()
+    split = copy.deepcopy(base_model)
+    split_trainer = make_trainer(split, catalog, kt_data, tmp_path / "b", trainer_cls=RecordedWindows,
+                                 gradient_accumulation_steps=2, per_device_train_batch_size=3, **settings)  # fmt: skip
+    split_trainer.train()
+    assert [s for s, _, e in split_trainer.decisions if e] == [s for s, _, e in whole_trainer.decisions if e]
+    assert len(split_trainer.decisions) == 8 and split_trainer.gram_window_log.windows >= 2
+    for (_, a, _), (_, b, _) in zip(split_trainer.decisions, whole_trainer.decisions):
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-9)
+    assert_same_parameters(whole, split, atol=2e-6)
