@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,10 @@ from gram_hf.data import InteractionData
 from gram_hf.tasks.knowledge_tracing import load_duolingo, load_ednet, load_kt_csv, load_poj
 from gram_hf.tasks.next_item import load_amazon, load_movielens
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+
+from fingerprints import digest, table_digest  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _quiet():
@@ -40,29 +44,13 @@ def _quiet():
 # ---------------------------------------------------------------------------------------------- the fingerprint
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _table_digest(dataset: datasets.Dataset) -> str:
-    """Column types (the `datasets` features and the Arrow schema) and every value, column by column, in row order."""
-    table = dataset.data.table
-    return _digest(
-        {
-            "features": dataset.features.to_dict(),
-            "schema": str(table.schema.remove_metadata()),
-            "columns": {name: table[name].to_pylist() for name in table.column_names},
-        }
-    )
-
-
 def fingerprint(data: InteractionData, root: Path) -> dict[str, str]:
     """Digests of each split, of the items and of the stats (the raw folder written as `<root>`)."""
     stats = json.loads(json.dumps(data.stats, default=str).replace(str(root), "<root>"))
     return {
-        "splits": _digest({name: _table_digest(split) for name, split in data.splits.items()}),
-        "items": _table_digest(data.items),
-        "stats": _digest(stats),
+        "splits": digest({name: table_digest(split) for name, split in data.splits.items()}),
+        "items": table_digest(data.items),
+        "stats": digest(stats),
     }
 
 

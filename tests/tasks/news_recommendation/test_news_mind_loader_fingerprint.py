@@ -11,9 +11,9 @@ To see the digests of the current code: `GRAM_HF_PRINT_FINGERPRINTS=1 python -m 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ from gram_hf.tasks.news_recommendation import load_mind, mind_builder
 from gram_hf.tasks.news_recommendation.mind_builder import sample_negative_positions
 from gram_hf.tasks.news_recommendation.mind_parsing import read_behaviors_table, split_behaviors_line
 
+sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+
+from fingerprints import digest, table_digest  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _quiet():
@@ -34,27 +38,12 @@ def _quiet():
     datasets.enable_progress_bars()
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _table_digest(dataset: datasets.Dataset) -> str:
-    table = dataset.data.table
-    return _digest(
-        {
-            "features": dataset.features.to_dict(),
-            "schema": str(table.schema.remove_metadata()),
-            "columns": {name: table[name].to_pylist() for name in table.column_names},
-        }
-    )
-
-
 def fingerprint(data: InteractionData, root: Path) -> dict[str, str]:
     """Digests of each split, of the training rows without the drawn columns, of the items and of the stats."""
     stats = json.loads(json.dumps(data.stats, default=str).replace(str(root), "<root>"))
-    digests = {name: _table_digest(split) for name, split in data.splits.items()}
-    digests["train_rows"] = _table_digest(data.splits["train"].remove_columns(["candidates", "labels"]))
-    return {**digests, "items": _table_digest(data.items), "stats": _digest(stats)}
+    digests = {name: table_digest(split) for name, split in data.splits.items()}
+    digests["train_rows"] = table_digest(data.splits["train"].remove_columns(["candidates", "labels"]))
+    return {**digests, "items": table_digest(data.items), "stats": digest(stats)}
 
 
 MIND_TIME = "11/{day}/2019 {hour}:05:58 {half}"
