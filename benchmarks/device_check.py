@@ -90,6 +90,9 @@ TOLERANCES: dict[str, Any] = {
     "equivalence_max_abs": {"cpu": 2e-6, "cuda": 1e-5},
     "equivalence_min_encoder_change": 1e-4,
     "export_max_abs": 1e-5,
+    # GramRecommender against trainer.predict on the same device (the same kernels, batched differently), and its
+    # numbers on the device against the same recommender on the CPU.
+    "inference_max_abs": {"same_device": 1e-5, "device_vs_cpu": 1e-4},
     "cce_relative": {
         "float32": {"loss": 1e-5, "grad_hidden": 5e-5, "grad_catalog": 5e-5},
         "bfloat16": {"loss": 1e-3, "grad_hidden": 2e-2, "grad_catalog": 2e-2},
@@ -750,6 +753,85 @@ def plain_item_vectors(encoder: tuple[Any, dict[str, Any], dict[str, Any]], inpu
     return vectors
 
 
+def recommender_numbers(task: TinyTask, recommender, rows: Sequence[dict[str, Any]]) -> Any:
+    """What the recommender gives for the evaluation rows, in the layout of `trainer.predict`'s numbers."""
+    import torch
+
+    ids = recommender.item_ids
+    if task.head_type == "knowledge_tracing":
+        histories, candidates = [], []
+        for row in rows:
+            for t in range(len(row["items"])):
+                histories.append([(ids[i], r) for i, r in zip(row["items"][:t], row["responses"][:t])])
+                candidates.append([ids[row["items"][t]]])
+        return torch.cat(recommender.predict_response(histories, candidates))
+    if task.head_type == "news_recommendation":
+        histories = [[ids[i] for i in row["history"]] for row in rows]
+        candidates = [[ids[i] for i in row["candidates"]] for row in rows]
+        return torch.cat(recommender.score(histories, candidates))
+    lists = recommender.top_k([[ids[i] for i in row["items"][:-1]] for row in rows], k=10)
+    return lists
+
+
+def predict_numbers(task: TinyTask, predictions: Any, rows: Sequence[dict[str, Any]]) -> Any:
+    """`trainer.predict`'s numbers in the layout of [`recommender_numbers`]."""
+    import torch
+
+    if task.head_type == "knowledge_tracing":
+        logits = torch.as_tensor(predictions[0])
+        return torch.cat([torch.sigmoid(logits[r, : len(row["items"])]) for r, row in enumerate(rows)])
+    if task.head_type == "news_recommendation":
+        scores = torch.as_tensor(predictions[0])
+        return torch.cat([scores[r, : len(row["candidates"])] for r, row in enumerate(rows)])
+    return torch.as_tensor(predictions[0])[:, 1:]
+
+
+def check_inference(section: Section, task: TinyTask, trained, device: str) -> None:
+    """GramRecommender on the device gives trainer.predict's numbers, and the CPU's (issue: inference API)."""
+    with section.check(f"{task.name}: GramRecommender == trainer.predict, on {device} and on the CPU") as record:
+        if trained is None:
+            raise SkipCheck("no fp32-trained model (the equivalence check failed before training)")
+        import torch
+
+        from gram_hf import GramRecommender
+
+        _, trainer = trained
+        trainer.eval_data_collator = task.eval_collator
+        rows = [task.eval[i] for i in range(min(len(task.eval), 8))]
+        predictions = trainer.predict(task.eval.select(range(len(rows)))).predictions
+        expected = predict_numbers(task, predictions, rows)
+        on_device = recommender_numbers(task, GramRecommender.from_trainer(trainer, show_progress=False), rows)
+        on_cpu = recommender_numbers(
+            task, GramRecommender.from_trainer(trainer, device="cpu", show_progress=False), rows
+        )
+        trainer.gram_model.to(trainer.args.device)  # the CPU recommender moved the shared model
+        tolerance = TOLERANCES["inference_max_abs"]
+        if task.head_type == "next_item":
+            names = [[entry["item_id"] for entry in top] for top in on_device]
+            expected_names = [[trainer.item_catalog.item_ids[i] for i in row.tolist() if i >= 0] for row in expected]
+            cpu_names = [[entry["item_id"] for entry in top] for top in on_cpu]
+            scores = torch.tensor([[entry["score"] for entry in top] for top in on_device])
+            cpu_scores = torch.tensor([[entry["score"] for entry in top] for top in on_cpu])
+            same, device_vs_cpu = names == expected_names, (scores - cpu_scores).abs().max().item()
+            record.update(same_lists_as_predict=same, same_lists_as_cpu=names == cpu_names,
+                          max_abs_score_device_vs_cpu=device_vs_cpu, tolerance=tolerance)  # fmt: skip
+            fail_unless(record, same, "top-10 lists differ from trainer.predict's")
+            fail_unless(record, device_vs_cpu <= tolerance["device_vs_cpu"], f"scores differ by {device_vs_cpu:.2e}")
+            record["summary"] = (
+                f"{len(rows)} users: top-10 lists equal to trainer.predict's; scores {device} vs CPU "
+                f"{device_vs_cpu:.1e}"
+            )
+            return
+        worst = (on_device - expected).abs().max().item()
+        device_vs_cpu = (on_device - on_cpu).abs().max().item()
+        record.update(max_abs_vs_predict=worst, max_abs_device_vs_cpu=device_vs_cpu, tolerance=tolerance)
+        fail_unless(record, worst <= tolerance["same_device"], f"differs from predict by {worst:.2e}")
+        fail_unless(record, device_vs_cpu <= tolerance["device_vs_cpu"], f"device vs CPU {device_vs_cpu:.2e}")
+        record["summary"] = (
+            f"{expected.numel()} numbers: max abs vs trainer.predict {worst:.1e}, {device} vs CPU {device_vs_cpu:.1e}"
+        )
+
+
 def check_export(section: Section, task: TinyTask, trained, device: str, work: Path) -> None:
     """Invariant 7 on the device: evaluation's item vectors == the save_encoder export reloaded with AutoModel."""
     name = f"{task.name}: evaluate + save_encoder reproduce the item vectors with plain AutoModel"
@@ -836,6 +918,7 @@ def run_correctness_checks(args: argparse.Namespace, section: Section, work: Pat
         trained = check_equivalence(section, task, bert_config, args.device, folder, args.seed, tokenizer)
         check_bf16_modes(section, task, bert_config, args.device, folder, args.seed)
         check_export(section, task, trained, args.device, folder)
+        check_inference(section, task, trained, args.device)
 
 
 # ---------------------------------------------------------------------------------------------------- 2. cce

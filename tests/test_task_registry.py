@@ -81,6 +81,7 @@ def test_register_task_refuses_conflicts(clean_registries):
         metrics=get_task("knowledge_tracing").metrics,
         describe=get_task("knowledge_tracing").describe,
         metric_names=dict(get_task("knowledge_tracing").metric_names),
+        recommender=get_task("knowledge_tracing").recommender,
     )
     assert again == get_task("knowledge_tracing")
 

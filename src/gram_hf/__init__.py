@@ -9,9 +9,11 @@ from .configuration import GramConfig
 from .data import InteractionData
 from .export import push_encoder_to_hub, save_encoder
 from .heads import HEAD_REGISTRY, GramHead, HeadOutput, get_head_class, register_head
+from .inference import GramRecommender
 from .item_table import ItemTable
 from .items import ItemCatalog
 from .modeling import ContentEncoder, GramModel, GramPreTrainedModel, default_encoder_path
+from .retrieval import ItemIndex, exact_top_k
 from .task_registry import TASK_REGISTRY, GramTask, get_task, register_task
 from .trainer import GramTrainer
 from .training_args import GramTrainingArguments
@@ -30,6 +32,7 @@ __all__ = [
     "GramHead",
     "GramModel",
     "GramPreTrainedModel",
+    "GramRecommender",
     "GramTask",
     "GramTrainer",
     "GramTrainingArguments",
@@ -37,10 +40,12 @@ __all__ = [
     "HeadOutput",
     "InteractionData",
     "ItemCatalog",
+    "ItemIndex",
     "ItemTable",
     "LoraArguments",
     "build_lora_config",
     "default_encoder_path",
+    "exact_top_k",
     "expand_occurrences",
     "get_head_class",
     "get_task",

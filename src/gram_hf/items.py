@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +85,29 @@ def special_token_template(tokenizer: PreTrainedTokenizerBase) -> SpecialTokenTe
         separator=tuple(pair[first_at + len(first) : second_at]),
         suffix=tuple(pair[second_at + len(second) :]),
     )
+
+
+def tokenizer_digest(tokenizer: PreTrainedTokenizerBase) -> str:
+    """
+    A digest of what a tokenizer turns text into: its class, vocabulary, special tokens, padding id and lower-casing.
+    Two tokenizers with the same digest give an item the same tokens; a catalog keeps the digest of the tokenizer that
+    built it, so a model is never fed tokens from another vocabulary.
+    """
+    vocab = sorted(tokenizer.get_vocab().items())
+    described = {
+        "class": type(tokenizer).__name__.removesuffix("Fast"),
+        "special": sorted(str(token) for token in tokenizer.all_special_tokens),
+        "pad": tokenizer.pad_token_id,
+        "lower": bool(getattr(tokenizer, "do_lower_case", False)),
+        "probe": tokenizer("Gram HF probe: Ünïcode 42")["input_ids"],
+    }
+    digest = hashlib.blake2b(json.dumps(described, sort_keys=True).encode(), digest_size=16)
+    digest.update(json.dumps(vocab, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+# Odd 64-bit constants of the token mixing below (splitmix64's), as signed int64.
+_MIX = [c - (1 << 64) if c >= 1 << 63 else c for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)]
 
 
 def _as_texts(texts: Sequence[str | None]) -> list[str]:
@@ -170,19 +195,37 @@ class ItemCatalog:
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
     ) -> None:
+        lengths = torch.tensor([len(tokens) for tokens in token_lists], dtype=torch.long)
+        flat_input_ids = torch.tensor([t for tokens in token_lists for t in tokens], dtype=torch.long)
+        pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self._setup_flat(
+            item_ids, texts, flat_input_ids, lengths, pad_token_id, tokenizer_digest(tokenizer), max_length
+        )
+
+    def _setup_flat(
+        self,
+        item_ids: Sequence[str],
+        texts: Sequence[str],
+        flat_input_ids: torch.LongTensor,
+        lengths: torch.LongTensor,
+        pad_token_id: int,
+        tokenizer_fingerprint: str,
+        max_length: int,
+    ) -> None:
         item_ids = [str(item_id) for item_id in item_ids]
         if len(item_ids) != len(texts):
             raise ValueError(f"item_ids and texts differ in length ({len(item_ids)} vs {len(texts)}).")
         if max_length < 2:
             raise ValueError(f"max_length must be at least 2 (room for special tokens), got {max_length}.")
         self.item_ids = item_ids
+        self._texts = list(texts)
         self.index = {item_id: i for i, item_id in enumerate(item_ids)}
         if len(self.index) != len(item_ids):
             seen: set[str] = set()
             duplicates = [i for i in item_ids if i in seen or seen.add(i)]
             raise ValueError(f"item_ids are not unique: {len(duplicates)} duplicates, e.g. {duplicates[:5]}.")
         self.max_length = max_length
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.pad_token_id = pad_token_id
         self.num_empty_texts = sum(1 for text in texts if not text.strip())
         if self.num_empty_texts:
             logger.warning(
@@ -190,14 +233,16 @@ class ItemCatalog:
                 self.num_empty_texts,
                 len(texts),
             )
-        self.lengths = torch.tensor([len(tokens) for tokens in token_lists], dtype=torch.long)
-        self.offsets = torch.zeros(len(token_lists), dtype=torch.long)
-        if len(token_lists) > 1:
-            self.offsets[1:] = torch.cumsum(self.lengths[:-1], 0)
-        self.flat_input_ids = torch.tensor([t for tokens in token_lists for t in tokens], dtype=torch.long)
+        self.lengths = lengths
+        self.offsets = torch.zeros(len(lengths), dtype=torch.long)
+        if len(lengths) > 1:
+            self.offsets[1:] = torch.cumsum(lengths[:-1], 0)
+        self.flat_input_ids = flat_input_ids
         # Set by the multi-field constructors: the text fields and their per-field token budgets.
         self.text_fields: tuple[str, ...] | None = None
         self.field_max_lengths: tuple[int, ...] | None = None
+        # What built the tokens: a model is never fed a catalog tokenized with another vocabulary.
+        self.tokenizer_digest = tokenizer_fingerprint
 
     @classmethod
     def from_fields(
@@ -315,6 +360,98 @@ class ItemCatalog:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    @property
+    def settings(self) -> dict:
+        """
+        How item text becomes tokens here (`max_length`, `text_fields`, `field_max_lengths`), JSON-serialisable: with
+        the same tokenizer, enough to tokenize more items the same way.
+        """
+        return {
+            "max_length": self.max_length,
+            "text_fields": list(self.text_fields) if self.text_fields else None,
+            "field_max_lengths": list(self.field_max_lengths) if self.field_max_lengths else None,
+        }
+
+    def token_digests(self) -> torch.LongTensor:
+        """
+        One 64-bit digest per item of its token ids (order and length included), computed for the whole catalog in a
+        few tensor operations: equal tokens give equal digests, so a cache of item vectors can tell which items'
+        text changed.
+        """
+        lengths = self.lengths
+        item_of_token = torch.repeat_interleave(torch.arange(self.num_items), lengths)
+        position = torch.arange(self.flat_input_ids.numel()) - self.offsets[item_of_token]
+        # splitmix64-style mixing of (token, position); int64 arithmetic wraps, which is what a hash wants.
+        mixed = (self.flat_input_ids + 1) * _MIX[0] + (position + 1) * _MIX[1]
+        mixed = (mixed ^ (mixed >> 31)) * _MIX[2]
+        mixed = mixed ^ (mixed >> 29)
+        digests = torch.zeros(self.num_items, dtype=torch.long).index_add_(0, item_of_token, mixed)
+        return (digests ^ (lengths * _MIX[0])) * _MIX[1]
+
+    def with_items(
+        self,
+        item_ids: Sequence[str],
+        texts: Sequence[str | None] | Mapping[str, Sequence[str | None]],
+        tokenizer: PreTrainedTokenizerBase,
+    ) -> tuple[ItemCatalog, torch.LongTensor]:
+        """
+        A new catalog with `item_ids` added (new ids, appended in order) or updated (known ids, new text), tokenized as
+        this catalog's items (same `max_length` or text fields and per-field lengths); the other items keep their
+        tokens and indices.
+
+        Args:
+            item_ids (`Sequence[str]`): the items to add or update, unique.
+            texts (`Sequence[str]` or `Mapping[str, Sequence[str]]`): their text, one string per item, or for a
+                multi-field catalog one sequence per field (field name -> texts).
+            tokenizer (`PreTrainedTokenizerBase`): the tokenizer of this catalog (checked).
+
+        Returns:
+            `(catalog, indices)`: the new catalog and the catalog indices of `item_ids` in it.
+        """
+        if tokenizer_digest(tokenizer) != self.tokenizer_digest:
+            raise ValueError("with_items needs the tokenizer that built this catalog; this one tokenizes differently.")
+        item_ids = [str(item_id) for item_id in item_ids]
+        if len(set(item_ids)) != len(item_ids):
+            raise ValueError("item_ids to add are not unique.")
+        if self.text_fields is not None:
+            if not isinstance(texts, Mapping) or list(texts) != list(self.text_fields):
+                raise ValueError(
+                    f"This catalog's items have the text fields {list(self.text_fields)}: pass texts as a "
+                    "mapping of those fields to the items' texts."
+                )
+            added = ItemCatalog.from_fields(item_ids, texts, tokenizer, self.field_max_lengths)
+        else:
+            if isinstance(texts, Mapping):
+                raise ValueError("This catalog's items have one text each: pass texts as a sequence of strings.")
+            added = ItemCatalog(item_ids, texts, tokenizer, max_length=self.max_length)
+        # The new catalog's items, each taken from this catalog (source < num_items) or from `added`; their tokens
+        # are gathered from the two flat token arrays in one ragged gather.
+        all_ids, all_texts = list(self.item_ids), list(self._texts)
+        source = torch.arange(self.num_items + len(item_ids))
+        indices = []
+        for position, item_id in enumerate(item_ids):
+            index = self.index.get(item_id)
+            if index is None:
+                index = len(all_ids)
+                all_ids.append(item_id)
+                all_texts.append(added._texts[position])
+            else:
+                all_texts[index] = added._texts[position]
+            source[index] = self.num_items + position
+            indices.append(index)
+        source = source[: len(all_ids)]
+        combined = torch.cat([self.flat_input_ids, added.flat_input_ids])
+        offsets = torch.cat([self.offsets, added.offsets + self.flat_input_ids.numel()])[source]
+        lengths = torch.cat([self.lengths, added.lengths])[source]
+        starts = torch.repeat_interleave(offsets - (torch.cumsum(lengths, 0) - lengths), lengths)
+        flat = combined[starts + torch.arange(int(lengths.sum()))]
+        catalog = ItemCatalog.__new__(ItemCatalog)
+        catalog._setup_flat(
+            all_ids, all_texts, flat, lengths, self.pad_token_id, self.tokenizer_digest, self.max_length
+        )
+        catalog.text_fields, catalog.field_max_lengths = self.text_fields, self.field_max_lengths
+        return catalog, torch.tensor(indices, dtype=torch.long)
 
     def __repr__(self) -> str:
         fields = ""

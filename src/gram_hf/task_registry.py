@@ -61,6 +61,8 @@ class GramTask:
             `("validation", "test")`.
         describe (`Callable`, *optional*): `describe(data) -> str`, a one-line summary of the dataset for reports.
         metric_names (`dict[str, str]`, *optional*): the metrics reports print, key -> display name, in order.
+        recommender (`type`, *optional*): the task's [`~gram_hf.inference.GramRecommender`] subclass, which
+            `GramRecommender.from_pretrained` returns for a model of this task (its scoring methods).
     """
 
     name: str
@@ -74,6 +76,7 @@ class GramTask:
     splits: Callable[[InteractionData], tuple[str, str]] = _default_splits
     describe: Callable[[InteractionData], str] | None = None
     metric_names: tuple[tuple[str, str], ...] = ()
+    recommender: type | None = None
 
     def make_collator(self, data: InteractionData, head: GramHead, mode: str = "train", **options: Any) -> Callable:
         """The task's data collator for `mode` (`"train"` or `"eval"`)."""
@@ -95,6 +98,7 @@ def register_task(
     splits: Callable[[InteractionData], tuple[str, str]] | None = None,
     describe: Callable[[InteractionData], str] | None = None,
     metric_names: dict[str, str] | None = None,
+    recommender: type | None = None,
 ) -> GramTask:
     """
     Registers a task under `name` (see [`GramTask`] for the arguments) and its head as `head_type=name`.
@@ -127,6 +131,7 @@ def register_task(
         splits=splits or _default_splits,
         describe=describe,
         metric_names=tuple((metric_names or {}).items()),
+        recommender=recommender,
     )
     registered = TASK_REGISTRY.get(name)
     if registered is not None and registered != task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from transformers.optimization import get_scheduler
 from transformers.trainer_utils import has_length
 from transformers.utils import logging
 
-from . import checkpointing, distributed, export
+from . import checkpointing, distributed, export, inference
 from .evaluation import GramEvaluationMixin
 from .item_encoding import ItemEncodingMixin
 from .item_table import ItemTable
@@ -358,6 +359,20 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------ export
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """
+        `Trainer.save_model`, plus `gram_inference.json` beside the model: how the catalog was tokenized and the
+        evaluation collator's options, so that `GramRecommender.from_pretrained(output_dir, items=...)` scores exactly
+        as `predict` does.
+        """
+        super().save_model(output_dir, _internal_call=_internal_call)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self.args.should_save:
+            settings = inference.inference_settings(self)
+            path = os.path.join(output_dir, inference.INFERENCE_CONFIG_NAME)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(settings, handle, indent=2, sort_keys=True)
 
     def save_encoder(self, output_dir: str | None = None, **kwargs: Any) -> str | None:
         """

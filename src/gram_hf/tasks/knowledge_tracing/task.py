@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ...task_registry import register_task
 from .collator import KnowledgeTracingCollator
 from .head import KnowledgeTracingHead
+from .inference import KnowledgeTracingRecommender
 from .metrics import KnowledgeTracingMetrics
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def describe(data: InteractionData) -> str:
 
 KNOWLEDGE_TRACING_TASK = register_task(
     "knowledge_tracing",
+    recommender=KnowledgeTracingRecommender,
     head=KnowledgeTracingHead,
     collator=make_collator,
     metrics=make_metrics,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ...task_registry import register_task
 from .collator import NewsRecommendationCollator
 from .head import NewsRecommendationHead
+from .inference import NewsRecommender
 from .metrics import NewsRecommendationMetrics
 from .mind import NEWS_DEFAULT_POOLING, build_news_catalog
 
@@ -61,6 +62,7 @@ def describe(data: InteractionData) -> str:
 
 NEWS_RECOMMENDATION_TASK = register_task(
     "news_recommendation",
+    recommender=NewsRecommender,
     head=NewsRecommendationHead,
     collator=make_collator,
     metrics=make_metrics,

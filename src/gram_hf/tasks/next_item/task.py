@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ...task_registry import register_task
 from .collator import NextItemCollator
 from .head import SASRecHead
+from .inference import NextItemRecommender
 from .metrics import NextItemMetrics
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def describe(data: InteractionData) -> str:
 
 NEXT_ITEM_TASK = register_task(
     "next_item",
+    recommender=NextItemRecommender,
     head=SASRecHead,
     collator=make_collator,
     metrics=make_metrics,
