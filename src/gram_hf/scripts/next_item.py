@@ -9,7 +9,15 @@ each user's last item for test, the one before for validation):
 
     python recipes/next_item.py --dataset movielens --data_dir ml-20m --output_dir outputs/ml-20m
     gram-hf next_item --dataset amazon --reviews reviews_Beauty_5.json.gz --metadata meta_Beauty.json.gz
+    gram-hf next_item --dataset gowalla --checkins loc-gowalla_totalCheckins.txt.gz --item_encoder id
+    gram-hf next_item --dataset csv --interactions interactions.parquet --items items.csv
     accelerate launch --multi_gpu --num_processes 4 -m gram_hf.scripts.next_item --data_dir ml-20m --bf16
+
+Gowalla's check-ins name locations by id only: train the ID-based model (`--item_encoder id`), or give a table of
+location texts (`--items`, CSV or Parquet `item_id,text`) for a content model. `--dataset csv` reads any dataset as a
+table `user_id,item_id,timestamp` (CSV or Parquet; `--user_column`, `--item_column`, `--timestamp_column` rename the
+columns, timestamps are integers or ISO-8601 date-times) with an optional item-text table (`--items`,
+`--text_columns`); `--missing_text error|drop|empty` says what happens to items without a text there.
 
 The default item vectors are hybrid (`--item_encoder content+id --item_id_dropout 0.5`: the content vector plus a
 learned ID row, cold-start items keep content only); `--item_encoder content` trains the content-only SASRec and
@@ -35,9 +43,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..tasks.next_item import LOSS_TYPES, load_amazon, load_movielens
-from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments
-from .command_line import run_command_line
+from ..tasks.next_item import LOSS_TYPES, load_amazon, load_gowalla, load_movielens, load_next_item_csv
+from ..tasks.next_item.loaders import MISSING_TEXT_CHOICES
+from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments, split_list
+from .command_line import UsageError, run_command_line
 from .pipeline import run_program
 from .synthetic_cache import synthetic_movielens
 
@@ -79,16 +88,30 @@ DEMO_DEFAULTS = {
     "save_total_limit": 1,
     "logging_steps": 10,
 }
-DATASETS = ("movielens", "amazon")
+DATASETS = ("movielens", "amazon", "gowalla", "csv")
+# The file options of each dataset (`--items` serves two).
+DATASET_FILES = {
+    "movielens": ("data_dir",),
+    "amazon": ("reviews", "metadata"),
+    "gowalla": ("checkins", "items"),
+    "csv": ("interactions", "items"),
+}
 
 
 @dataclass
 class DataArguments(ScriptArguments):
-    """A MovieLens or Amazon download (see `load_movielens`, `load_amazon`) and SASRec's options."""
+    """
+    A MovieLens, Amazon or Gowalla download or the generic table (see `load_movielens`, `load_amazon`,
+    `load_gowalla`, `load_next_item_csv`) and SASRec's options.
+    """
 
     dataset: str = field(
         default="movielens",
-        metadata={"help": "movielens (ML-20M layout) or amazon (reviews + metadata).", "choices": DATASETS},
+        metadata={
+            "help": "movielens (ML-20M layout), amazon (reviews + metadata), gowalla (check-ins) or csv (a table "
+            "user_id,item_id,timestamp, CSV or Parquet).",
+            "choices": DATASETS,
+        },
     )
     data_dir: str | None = field(default=None, metadata={"help": "MovieLens: the folder of ratings.csv, movies.csv."})
     reviews: str | None = field(
@@ -97,10 +120,42 @@ class DataArguments(ScriptArguments):
     metadata: str | None = field(
         default=None, metadata={"help": "Amazon: the item metadata file (.json or .json.gz)."}
     )
+    checkins: str | None = field(
+        default=None, metadata={"help": "Gowalla: the check-in file loc-gowalla_totalCheckins.txt (or .txt.gz)."}
+    )
+    interactions: str | None = field(
+        default=None, metadata={"help": "csv: the interaction table user_id,item_id,timestamp (CSV or Parquet)."}
+    )
+    items: str | None = field(
+        default=None,
+        metadata={"help": "gowalla, csv: an item-text table item_id,text (CSV or Parquet); without it, ID-only."},
+    )
+    user_column: str = field(default="user_id", metadata={"help": "csv: the interaction table's user column."})
+    item_column: str = field(default="item_id", metadata={"help": "gowalla, csv: the item column (both tables)."})
+    timestamp_column: str = field(
+        default="timestamp", metadata={"help": "csv: the timestamp column (integers or ISO-8601 date-times)."}
+    )
+    text_columns: str = field(
+        default="text", metadata={"help": "gowalla, csv: the item-text column(s), comma-separated (joined by '. ')."}
+    )
+    missing_text: str = field(
+        default="error",
+        metadata={
+            "help": "gowalla, csv: interactions naming items absent from --items: error, drop (their interactions) "
+            "or empty (an empty text).",
+            "choices": list(MISSING_TEXT_CHOICES),
+        },
+    )
     min_item_interactions: int = field(default=5, metadata={"help": "Items with fewer interactions are removed."})
     min_user_interactions: int = field(default=3, metadata={"help": "Users with fewer interactions are removed."})
     min_rating: float | None = field(default=None, metadata={"help": "MovieLens: keep only ratings at least this."})
-    strict: bool = field(default=False, metadata={"help": "Fail on interactions naming items without metadata."})
+    strict: bool = field(
+        default=False,
+        metadata={
+            "help": "Fail instead of dropping: interactions naming items without metadata (or, with --missing_text "
+            "drop, text), Gowalla check-ins with invalid coordinates."
+        },
+    )
     loss_type: str = field(default="cce", metadata={"help": "SASRec's training loss.", "choices": list(LOSS_TYPES)})
     num_negatives: int | None = field(
         default=None, metadata={"help": "Negatives per position of the sampled losses (default: the head's)."}
@@ -114,10 +169,20 @@ class DataArguments(ScriptArguments):
             raise ValueError("Amazon needs both --reviews and --metadata (or neither, for the embedded default).")
         if self.dataset == "movielens" and (self.reviews or self.metadata):
             raise ValueError("--reviews/--metadata are Amazon's files: pass --dataset amazon.")
+        for name in ("checkins", "interactions", "items"):
+            owners = [dataset for dataset, options in DATASET_FILES.items() if name in options]
+            if getattr(self, name) is not None and self.dataset not in owners:
+                raise ValueError(f"--{name} is a file of --dataset {' or '.join(owners)}, not of {self.dataset}.")
+        if self.dataset == "gowalla" and self.checkins is None:
+            raise ValueError("--dataset gowalla needs --checkins (loc-gowalla_totalCheckins.txt or .txt.gz).")
+        if self.dataset == "csv" and self.interactions is None:
+            raise ValueError("--dataset csv needs --interactions (a table user_id,item_id,timestamp).")
+        if not split_list(self.text_columns):
+            raise ValueError("--text_columns must name at least one column.")
 
     @property
     def has_data(self) -> bool:
-        return self.data_dir is not None or self.reviews is not None
+        return any(getattr(self, name) is not None for name in ("data_dir", "reviews", "checkins", "interactions"))
 
     def head_config(self) -> dict[str, Any]:
         config = {
@@ -142,6 +207,29 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
         "cache_dir": data_args.dataset_cache_dir,
     }
     options = {"head_config": data_args.head_config()}
+    if data_args.dataset in ("gowalla", "csv"):
+        if data_args.items is None and args.model.item_encoder != "id":
+            raise UsageError(
+                f"--dataset {data_args.dataset} without --items has no item text for --item_encoder "
+                f"{args.model.item_encoder}: pass --items (a table item_id,text) or --item_encoder id."
+            )
+        texts = {
+            "item_column": data_args.item_column,
+            "text_columns": split_list(data_args.text_columns),
+            "missing_text": data_args.missing_text,
+        }
+        if data_args.dataset == "gowalla":
+            data = load_gowalla(data_args.checkins, data_args.items, **texts, **filtering)
+            source = data_args.checkins
+        else:
+            data = load_next_item_csv(
+                data_args.interactions, data_args.items, user_column=data_args.user_column,
+                timestamp_column=data_args.timestamp_column, **texts, **filtering,
+            )  # fmt: skip
+            source = data_args.interactions
+        if data_args.items is not None:
+            source = f"{source} + {data_args.items}"
+        return data, source, options
     if data_args.dataset == "amazon" and not args.synthetic:
         return load_amazon(data_args.reviews, data_args.metadata, **filtering), data_args.reviews, options
     data_dir, source = data_args.data_dir, data_args.data_dir

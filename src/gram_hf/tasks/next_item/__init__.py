@@ -8,9 +8,12 @@ Next-item recommendation over large catalogs: SASRec with full, sampled and cut 
 - [`NextItemCollator`]: GRAM's batch contract for full-catalog and sampled losses, and the evaluation layout.
 - [`NextItemMetrics`]: NDCG@10, HR@10, Coverage@10, Surprisal@10 (and cold-start NDCG/HR) via the `next_item`
   `evaluate` module.
-- [`load_movielens`], [`load_amazon`]: MovieLens-20M and Amazon reviews, k-core filtered, leave-one-out.
-- [`make_synthetic_movielens`], [`make_synthetic_amazon`]: raw-format data with a planted topic signal (or, with
-  `structure="realistic"`, latent tastes the text only partly expresses: [`SyntheticStructure`]).
+- [`load_movielens`], [`load_amazon`], [`load_gowalla`], [`load_next_item_csv`]: MovieLens-20M, Amazon reviews,
+  Gowalla check-ins (ID-only, or with an item-text table) and the generic `user_id,item_id,timestamp` table (CSV or
+  Parquet, optional item texts), k-core filtered, leave-one-out.
+- [`make_synthetic_movielens`], [`make_synthetic_amazon`], [`make_synthetic_gowalla`]: raw-format data with a planted
+  topic signal (or, with `structure="realistic"`, latent tastes the text only partly expresses:
+  [`SyntheticStructure`]).
 
 **GRAM and the catalog.** With a full-catalog loss (`ce`, `cce`) every training batch references every catalog item
 through `catalog_ref`, so in `gram` mode the loss's gradient for every catalog vector feeds its pseudo-target and every
@@ -27,7 +30,16 @@ mini-batches of `encoder_batch_size`) for large catalogs.
 from ..synthetic_structure import SYNTHETIC_STRUCTURES, ItemStructure, SyntheticStructure
 from .collator import NextItemCollator
 from .head import FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, NextItemOutput, SASRecHead
-from .loaders import AmazonBuilder, MovieLensBuilder, load_amazon, load_movielens
+from .loaders import (
+    AmazonBuilder,
+    GowallaBuilder,
+    MovieLensBuilder,
+    NextItemCSVBuilder,
+    load_amazon,
+    load_gowalla,
+    load_movielens,
+    load_next_item_csv,
+)
 from .losses import (
     cut_cross_entropy_available,
     linear_cross_entropy,
@@ -38,7 +50,7 @@ from .losses import (
 from .metrics import NextItemMetrics, item_popularity, popularity_recommendations
 from .preprocessing import PreparedInteractions, prepare_sequences
 from .ranking import rank_catalog
-from .synthetic import SyntheticNextItem, make_synthetic_amazon, make_synthetic_movielens
+from .synthetic import SyntheticNextItem, make_synthetic_amazon, make_synthetic_gowalla, make_synthetic_movielens
 from .task import NEXT_ITEM_TASK
 
 __all__ = [
@@ -48,8 +60,10 @@ __all__ = [
     "SAMPLED_LOSSES",
     "SYNTHETIC_STRUCTURES",
     "AmazonBuilder",
+    "GowallaBuilder",
     "ItemStructure",
     "MovieLensBuilder",
+    "NextItemCSVBuilder",
     "NextItemCollator",
     "NextItemMetrics",
     "NextItemOutput",
@@ -61,8 +75,11 @@ __all__ = [
     "item_popularity",
     "linear_cross_entropy",
     "load_amazon",
+    "load_gowalla",
     "load_movielens",
+    "load_next_item_csv",
     "make_synthetic_amazon",
+    "make_synthetic_gowalla",
     "make_synthetic_movielens",
     "popularity_recommendations",
     "prepare_sequences",

@@ -1,6 +1,6 @@
 """
-Synthetic next-item datasets with a planted signal, written in the raw formats of MovieLens-20M and Amazon reviews so
-that they exercise the real loaders.
+Synthetic next-item datasets with a planted signal, written in the raw formats of MovieLens-20M, Amazon reviews and
+Gowalla check-ins so that they exercise the real loaders.
 
 The signal: every item belongs to a topic (a MovieLens genre, an Amazon category) named by words of its text. A user
 has topic preferences that drift slowly; their next item keeps the previous item's topic with probability
@@ -18,14 +18,21 @@ latent space, which item co-occurrence reveals and the text only in part. `popul
 law over the catalog (planted: per topic), `weak_text_fraction` of the items get generic titles and no genre or
 category, and `shared_text_fraction` of them carry the title (and genres, description) of another item of their
 topic. New releases stay the cold-start items, drawn by the same weights without popularity.
+
+Gowalla ([`make_synthetic_gowalla`]): the topics are cities, the items locations around them (a user stays in a few
+cities), popularity is skewed as above, and some check-ins repeat an earlier location of the user (the loader keeps
+the first); its items have no text unless an item-text table naming kind and city is asked for.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -64,8 +71,28 @@ COMMON_WORDS = (
     "the", "of", "night", "return", "last", "first", "great", "little", "secret", "city", "day", "story", "new",
     "old", "dream", "road", "house", "golden", "lost", "best", "original", "classic", "deluxe", "natural",
 )  # fmt: skip
+GOWALLA_CITIES: dict[str, tuple[float, float]] = {
+    "Austin": (30.2672, -97.7431),
+    "Dallas": (32.7767, -96.7970),
+    "Houston": (29.7604, -95.3698),
+    "San Francisco": (37.7749, -122.4194),
+    "New York": (40.7128, -74.0060),
+    "Stockholm": (59.3293, 18.0686),
+    "Chicago": (41.8781, -87.6298),
+    "Seattle": (47.6062, -122.3321),
+    "Los Angeles": (34.0522, -118.2437),
+    "Oslo": (59.9139, 10.7522),
+}
+VENUE_KINDS = (
+    "Coffee Shop", "Park", "Bar", "Museum", "Gym", "Restaurant", "Bookstore", "Stadium", "Library", "Theater",
+    "Taco Stand", "Grocery", "Office", "University", "Airport", "Hotel", "Music Venue", "Bakery", "Pizza Place",
+    "Mall",
+)  # fmt: skip
 # New releases are consumed after this time (2015-01-01), everything else before.
 RELEASE_TIME = 1_420_070_400
+# Gowalla's check-ins span February 2009 to October 2010; new locations are checked into from October 2010.
+GOWALLA_START = 1_233_705_600  # 2009-02-04
+GOWALLA_NEW_TIME = 1_285_891_200  # 2010-10-01
 # The next-item model under a latent structure (see the module docstring); tastes are N(0, I) around a shared mean of
 # norm about `sqrt(dim) * TASTE_MEAN`.
 TASTE_WEIGHT = 1.0
@@ -432,4 +459,112 @@ def make_synthetic_amazon(
     )
 
 
-__all__ = ["SyntheticNextItem", "make_synthetic_amazon", "make_synthetic_movielens"]
+def make_synthetic_gowalla(
+    output_dir: str | os.PathLike,
+    *,
+    num_users: int = 400,
+    num_items: int = 200,
+    num_cities: int = 6,
+    min_length: int = 6,
+    max_length: int = 30,
+    stickiness: float = 0.75,
+    drift: float = 0.05,
+    zipf_exponent: float = 1.0,
+    new_item_fraction: float = 0.05,
+    new_item_rate: float = 0.3,
+    repeat_rate: float = 0.1,
+    with_texts: bool = False,
+    compress: bool = False,
+    seed: int = 0,
+    structure: str | SyntheticStructure = "planted",
+) -> SyntheticNextItem:
+    """
+    Writes `loc-gowalla_totalCheckins.txt` (`.txt.gz` with `compress=True`, reproducible bytes) into `output_dir` in
+    SNAP's format: tab-separated, no header, `user \\t check-in time (2010-10-19T23:55:27Z) \\t latitude \\t longitude
+    \\t location id`, users in ascending order, each user's check-ins newest first, as in the real file. With this
+    module's planted signal: topics are cities, a location lies near its city's center, users keep to a few cities;
+    popularity follows a Zipf law (`zipf_exponent` per city; a latent `structure`'s `popularity_skew` over all). After
+    a check-in, with probability `repeat_rate`, the user checks into one of their earlier locations again (a
+    duplicate the loader drops). New locations ("new releases") are checked into only as a user's last check-in,
+    after October 2010: the cold-start items.
+
+    Location ids are distinct integers below 6,000,000 (as in Gowalla), in ascending order of generation. With
+    `with_texts=True` it also writes `locations.csv` (`item_id,text`: `"Coffee Shop, Austin"`; a weak text names the
+    kind only), for content models; Gowalla itself has no item text. Deterministic given the arguments.
+
+    Returns:
+        [`SyntheticNextItem`] with `files` `checkins` (and `items` with `with_texts=True`), `topic_names` the cities.
+    """
+    structure = resolve_structure(structure)
+    if not 0 <= repeat_rate < 1:
+        raise ValueError(f"repeat_rate must lie in [0, 1), got {repeat_rate}.")
+    rng = np.random.default_rng(seed)
+    city_names = list(GOWALLA_CITIES)[:num_cities]
+    if len(city_names) < num_cities:
+        raise ValueError(f"num_cities must be at most {len(GOWALLA_CITIES)}.")
+    topics, is_new, sequences, planted = _plant(
+        rng,
+        num_users,
+        num_items,
+        num_cities,
+        min_length,
+        max_length,
+        stickiness,
+        drift,
+        zipf_exponent,
+        new_item_fraction,
+        new_item_rate,
+        structure,
+    )
+    os.makedirs(output_dir, exist_ok=True)
+    location_ids = np.sort(rng.choice(6_000_000, size=num_items, replace=False)).tolist()
+    centers = np.array([GOWALLA_CITIES[name] for name in city_names])
+    coordinates = centers[topics] + rng.normal(scale=0.05, size=(num_items, 2))
+    lines = []
+    for user, sequence in enumerate(sequences):
+        start = int(rng.integers(GOWALLA_START, GOWALLA_NEW_TIME - 86_400 * 120))
+        times = start + np.concatenate([[0], np.cumsum(rng.integers(60, 2 * 86_400, size=len(sequence) - 1))])
+        times = times.tolist()
+        times[-1] = GOWALLA_NEW_TIME + int(rng.integers(0, 86_400 * 20))
+        checkins = list(zip(sequence, times))
+        for step in range(1, len(sequence) - 1):
+            if rng.uniform() < repeat_rate:  # a return visit, before the next new check-in
+                checkins.append((sequence[int(rng.integers(0, step))], times[step] + int(rng.integers(1, 60))))
+        for item, moment in sorted(checkins, key=lambda checkin: -checkin[1]):
+            when = datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            latitude, longitude = coordinates[item]
+            lines.append(f"{user}\t{when}\t{latitude:.10f}\t{longitude:.10f}\t{location_ids[item]}\n")
+    name = "loc-gowalla_totalCheckins.txt" + (".gz" if compress else "")
+    checkins_path = os.path.join(output_dir, name)
+    if compress:
+        with open(checkins_path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed:
+            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as handle:
+                handle.writelines(lines)
+    else:
+        with open(checkins_path, "w", encoding="utf-8", newline="") as handle:
+            handle.writelines(lines)
+    files = {"checkins": checkins_path}
+    if with_texts:
+        texts = []
+        for item in range(num_items):
+            kind = str(rng.choice(VENUE_KINDS))
+            texts.append(kind if planted.weak_text[item] else f"{kind}, {city_names[topics[item]]}")
+        texts = [texts[source] for source in planted.text_source.tolist()]  # shared texts: their group's first
+        files["items"] = os.path.join(output_dir, "locations.csv")
+        with open(files["items"], "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(["item_id", "text"])
+            writer.writerows(zip(location_ids, texts))
+    return SyntheticNextItem(
+        files=files,
+        item_ids=[str(location) for location in location_ids],
+        topics=topics,
+        topic_names=city_names,
+        new_items=[str(location_ids[i]) for i in np.flatnonzero(is_new)],
+        num_users=num_users,
+        num_interactions=len(lines),
+        item_structure=planted,
+    )
+
+
+__all__ = ["SyntheticNextItem", "make_synthetic_amazon", "make_synthetic_gowalla", "make_synthetic_movielens"]
