@@ -483,7 +483,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--catalog", type=int, default=5000, help="Items encoded by MiniLM in `encoding`.")
     parser.add_argument("--next-item-catalog", type=int, default=100_000)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backends", nargs="*", default=list(BACKENDS), choices=BACKENDS,
+                        help="Approximate indexes to measure (installed ones; none: exact search only).")  # fmt: skip
     parser.add_argument("--max-full-gib", type=float, default=4.0, help="Largest full score matrix tried.")
     parser.add_argument("--max-index-cells", type=float, default=2e8,
                         help="Above items x dim, only faiss-ivf is built (graph builds take long).")  # fmt: skip
