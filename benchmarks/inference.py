@@ -135,7 +135,7 @@ def build_backend(name: str, items: torch.Tensor):
         import faiss
 
         if name == "faiss-ivf":
-            nlist = int(4 * math.sqrt(num_items))
+            nlist = int(math.sqrt(num_items))  # faiss: 4-16 sqrt(V) lists; sqrt(V) keeps training cheap on a CPU
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             sample = np.random.default_rng(0).choice(num_items, min(num_items, 64 * nlist), replace=False)
@@ -363,7 +363,11 @@ def scoring_rows(args: argparse.Namespace, device: torch.device, workdir: Path) 
 def write_report(payload: dict[str, Any], folder: Path) -> None:
     lines = ["### Inference: catalog encoding, scoring throughput, top-k retrieval", ""]
     env = payload["environment"]
-    lines.append(f"Machine: {hardware_line(env)}. Command: `{env['command']}` (gram-hf {env.get('git_commit')}).")
+    load = env.get("load_average") or [float("nan")]
+    lines.append(
+        f"Machine: {hardware_line(env)}; 1-minute load average {load[0]:.1f} at the start (a shared machine: times "
+        f"are noisy, ratios within a row less so). Command: `{env['command']}` (gram-hf {env.get('git_commit')})."
+    )
     lines.append("")
     encoding = payload.get("encoding")
     if encoding:

@@ -293,3 +293,21 @@ def test_unconfigured_model_config_is_rejected():
     model = GramModel(GramConfig(encoder=config, head_type="next_item", head_config={"max_length": 4}))
     with pytest.raises(ValueError, match="tokenizer"):
         GramRecommender(model, {"item_id": ["a"], "text": ["x"]})
+
+
+def test_top_k_through_a_tuned_index_matches_exact_search(next_item):
+    pytest.importorskip("faiss")
+    trainer, data = next_item
+    recommender = GramRecommender.from_trainer(trainer)
+    ids = recommender.item_ids
+    histories = [[ids[i] for i in data["test"][row]["items"][:-1]] for row in range(len(data["test"]))]
+    exact = recommender.top_k(histories, k=5)
+    index = recommender.build_index(tune_histories=histories, target_recall=1.0)
+    assert recommender.index_recall == 1.0 and len(index) == recommender.num_items
+    approximate = recommender.top_k(histories, k=5)  # through the index, seen items filtered after the search
+    assert [[e["item_id"] for e in top] for top in approximate] == [[e["item_id"] for e in top] for top in exact]
+    assert recommender.top_k(histories, k=5, use_index=False) == exact
+    recommender.add_items(["another"], ["a film"])
+    assert recommender.index is None  # stale after the catalog changed
+    with pytest.raises(ValueError, match="build_index"):
+        recommender.top_k(histories[0], use_index=True)

@@ -39,17 +39,28 @@ def test_exact_top_k_excludes_and_pads():
         exact_top_k(users, items, exclude=torch.zeros(3, dtype=torch.long))
 
 
-def test_item_index_recall_and_exclusions():
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_item_index_recall_and_exclusions(kind):
     pytest.importorskip("faiss")
     users, items = clustered(5000, 16)
-    index = ItemIndex(items)
-    exact_scores, exact = exact_top_k(users, items, k=10)
-    scores, approximate = index.search(users, k=10)
+    index = ItemIndex(items, kind=kind)
+    tuned = index.tune(users, items, target_recall=0.95)
+    _, exact = exact_top_k(users, items, k=10)
+    _, approximate = index.search(users, k=10)
     recall = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(approximate, exact)) / exact.numel()
-    assert recall >= 0.95
+    assert recall == tuned and recall >= 0.95
     exclude = exact[:, :3]
     _, filtered = index.search(users, k=10, exclude=exclude)
     assert not bool((filtered.unsqueeze(2) == exclude.unsqueeze(1)).any())
     index.add(users[:1] * 100)  # a new item far along the first user's direction: found first
+    index.search_effort = 10_000  # every list (IVF): the new item's list is scanned wherever it was put
     _, top = index.search(users[:1], k=1)
     assert top.item() == 5000 and len(index) == 5001
+
+
+def test_item_index_tune_raises_effort_until_the_target():
+    pytest.importorskip("faiss")
+    users, items = clustered(4000, 8, seed=1)
+    index = ItemIndex(items, nprobe=1)
+    assert index.tune(users, items, target_recall=1.0) == 1.0  # at worst every list is scanned: exact
+    assert index.search_effort > 1

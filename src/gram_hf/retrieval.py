@@ -91,27 +91,38 @@ def faiss_available() -> bool:
 
 class ItemIndex:
     r"""
-    An approximate maximum-inner-product index over item vectors (FAISS HNSW), for `top_k` over catalogs of millions
-    of items at a fraction of exact search's cost. Results are item rows, as [`exact_top_k`]'s; excluded items are
+    An approximate maximum-inner-product index over item vectors (FAISS), for `top_k` over catalogs of millions of
+    items at a fraction of exact search's cost. Results are item rows, as [`exact_top_k`]'s; excluded items are
     filtered after the search (the index is asked for `k` plus the longest exclusion list).
 
-    Chosen over an inverted-file index and over usearch by `benchmarks/inference.py` (recall@10 against exact search
-    and queries per second at 1M items, results in `benchmarks/results/<device>/inference.md`).
+    The default is an inverted-file index (`kind="ivf"`: `sqrt(V)` k-means lists, each query scans the `nprobe`
+    nearest lists exactly): `benchmarks/inference.py` measured it against FAISS HNSW and usearch HNSW at 100k and 1M
+    items (`benchmarks/results/<device>/inference.md`), where it built 25x faster than the graphs and was the fastest
+    at recall@10 >= 0.95 at 1M items. Recall depends on the vectors: [`ItemIndex.tune`] picks the smallest `nprobe`
+    that reaches a recall target against exact search on sample queries (e.g. users' vectors).
 
     Args:
         vectors (`torch.Tensor` of shape `(V, d)`): the item vectors (copied to the index as float32).
-        connectivity (`int`, *optional*, defaults to 32): HNSW's neighbours per node (`M`).
-        expansion_add (`int`, *optional*, defaults to 64): HNSW's `efConstruction`.
-        expansion_search (`int`, *optional*, defaults to 128): HNSW's `efSearch`, the recall/speed trade-off.
+        kind (`str`, *optional*, defaults to `"ivf"`): `"ivf"` (IVF-Flat) or `"hnsw"` (HNSW-Flat, no training, slower
+            to build).
+        nlist (`int`, *optional*): IVF lists; default `sqrt(V)` (at least 1).
+        nprobe (`int`, *optional*, defaults to 8): IVF lists scanned per query.
+        connectivity (`int`, *optional*, defaults to 32), expansion_add (`int`, *optional*, defaults to 64),
+        expansion_search (`int`, *optional*, defaults to 128): HNSW's `M`, `efConstruction` and `efSearch`.
+        seed (`int`, *optional*, defaults to 0): the sample the IVF lists are trained on.
     """
 
     def __init__(
         self,
         vectors: torch.Tensor,
         *,
+        kind: str = "ivf",
+        nlist: int | None = None,
+        nprobe: int = 8,
         connectivity: int = 32,
         expansion_add: int = 64,
         expansion_search: int = 128,
+        seed: int = 0,
     ):
         if not faiss_available():
             raise ImportError(
@@ -120,28 +131,60 @@ class ItemIndex:
             )
         import faiss
 
-        self.dim = int(vectors.shape[1])
-        self.connectivity = connectivity
-        self.expansion_add = expansion_add
-        self._index = faiss.IndexHNSWFlat(self.dim, connectivity, faiss.METRIC_INNER_PRODUCT)
-        self._index.hnsw.efConstruction = expansion_add
-        self.expansion_search = expansion_search
-        self._index.add(_as_float32_numpy(vectors))
+        if kind not in ("ivf", "hnsw"):
+            raise ValueError(f"kind must be 'ivf' or 'hnsw', got {kind!r}.")
+        data = _as_float32_numpy(vectors)
+        num_items, self.dim = data.shape
+        self.kind = kind
+        if kind == "hnsw":
+            self._index = faiss.IndexHNSWFlat(self.dim, connectivity, faiss.METRIC_INNER_PRODUCT)
+            self._index.hnsw.efConstruction = expansion_add
+            self._index.hnsw.efSearch = expansion_search
+        else:
+            self.nlist = max(1, min(nlist or int(math.sqrt(num_items)), num_items))
+            self._quantizer = faiss.IndexFlatIP(self.dim)  # kept: the IVF index does not own it
+            self._index = faiss.IndexIVFFlat(self._quantizer, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+            # 64 training points per list (FAISS warns below 39), a seeded sample of the catalog.
+            rng = np.random.default_rng(seed)
+            sample = rng.choice(num_items, min(num_items, 64 * self.nlist), replace=False)
+            self._index.train(data[np.sort(sample)])
+            self._index.nprobe = nprobe
+        self._index.add(data)
 
     @property
-    def expansion_search(self) -> int:
-        return int(self._index.hnsw.efSearch)
+    def search_effort(self) -> int:
+        """`nprobe` (IVF) or `efSearch` (HNSW): the recall / speed trade-off."""
+        return int(self._index.nprobe if self.kind == "ivf" else self._index.hnsw.efSearch)
 
-    @expansion_search.setter
-    def expansion_search(self, value: int) -> None:
-        self._index.hnsw.efSearch = int(value)
+    @search_effort.setter
+    def search_effort(self, value: int) -> None:
+        if self.kind == "ivf":
+            self._index.nprobe = max(1, min(int(value), self.nlist))
+        else:
+            self._index.hnsw.efSearch = max(1, int(value))
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     def add(self, vectors: torch.Tensor) -> None:
-        """Appends items (their rows continue the index's numbering)."""
+        """Appends items (their rows continue the index's numbering; IVF assigns them to the trained lists)."""
         self._index.add(_as_float32_numpy(vectors))
+
+    def tune(self, queries: torch.Tensor, items: torch.Tensor, *, k: int = 10, target_recall: float = 0.95) -> float:
+        """
+        Sets the smallest search effort (powers of two) whose recall@k against exact search on `queries` reaches
+        `target_recall`, and returns that recall. `items` are the indexed vectors (for the exact reference).
+        """
+        _, exact = exact_top_k(queries.float().cpu(), items.float().cpu(), k)
+        limit = self.nlist if self.kind == "ivf" else 4096
+        effort, recall = 1, 0.0
+        while True:
+            self.search_effort = effort
+            _, found = self.search(queries.cpu(), k)
+            recall = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(found, exact)) / exact.numel()
+            if recall >= target_recall or effort >= limit:
+                return recall
+            effort *= 2
 
     def search(
         self, queries: torch.Tensor, k: int = 10, *, exclude: torch.Tensor | None = None
@@ -151,12 +194,14 @@ class ItemIndex:
         exclude = _exclusion_lists(exclude, queries.shape[0], torch.device("cpu"))
         extra = int((exclude >= 0).sum(dim=1).max()) if exclude is not None and exclude.numel() else 0
         fetch = min(k + extra, len(self))
-        self._index.hnsw.efSearch = max(self.expansion_search, fetch)
+        if self.kind == "hnsw" and self._index.hnsw.efSearch < fetch:
+            self._index.hnsw.efSearch = fetch
         scores, indices = self._index.search(_as_float32_numpy(queries), fetch)
         scores, indices = torch.from_numpy(scores), torch.from_numpy(indices).long()
+        scores = scores.masked_fill(indices < 0, -math.inf)
         if exclude is not None:
             excluded = (indices.unsqueeze(2) == exclude.unsqueeze(1)).any(dim=2) & (indices >= 0)
-            scores = scores.masked_fill(excluded | (indices < 0), -math.inf)
+            scores = scores.masked_fill(excluded, -math.inf)
             scores, order = scores.topk(min(k, fetch), dim=1)
             indices = indices.gather(1, order)
         scores, indices = scores[:, :k], indices[:, :k]
@@ -168,10 +213,8 @@ class ItemIndex:
         return scores.to(device), indices.to(device)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(items={len(self)}, dim={self.dim}, connectivity={self.connectivity}, "
-            f"expansion_search={self.expansion_search})"
-        )
+        name = type(self).__name__
+        return f"{name}(kind={self.kind!r}, items={len(self)}, dim={self.dim}, search_effort={self.search_effort})"
 
 
 def _as_float32_numpy(vectors: torch.Tensor | Any) -> np.ndarray:

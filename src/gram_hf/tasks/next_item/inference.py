@@ -62,12 +62,23 @@ class NextItemRecommender(GramRecommender):
             )
         return self._item_rows(list(history), "history")
 
-    def build_index(self, **options: Any) -> ItemIndex:
+    def build_index(
+        self,
+        tune_histories: Sequence[Sequence[ItemRef]] | None = None,
+        *,
+        target_recall: float = 0.95,
+        **options: Any,
+    ) -> ItemIndex:
         """
-        Builds the approximate index over the current item vectors ([`ItemIndex`], options passed on); `top_k` then
-        uses it unless `use_index=False`. Adding items drops it (build it again).
+        Builds the approximate index over the current item vectors ([`ItemIndex`], `options` passed on); `top_k` then
+        uses it unless `use_index=False`. With `tune_histories` (e.g. a few hundred users' histories) the index's
+        search effort is set to the smallest that reaches `target_recall` (recall@10 against exact search on those
+        users). Adding items drops the index (build it again).
         """
         self.index = ItemIndex(self.item_vectors, **options)
+        if tune_histories is not None:
+            recall = self.index.tune(self.user_vectors(tune_histories), self.item_vectors, target_recall=target_recall)
+            self.index_recall = recall
         return self.index
 
     def add_items(self, item_ids, texts):
