@@ -554,6 +554,7 @@ def make_training_args(config: dict[str, Any], output_dir: str, **overrides: Any
         "per_device_eval_batch_size": config.get("eval_batch_size", 64),
         "learning_rate": config.get("learning_rate", 1e-3),
         "encoder_learning_rate": config.get("encoder_learning_rate", 1e-4),
+        "item_id_learning_rate": config.get("item_id_learning_rate"),
         "item_learning_rate": config.get("item_learning_rate", 1.0),
         "encoder_batch_size": config.get("encoder_batch_size", 32),
         "encoder_eval_batch_size": config.get("encoder_eval_batch_size", 256),
@@ -1300,7 +1301,7 @@ def write_performance(folders: Sequence[Path], output: Path) -> Path:
             parts += ["Targets of issue 7, as measured:", "", *[f"- {line}" for line in targets], ""]
         quality = ["quality_kt", "quality_news", "quality_next_item"]
         intervals = [p.stem for p in sorted(folder.glob("interval_*.md"))]
-        others = ["scaling", "dataset_loading", "next_item_memory", "device_check"]
+        others = ["scaling", "dataset_loading", "next_item_memory", "inference", "device_check"]
         for stem in [p.stem for p in sorted(folder.glob("speed_*.md"))] + quality + intervals + others:
             md = folder / f"{stem}.md"
             if not md.is_file():

@@ -144,6 +144,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Hybrid rows: share of ID rows switched off at each training step, so that items are "
         "also ranked on content alone (GramConfig.item_id_dropout; the committed tables: 0).",
     )
+    parser.add_argument("--item-id-learning-rate", type=float, default=None,
+                        help="ID and hybrid rows: the item-ID table's learning rate (default: --learning-rate; the "
+                        "committed tables: the default).")  # fmt: skip
     parser.add_argument("--kt-users", type=int, default=200, help="Synthetic learners (knowledge tracing).")
     parser.add_argument("--kt-items", type=int, default=150, help="Synthetic items (knowledge tracing).")
     parser.add_argument("--kt-interactions", type=int, default=8000, help="Synthetic interactions (KT).")
@@ -570,6 +573,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
             "Rows: ID (NoContent) = an item-ID table, no text; Content = the encoder's vector; Hybrid = content "
             "vector + a learned item-ID row (zero at start; off for cold-start items, which keep content only"
             + (f"; ID dropout {config['item_id_dropout']:g}" if config.get("item_id_dropout") else "")
+            + (f"; ID table lr {config['item_id_learning_rate']:g}" if config.get("item_id_learning_rate") else "")
             + "). "
             f"GRAM windows longer than one step fit the encoder with encoder_update={window.get('encoder_update')}, "
             f"encoder_epochs={window.get('encoder_epochs')} (GRAM 1S keeps the exact-E2E update). The floor row needs "
@@ -692,6 +696,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         config["gram_auto_drift"] = args.gram_auto_drift
     if config["item_encoder"] == "content+id" and args.item_id_dropout:
         config["item_id_dropout"] = args.item_id_dropout
+    if config["item_encoder"] in ("id", "content+id") and args.item_id_learning_rate is not None:
+        config["item_id_learning_rate"] = args.item_id_learning_rate
     if task == "next_item":
         config["item_dim"] = args.next_item_dim
         config["head_config"] = {"loss_type": args.next_item_loss, "max_length": args.next_item_max_length}

@@ -219,3 +219,30 @@ def test_auto_interval_invalid_knobs(tmp_path, overrides, message):
 def test_report_to_takes_a_comma_separated_list(tmp_path, value, expected):
     args = make_args(tmp_path, report_to=value)
     assert args.report_to == ([] if expected == "none" else expected if isinstance(expected, list) else [expected])
+
+
+def test_item_id_learning_rate_validated_and_given_to_the_id_table(tmp_path):
+    import torch
+
+    from gram_hf import GramModel, GramTrainer
+
+    with pytest.raises(ValueError, match="item_id_learning_rate must be >= 0"):
+        GramTrainingArguments(output_dir=str(tmp_path), item_id_learning_rate=-1.0)
+    model = GramModel.for_item_ids(10, 8, head_type="knowledge_tracing")
+    args = GramTrainingArguments(output_dir=str(tmp_path), gram_mode="nocontent", learning_rate=1e-3,
+                                 item_id_learning_rate=0.05, optim="sgd", use_cpu=True, report_to="none")  # fmt: skip
+    trainer = GramTrainer(model=model, args=args, data_collator=lambda rows: rows)
+    optimizer = trainer.create_optimizer()
+    rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    assert rates[id(model.item_id_table.weight)] == 0.05
+    assert {rates[id(p)] for p in model.head.parameters()} == {1e-3}
+    # One SGD step moves the table by 0.05 x its gradient and the head by 1e-3 x its gradient.
+    table_before, head_param = model.item_id_table.weight.detach().clone(), next(model.head.parameters())
+    head_before = head_param.detach().clone()
+    for param in (model.item_id_table.weight, head_param):
+        param.grad = torch.ones_like(param)
+    optimizer.step()
+    assert torch.allclose(table_before - model.item_id_table.weight, torch.full_like(table_before, 0.05))
+    assert torch.allclose(head_before - head_param.detach(), torch.full_like(head_before, 1e-3))
+    trainer.create_scheduler(10, optimizer)
+    assert trainer.lr_scheduler.get_last_lr()[-1] == 0.05

@@ -188,6 +188,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         gram_model = self.gram_model
         if self.optimizer is None:
             super().create_optimizer(gram_model.cf_module)
+            self._give_item_id_table_its_learning_rate(gram_model)
         elif gram_model.encoder is not None:
             encoder_params = {id(p) for p in gram_model.encoder.parameters()}
             if any(id(p) in encoder_params for group in self.optimizer.param_groups for p in group["params"]):
@@ -198,6 +199,19 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         if self.encoder_optimizer is None and self.args.gram_mode in ("e2e", "gram"):
             self.encoder_optimizer = self._create_encoder_optimizer(gram_model.encoder)
         return self.optimizer
+
+    def _give_item_id_table_its_learning_rate(self, gram_model: GramModel) -> None:
+        """Moves the item-ID table into its own parameter group at `item_id_learning_rate` (no weight decay)."""
+        rate = self.args.item_id_learning_rate
+        if rate is None or gram_model.item_id_table is None:
+            return
+        table = {id(p) for p in gram_model.item_id_table.parameters()}
+        moved = []
+        for group in self.optimizer.param_groups:
+            moved += [p for p in group["params"] if id(p) in table]
+            group["params"] = [p for p in group["params"] if id(p) not in table]
+        # Set before the scheduler exists (it records each group's initial rate), and before any step (no state).
+        self.optimizer.add_param_group({"params": moved, "lr": rate, "weight_decay": 0.0})
 
     def _create_encoder_optimizer(self, encoder: nn.Module) -> torch.optim.Optimizer:
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, encoder)

@@ -72,6 +72,14 @@ class GramTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Learning rate of the content encoder's optimizer; defaults to `learning_rate`."},
     )
+    item_id_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the item-ID table (item_encoder 'id' or 'content+id') in the CF optimizer; "
+            "defaults to `learning_rate`. Each row trains only on its item's interactions, so embedding tables often "
+            "want a larger rate than the network."
+        },
+    )
     encoder_batch_size: int = field(
         default=32,
         metadata={
@@ -138,6 +146,8 @@ class GramTrainingArguments(TrainingArguments):
             raise ValueError(f"item_learning_rate must be > 0, got {self.item_learning_rate}.")
         if self.encoder_learning_rate is not None and self.encoder_learning_rate < 0:
             raise ValueError(f"encoder_learning_rate must be >= 0 or None, got {self.encoder_learning_rate}.")
+        if self.item_id_learning_rate is not None and not self.item_id_learning_rate >= 0:
+            raise ValueError(f"item_id_learning_rate must be >= 0 or None, got {self.item_id_learning_rate}.")
         for name in ("encoder_batch_size", "encoder_eval_batch_size", "encoder_epochs"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
