@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from gram_hf.data import InteractionData
+from gram_hf.raw_files import iter_lines
 from gram_hf.tasks.news_recommendation import load_mind, mind_builder
 from gram_hf.tasks.news_recommendation.mind_builder import sample_negative_positions
 from gram_hf.tasks.news_recommendation.mind_parsing import read_behaviors_table, split_behaviors_line
@@ -147,22 +148,24 @@ def test_bulk_and_line_paths_give_the_same_splits(case, tmp_path, monkeypatch):
     assert lines == bulk
 
 
-def test_read_behaviors_table_reads_as_the_line_reader(tmp_path):
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_read_behaviors_table_reads_as_the_line_reader(tmp_path, bom):
     lines = [
         "1\tU1\t11/9/2019 9:05:58 AM\tN1 N2\tN3-1 N4-0",
         "",  # blank lines are skipped by both readers
         "22\tU2\t2/29/2020 12:00:00 PM\t\tN1--1 N5-0",  # an empty history; a NewsID holding '-'
         "3\tU3\t12/31/2019 12:59:07 AM\tN7\tN8-0",
+        "4\tU\x0b4\t12/31/2019 12:59:07 AM\tN7\tN8-0",  # other ASCII whitespace, kept in a UserID by both readers
     ]
     path = tmp_path / "behaviors.tsv"
-    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    path.write_bytes(bom + ("\r\n".join(lines) + "\r\n").encode())  # a byte-order mark: dropped by both
     table = read_behaviors_table(path)
-    expected = [split_behaviors_line(line, path, 0) for line in lines if line]
-    assert table.column("impression_id").to_pylist() == [row[0] for row in expected]
-    assert table.column("user_id").to_pylist() == [row[1] for row in expected]
-    assert table.column("time").to_pylist() == [row[2] for row in expected]
-    assert table.column("history").to_pylist() == [row[3].split() or [""] for row in expected]
-    assert table.column("impressions").to_pylist() == [row[4].split() for row in expected]
+    expected = [split_behaviors_line(line, path, number) for number, line in iter_lines(path)]
+    assert table.impression_id.to_pylist() == [row[0] for row in expected]
+    assert table.user_id.to_pylist() == [row[1] for row in expected]
+    assert table.time.to_pylist() == [row[2] for row in expected]
+    assert table.histories() == [row[3].split() for row in expected]
+    assert table.impressions() == [row[4].split() for row in expected]
 
 
 def test_regular_files_never_take_the_line_path(tmp_path, monkeypatch):
@@ -197,6 +200,9 @@ def test_regular_files_never_take_the_line_path(tmp_path, monkeypatch):
         "1\tU1\t11/9/2019 9:05:58 AM\tN1  N2\tN3-1",  # a run of spaces
         "1\tU1\t11/9/2019 9:05:58 AM\tN1\tN3-1 ",  # a space at the edge
         "1\tU1\t11/9/2019 9:05:58 AM\tN1\xa0N2\tN3-1",  # a Unicode space
+        "1\tU1\t11/9/2019 9:05:58 AM\tN1\x0bN2\tN3-1",  # other ASCII whitespace in a History
+        "1\tU1\t11/9/2019 9:05:58 AM\tN1\tN3-1\x1cN2-0",  # ... in Impressions
+        "1\tU1\t11/9/2019 9:05:58 AM\tN1\tN3-1\x0c",
         "1\tU1\t11/9/2019 9:05:58 AM\tN1\rN2\tN3-1",  # a lone carriage return
         "x\tU1\t11/9/2019 9:05:58 AM\tN1\tN3-1",  # malformed: the line reader names it
         "1\tU1\t11/9/2019 9:05:58 AM\tN1",
@@ -230,3 +236,31 @@ def test_sample_negative_positions():
     # Seeded.
     assert (sample_negative_positions(counts, 4, np.random.default_rng(0)) == drawn).all()
     assert sample_negative_positions(np.zeros(0, dtype=np.int64), 4, rng).shape == (0, 4)
+
+
+def test_splits_written_in_pieces_read_as_one_table(tmp_path, monkeypatch):
+    """A split is built and written in tables of `_ROWS_PER_TABLE` rows: any size gives the same splits."""
+    root = write_mind(tmp_path / "raw")
+    options = CASES["mind_carved_body"]
+    whole = fingerprint(load_mind(root, cache_dir=tmp_path / "whole", **options), root)
+    monkeypatch.setattr(mind_builder, "_ROWS_PER_TABLE", 7)
+    data = load_mind(root, cache_dir=tmp_path / "pieces", **options)
+    assert data.splits["train"].data.table.column("history").num_chunks > 1
+    assert fingerprint(data, root) == whole
+
+
+def test_behaviors_take_the_catalog_order_from_the_news_just_built(tmp_path, monkeypatch):
+    """The news config's items give the catalog order to the behaviors config; read again when the items are cached."""
+    root = write_mind(tmp_path / "raw")
+    calls = []
+    read_news_ids = mind_builder.read_news_ids
+    monkeypatch.setattr(mind_builder, "read_news_ids", lambda files: calls.append(files) or read_news_ids(files))
+    data = load_mind(root, cache_dir=tmp_path / "cache")
+    assert calls == []
+    news_files = [root / f"MINDlarge_{role}" / "news.tsv" for role in ("train", "dev", "test")]
+    assert data.items["item_id"] == read_news_ids(news_files).to_pylist()
+    mind_builder._CATALOG_IDS.clear()  # a new process: the items come from the cache, the news files are read
+    again = load_mind(root, cache_dir=tmp_path / "cache", max_history=3)
+    assert len(calls) == 1
+    reference = load_mind(root, cache_dir=tmp_path / "reference", max_history=3)
+    assert fingerprint(again, root) == fingerprint(reference, root)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...builders import RawFilesBuilder, RawFilesConfig
+from ...builders import RawFilesBuilder, RawFilesConfig, fingerprint_files
 from ...raw_files import BadLines, DataFileError, iter_lines, strip_strings
 from . import mind_files, mind_parsing
 from .mind_files import BODY_FILENAME, MINDFolders, find_mind_folders, split_names
 from .mind_parsing import (
     NEWS_COLUMNS,
+    BehaviorsTable,
     is_labelled_token,
     malformed,
     parse_entity_column,
@@ -71,18 +72,27 @@ def sample_negative_positions(counts: np.ndarray, npratio: int, rng: np.random.G
     """
     counts = np.asarray(counts, dtype=np.int64)
     # The pool a row draws from without replacement: its negatives, or their repetitions (position modulo count).
-    pool = np.where(counts >= npratio, counts, counts * (npratio // np.maximum(counts, 1) + 1))
-    drawn = np.empty((len(counts), npratio), dtype=np.int64)
-    chosen = np.empty((len(counts), 0), dtype=np.int64)  # drawn so far, sorted per row
+    few = np.flatnonzero(counts < npratio)
+    pool = counts.copy()
+    pool[few] = counts[few] * (npratio // np.maximum(counts[few], 1) + 1)
+    drawn = np.empty((npratio, len(counts)), dtype=np.int64)  # transposed: each step writes a row
+    chosen: list[np.ndarray] = []  # drawn so far, sorted per row: chosen[j] holds each row's j-th smallest
     for step in range(npratio):
-        # A uniform pick among the positions not drawn yet: the pick-th of them, found by stepping over the drawn
-        # ones in ascending order (npratio is small, so these are a few vector operations over all rows).
-        pick = rng.integers(0, pool - step)
-        for column in range(step):
-            pick += chosen[:, column] <= pick
-        drawn[:, step] = pick
-        chosen = np.sort(np.concatenate([chosen, pick[:, None]], axis=1), axis=1)
-    return drawn % np.maximum(counts, 1)[:, None]
+        # A uniform pick among the positions not drawn yet (`pool` - `step` of them): the pick-th of them, found by
+        # stepping over the drawn ones in ascending order (npratio is small: a few vector operations over all rows).
+        pick = rng.integers(0, pool)
+        pool -= 1
+        for column in chosen:
+            pick += column <= pick
+        drawn[step] = pick
+        # The pick inserted in order: each column keeps the smaller value and passes the larger one on.
+        for column_index, column in enumerate(chosen):
+            chosen[column_index] = np.minimum(column, pick)
+            np.maximum(column, pick, out=pick)
+        chosen.append(pick)
+    # Positions into the repetitions, as positions into the negatives (the others are below their count already).
+    drawn[:, few] %= np.maximum(counts[few], 1)
+    return drawn.T
 
 
 def _negatives_seed(seed: int) -> int:
@@ -94,9 +104,10 @@ def _negatives_seed(seed: int) -> int:
 class _Impressions:
     """
     The impressions of one `behaviors.tsv` that a split keeps (after carving), mapped to catalog indices: one entry
-    per impression in `impression_id`, `user_id` and `time`; the known history news and candidates flat, in file
-    order, with how many each impression has (`*_lengths`); NewsIDs absent from every `news.tsv` left out and
-    counted.
+    per impression in `impression_id`, `user_id` and `time`; the candidates flat, in file order, with how many each
+    impression has (`candidate_lengths`); the histories as distinct values (`history` flat, `history_lengths`), the
+    value of each impression in `history_rows` (a user's history repeats in each of their impressions); NewsIDs
+    absent from every `news.tsv` left out and counted.
     """
 
     impression_id: pa.Array
@@ -104,6 +115,7 @@ class _Impressions:
     time: pa.Array
     history: np.ndarray
     history_lengths: np.ndarray
+    history_rows: np.ndarray
     candidates: np.ndarray
     candidate_lengths: np.ndarray
     labels: np.ndarray
@@ -125,25 +137,14 @@ def _drop(keep: np.ndarray, lengths: np.ndarray, *flat: np.ndarray) -> tuple[np.
     return (lengths, *(values[keep] for values in flat))
 
 
-def _flat_tokens(lists: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """
-    The tokens of a column of dictionary-encoded token lists ([`read_behaviors_table`]), flat: `(dictionary, the
-    dictionary code of each token, the tokens of each row)`, without the one empty token of an empty value.
-    """
-    if not lists.num_chunks:
-        return pa.array([], pa.string()), np.zeros(0, np.int32), np.zeros(0, np.int64)
-    codes, lengths = [], []
-    for chunk in lists.chunks:
-        offsets = chunk.offsets.to_numpy()
-        codes.append(chunk.values.indices.to_numpy()[offsets[0] : offsets[-1]])
-        lengths.append(np.diff(offsets))
-    dictionary = lists.chunk(0).values.dictionary
-    codes, lengths = np.concatenate(codes), np.concatenate(lengths).astype(np.int64)
-    # Empty tokens come only from empty values (the reader checked).
-    empty = np.flatnonzero(pc.equal(dictionary, "").to_numpy(zero_copy_only=False))
-    if len(empty):
-        lengths, codes = _drop(np.isin(codes, empty, invert=True), lengths, codes)
-    return dictionary, codes, lengths
+def _gather(values: np.ndarray, pieces: Sequence[np.ndarray]) -> np.ndarray:
+    """`values[codes]` for codes given in pieces, into one array (the codes are not concatenated first)."""
+    gathered = np.empty(sum(len(codes) for codes in pieces), values.dtype)
+    position = 0
+    for codes in pieces:
+        np.take(values, codes, out=gathered[position : position + len(codes)], mode="clip")  # clip: no buffering
+        position += len(codes)
+    return gathered
 
 
 def _used(codes: np.ndarray, size: int) -> np.ndarray:
@@ -158,17 +159,8 @@ def _catalog_index(keys: pa.Array, news_ids: pa.Array) -> np.ndarray:
     return pc.fill_null(pc.index_in(keys, value_set=news_ids), -1).to_numpy().astype(np.int32)
 
 
-def _lists(
-    values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType, rows: np.ndarray | None = None
-) -> pa.ListArray:
-    """
-    An Arrow list column of consecutive runs of `values`, `lengths[i]` for row `i`; with `rows`, the lists of those
-    rows only, in their order.
-    """
-    if rows is not None:
-        starts = np.cumsum(lengths) - lengths
-        lengths = lengths[rows]
-        values = values[run_positions(starts[rows], lengths)]
+def _lists(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
+    """An Arrow list column of consecutive runs of `values`, `lengths[i]` for row `i` (the values not copied)."""
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, value_type))
 
@@ -191,31 +183,39 @@ _NEWS_ROWS = pa.schema(
 
 
 def _read_news_bulk(news_files: Sequence[Path]) -> pa.Table | None:
-    """The lines of `news_files` in bulk ([`read_news_columns`], [`parse_entity_column`]); `None` if one is odd."""
+    """
+    The lines of `news_files` in bulk ([`read_news_columns`], [`parse_entity_column`]); `None` if one is odd. MIND
+    repeats news across its folders: each distinct entity list is parsed once.
+    """
     tables = []
-    for index, path in enumerate(news_files):
+    for path in news_files:
         columns = read_news_columns(path)
         if columns is None:
             return None
-        entities = [
-            parse_entity_column(columns.column(name), path, f"{name} ({position})")
-            for name, position in (("TitleEntities", 7), ("AbstractEntities", 8))
-        ]
-        if entities[0] is None or entities[1] is None:
-            return None
-        rows = columns.num_rows
-        tables.append(
-            pa.table(
-                [
-                    *(columns.column(name) for name in NEWS_COLUMNS[:6]),
-                    *entities,
-                    pa.array(np.full(rows, index, dtype=np.int32)),
-                    pa.array(np.arange(1, rows + 1)),  # no blank lines: row i is line i + 1
-                ],
-                schema=_NEWS_ROWS,
-            )
-        )
-    return pa.concat_tables(tables) if tables else _NEWS_ROWS.empty_table()
+        tables.append(columns)
+    if not tables:
+        return _NEWS_ROWS.empty_table()
+    rows = [table.num_rows for table in tables]
+
+    def column(*names: str) -> pa.ChunkedArray:  # of every file (pieces, not ChunkedArrays: those pyarrow converts)
+        return pa.chunked_array([piece for name in names for table in tables for piece in table.column(name).chunks])
+
+    encoded = pc.dictionary_encode(column("TitleEntities", "AbstractEntities").combine_chunks())
+    parsed = parse_entity_column(encoded.dictionary, news_files[0], "TitleEntities (7) / AbstractEntities (8)")
+    if parsed is None:
+        return None
+    entities = parsed.take(encoded.indices)
+    total = sum(rows)
+    return pa.table(
+        [
+            *(column(name) for name in NEWS_COLUMNS[:6]),
+            entities.slice(0, total),
+            entities.slice(total),
+            pa.array(np.repeat(np.arange(len(tables), dtype=np.int32), rows)),
+            pa.array(np.concatenate([np.arange(1, count + 1) for count in rows])),  # no blank lines: line i + 1
+        ],
+        schema=_NEWS_ROWS,
+    )
 
 
 def _read_news_lines(news_files: Sequence[Path]) -> pa.Table:
@@ -232,6 +232,23 @@ def _read_news_lines(news_files: Sequence[Path]) -> pa.Table:
             rows.append({**record, "file": index, "line": line_number})
     bad.check()
     return pa.Table.from_pylist(rows, schema=_NEWS_ROWS)
+
+
+_CATALOG_IDS: dict[str, pa.Array] = {}
+"""The catalog order of the news files last read in this process, keyed by their [`fingerprint_files`]: config
+`news` finds it while building the items, and config `behaviors` (run next by `load_mind`) need not read the files
+again."""
+
+
+def _catalog_ids(news_files: Sequence[Path]) -> pa.Array:
+    """[`read_news_ids`] of `news_files`, unless the items of these very files (paths, sizes, times) were built."""
+    ids = _CATALOG_IDS.get(fingerprint_files(news_files))
+    return ids if ids is not None else read_news_ids(news_files)
+
+
+def _remember_catalog_ids(news_files: Sequence[Path], ids: pa.Array) -> None:
+    _CATALOG_IDS.clear()
+    _CATALOG_IDS[fingerprint_files(news_files)] = ids
 
 
 def _count_empty(values: pa.Array | pa.ChunkedArray) -> int:
@@ -300,6 +317,10 @@ IMPRESSION_FEATURES = datasets.Features(
 )
 """Features of every impression split (catalog indices in `history` and `candidates`; labels 1/0, -1 = unknown)."""
 
+_ROWS_PER_TABLE = 32_000
+"""Rows of the tables a split is written in, each as one record batch of the cache (`datasets`' default of 1,000-row
+batches made some 7,000 small writes per load)."""
+
 
 class MIND(RawFilesBuilder):
     """
@@ -317,6 +338,7 @@ class MIND(RawFilesBuilder):
         MINDConfig(name="behaviors", version=VERSION, description="Impressions with click history."),
     ]
     DEFAULT_CONFIG_NAME = "behaviors"
+    DEFAULT_WRITER_BATCH_SIZE = _ROWS_PER_TABLE
     DATASET_NAME = "mind"
     # Finding the files and parsing their lines decide what is written as much as this module does.
     SOURCE_DEPENDENCIES = (mind_files, mind_parsing)
@@ -359,7 +381,7 @@ class MIND(RawFilesBuilder):
             raise ValueError(f"max_history must be >= 0 (or -1 for all), got {config.max_history}.")
         if config.validation_fraction > 0 and "train" not in folders.folders:
             raise ValueError("validation_fraction > 0 carves validation out of *_train, but there is no train folder.")
-        self._news_ids = read_news_ids(folders.news_files())
+        self._news_ids = _catalog_ids(folders.news_files())
         return [
             datasets.SplitGenerator(
                 name=name,
@@ -416,6 +438,8 @@ class MIND(RawFilesBuilder):
             for row in np.flatnonzero(conflicting)[:5].tolist()
         ]
         items = news.take(pa.array(first))
+        # The catalog order: the items' (first appearance), as `read_news_ids` reads it.
+        _remember_catalog_ids(news_files, items.column("item_id").combine_chunks())
         fields = {name: items.column(name) for name in ("title", "abstract")}
         if with_body:
             fields["body"] = pa.array([bodies.get(news_id, "") for news_id in items.column("item_id").to_pylist()])
@@ -485,81 +509,102 @@ class MIND(RawFilesBuilder):
             "missing_history_news": 0,
             "missing_candidate_news": 0,
         }
-        table = read_behaviors_table(path)
-        parsed = None if table is None else self._map_impressions(table, form, carve, carve_rng)
+        behaviors = read_behaviors_table(path)
+        parsed = None if behaviors is None else self._map_impressions(behaviors, form, carve, carve_rng)
+        del behaviors  # mapped: its memory is free for the split's rows
         if parsed is None:
             # Not the regular form (or a line to report): every line parsed and checked on its own, from a fresh
             # carving generator, so both paths keep the same lines.
             carve_rng = random.Random(f"gram-hf-mind-validation-{config.seed}")
             parsed = self._read_impression_lines(path, form, carve, carve_rng)
-        table = self._impressions_table(parsed, form, stats)
+        yield from enumerate(self._impressions_tables(parsed, form, stats))
         stats["missing_news_ids"] = sorted(parsed.missing_ids)
         self.write_stats(f"split_{split}", stats)
-        yield 0, table
 
     def _map_impressions(
-        self, table: pa.Table, form: str, carve: str | None, carve_rng: random.Random
+        self, table: BehaviorsTable, form: str, carve: str | None, carve_rng: random.Random
     ) -> _Impressions | None:
         """
         The impressions of a file read in bulk ([`read_behaviors_table`]), mapped to catalog indices; `None` when a
         line needs reporting (a malformed token, a NewsID absent under `strict=True`), which the line reader does.
+        Tokens are looked up through their dictionary (the distinct tokens, mapped once each), histories per
+        distinct value.
         """
         config = self.config
+        news_ids = self._news_ids
+        codes, candidate_lengths, history_rows = table.impression_codes, table.impression_lengths, table.history_rows
+        keep = None
         if carve is not None:
             draws = np.fromiter((carve_rng.random() for _ in range(table.num_rows)), np.float64, table.num_rows)
-            table = table.filter(pa.array((draws < config.validation_fraction) == (carve == "take")))
-        news_ids = self._news_ids
-        # Tokens are looked up through their column's dictionary: the distinct tokens, mapped once each.
-        history_dictionary, history_codes, history_lengths = _flat_tokens(table.column("history"))
-        dictionary, codes, candidate_lengths = _flat_tokens(table.column("impressions"))
-        used = _used(codes, len(dictionary))  # not the empty value's entry, nor those of carved-out rows only
-        entries = dictionary.filter(pa.array(used))
+            keep = (draws < config.validation_fraction) == (carve == "take")
+            flat = np.concatenate(codes) if codes else np.zeros(0, np.int32)
+            codes = [flat[np.repeat(keep, candidate_lengths)]]
+            candidate_lengths, history_rows = candidate_lengths[keep], history_rows[keep]
+        dictionary = table.impression_dictionary
+        # Every entry is a kept token's, unless carving left lines out.
+        used = None if keep is None else _used(codes[0], len(dictionary))
+        entries = dictionary if used is None else dictionary.filter(pa.array(used))
+        first = next((int(piece[0]) for piece in codes if len(piece)), None)
         has_labels = True
         # The file's first token decides whether it is labelled (MINDlarge_test is not); a file mixes no forms.
-        if len(codes) and is_labelled_token(dictionary[int(codes[0])].as_py()):
+        if first is not None and is_labelled_token(dictionary[first].as_py()):
             # As `parse_impression_token`: a non-empty NewsID, then `-0` or `-1`.
             if not pc.all(pc.match_substring_regex(entries, r"^.+-[01]$")).as_py():
                 return None
             entry_ids = pc.utf8_slice_codeunits(dictionary, 0, -2)
             entry_labels = pc.equal(pc.utf8_slice_codeunits(dictionary, -1), "1").to_numpy(zero_copy_only=False)
         else:
-            if len(codes):
+            if first is not None:
                 has_labels = False
                 if form == "train" or pc.any(pc.match_substring(entries, "-")).as_py():
                     return None
             entry_ids = dictionary
             entry_labels = None
         entry_index = _catalog_index(entry_ids, news_ids)
-        candidates = entry_index[codes]
-        token_known = candidates >= 0
-        history_index = _catalog_index(history_dictionary, news_ids)
-        history = history_index[history_codes]
-        history_known = history >= 0
-        all_known = token_known.all() and history_known.all()
-        if config.strict and not all_known:
-            return None
-        # The distinct NewsIDs in no news.tsv, among the tokens kept.
-        missing = set(entry_ids.filter(pa.array(used & (entry_index < 0))).to_pylist())
-        if not history_known.all():
-            missing_history = _used(history_codes, len(history_dictionary)) & (history_index < 0)
-            missing.update(history_dictionary.filter(pa.array(missing_history)).to_pylist())
-        labels = entry_labels.astype(np.int8)[codes] if entry_labels is not None else np.full(len(codes), -1, np.int8)
-        if not all_known:  # the tokens of news in no news.tsv are left out (counted)
-            history_lengths, history = _drop(history_known, history_lengths, history)
+        candidates = _gather(entry_index, codes)
+        if entry_labels is not None:
+            labels = _gather(entry_labels.astype(np.int8), codes)
+        else:
+            labels = np.full(len(candidates), -1, np.int8)
+        # The distinct NewsIDs in no news.tsv, among the tokens kept; their tokens are left out (counted).
+        missing_entries = entry_index < 0 if used is None else (entry_index < 0) & used
+        missing = set(entry_ids.filter(pa.array(missing_entries)).to_pylist())
+        missing_candidates = 0
+        if missing_entries.any():
+            token_known = candidates >= 0
+            missing_candidates = len(token_known) - int(token_known.sum())
             candidate_lengths, candidates, labels = _drop(token_known, candidate_lengths, candidates, labels)
+        history_dictionary, history_lengths = table.history_dictionary, table.history_lengths
+        history_index = _catalog_index(history_dictionary, news_ids)
+        history = history_index[table.history_codes]
+        missing_history = 0
+        if (history_index < 0).any():
+            history_known = history >= 0
+            # Unknown tokens per distinct value, counted for every impression holding it.
+            unknown_values = _rows_of(np.flatnonzero(~history_known), history_lengths)
+            missing_history = int(np.bincount(unknown_values, minlength=len(history_lengths))[history_rows].sum())
+            if missing_history:  # the NewsIDs of the values the kept impressions hold
+                held = np.repeat(_used(history_rows, len(history_lengths)), history_lengths)
+                unknown_codes = np.unique(table.history_codes[~history_known & held])
+                missing.update(history_dictionary.take(pa.array(unknown_codes)).to_pylist())
+            history_lengths, history = _drop(history_known, history_lengths, history)
+        if config.strict and (missing_candidates or missing_history):
+            return None
+        columns = {name: getattr(table, name) for name in ("impression_id", "user_id", "time")}
+        if keep is not None:
+            columns = {name: column.filter(pa.array(keep)) for name, column in columns.items()}
         return _Impressions(
-            impression_id=table.column("impression_id").combine_chunks(),
-            user_id=table.column("user_id").combine_chunks(),
-            time=table.column("time").combine_chunks(),
+            **{name: column.combine_chunks() for name, column in columns.items()},
             history=history,
             history_lengths=history_lengths,
+            history_rows=history_rows,
             candidates=candidates,
             candidate_lengths=candidate_lengths,
             labels=labels,
             has_labels=has_labels,
             missing_ids=missing,
-            missing_history=int((~history_known).sum()),
-            missing_candidates=int((~token_known).sum()),
+            missing_history=missing_history,
+            missing_candidates=missing_candidates,
         )
 
     def _read_impression_lines(
@@ -624,6 +669,7 @@ class MIND(RawFilesBuilder):
             time=pa.array(times, pa.timestamp("s")),
             history=np.asarray(history, np.int32),
             history_lengths=np.asarray(history_lengths, np.int64),
+            history_rows=np.arange(len(history_lengths)),
             candidates=np.asarray(candidates, np.int32),
             candidate_lengths=np.asarray(candidate_lengths, np.int64),
             labels=np.asarray(labels, np.int8),
@@ -633,10 +679,11 @@ class MIND(RawFilesBuilder):
             missing_candidates=missing_candidates,
         )
 
-    def _impressions_table(self, parsed: _Impressions, form: str, stats: dict) -> pa.Table:
+    def _impressions_tables(self, parsed: _Impressions, form: str, stats: dict) -> Iterator[pa.Table]:
         """
         The split's rows from the mapped impressions: histories cut to `max_history`, empty impressions dropped and
-        counted; whole impressions, or for `form="train"` one row per click with `npratio` sampled negatives.
+        counted; whole impressions, or for `form="train"` one row per click with `npratio` sampled negatives. In
+        tables of [`_ROWS_PER_TABLE`] rows (the histories are gathered per table: small arrays, memory reused).
         """
         config = self.config
         num = len(parsed.impression_id)
@@ -644,19 +691,20 @@ class MIND(RawFilesBuilder):
         stats["has_labels"] = parsed.has_labels
         stats["missing_history_news"] = parsed.missing_history
         stats["missing_candidate_news"] = parsed.missing_candidates
-        history, history_lengths = parsed.history, parsed.history_lengths
+        # Histories per distinct value (`history_rows`: each impression's).
+        history, history_lengths, history_rows = parsed.history, parsed.history_lengths, parsed.history_rows
         if config.max_history != -1:
-            # The most recent `max_history` clicks: the last ones of each row.
+            # The most recent `max_history` clicks: the last ones of each history.
             truncated = history_lengths > config.max_history
-            stats["truncated_histories"] = int(truncated.sum())
+            stats["truncated_histories"] = int(truncated[history_rows].sum())
             if truncated.any():
-                ends = np.cumsum(history_lengths, dtype=np.int32)
-                rank_from_end = np.repeat(ends, history_lengths) - np.arange(len(history), dtype=np.int32)
-                history = history[rank_from_end <= config.max_history]
-                history_lengths = np.minimum(history_lengths, config.max_history)
+                kept_lengths = np.minimum(history_lengths, config.max_history)
+                history = history.take(run_positions(np.cumsum(history_lengths) - kept_lengths, kept_lengths))
+                history_lengths = kept_lengths
+        histories = _lists(history, history_lengths, pa.int32())
         candidate_counts, labels = parsed.candidate_lengths, parsed.labels
         # Labels are 1/0, or -1 throughout a labelless file.
-        click_positions = np.flatnonzero(labels == 1)
+        click_positions = np.flatnonzero(labels == 1) if parsed.has_labels else np.zeros(0, np.int64)
         click_rows = _rows_of(click_positions, candidate_counts)
         clicks = np.bincount(click_rows, minlength=num) if parsed.has_labels else np.zeros(num, int)
         negatives = candidate_counts - clicks if parsed.has_labels else np.zeros(num, int)
@@ -671,7 +719,7 @@ class MIND(RawFilesBuilder):
             impressions=int(kept.sum()),
             clicks=int(clicks[kept].sum()),
             candidates=int(candidate_counts[kept].sum()),
-            empty_histories=int((history_lengths[kept] == 0).sum()),
+            empty_histories=int((history_lengths[history_rows[kept]] == 0).sum()),
         )
         if form == "train":
             # One row per click of a kept impression, in file order, with npratio of the impression's negatives.
@@ -697,19 +745,19 @@ class MIND(RawFilesBuilder):
                 "impression_id": parsed.impression_id.take(indices),
                 "user_id": parsed.user_id.take(indices),
                 "time": parsed.time.take(indices),
-                "history": _lists(history, history_lengths, pa.int32(), rows),
                 "candidates": _lists(row_candidates.reshape(-1).astype(np.int32), width, pa.int32()),
                 "labels": _lists(row_labels.reshape(-1), width, pa.int8()),
             }
+            row_histories = history_rows[rows]
         elif kept.all():
             columns = {
                 "impression_id": parsed.impression_id,
                 "user_id": parsed.user_id,
                 "time": parsed.time,
-                "history": _lists(history, history_lengths, pa.int32()),
                 "candidates": _lists(parsed.candidates, candidate_counts, pa.int32()),
                 "labels": _lists(labels, candidate_counts, pa.int8()),
             }
+            row_histories = history_rows
         else:
             in_kept = np.repeat(kept, candidate_counts)
             mask = pa.array(kept)
@@ -717,13 +765,19 @@ class MIND(RawFilesBuilder):
                 "impression_id": parsed.impression_id.filter(mask),
                 "user_id": parsed.user_id.filter(mask),
                 "time": parsed.time.filter(mask),
-                "history": _lists(history, history_lengths, pa.int32(), np.flatnonzero(kept)),
                 "candidates": _lists(parsed.candidates[in_kept], candidate_counts[kept], pa.int32()),
                 "labels": _lists(labels[in_kept], candidate_counts[kept], pa.int8()),
             }
-        table = pa.table(columns, schema=IMPRESSION_FEATURES.arrow_schema)
-        stats["rows"] = table.num_rows
-        return table
+            row_histories = history_rows[kept]
+        num_rows = len(row_histories)
+        stats["rows"] = num_rows
+        for start in range(0, max(num_rows, 1), _ROWS_PER_TABLE):
+            size = min(_ROWS_PER_TABLE, num_rows - start)
+            piece = {name: column.slice(start, size) for name, column in columns.items()}
+            piece["history"] = histories.take(pa.array(row_histories[start : start + size]))
+            yield pa.table(
+                {name: piece[name] for name in IMPRESSION_FEATURES}, schema=IMPRESSION_FEATURES.arrow_schema
+            )
 
     def _missing(self, news_id: str, path: Path, line_number: int, missing: set[str]) -> None:
         if self.config.strict:

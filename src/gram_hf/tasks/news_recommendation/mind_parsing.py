@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Sequence
+import mmap
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
-from ...raw_files import PYTHON_WHITESPACE, BadLines, DataFileError, iter_lines, read_raw_bytes, strip_strings
+from ...raw_files import (
+    PYTHON_WHITESPACE,
+    BadLines,
+    DataFileError,
+    is_gzip,
+    iter_lines,
+    read_raw_bytes,
+    strip_strings,
+)
 
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
 NEWS_COLUMNS = ("NewsID", "Category", "SubCategory", "Title", "Abstract", "URL", "TitleEntities", "AbstractEntities")
@@ -186,34 +197,76 @@ _TIME_FORM = r"^\d{1,2}/\d{1,2}/[1-9]\d{3} \d{1,2}:[0-5]\d:[0-5]\d [AP]M$"
 # or month could be such (0, 29..39) are checked against `parse_mind_time`, one by one (none in MIND's November).
 _ROLLOVER_CANDIDATE = r"^(0?0/|\d{1,2}/(0?0|29|3\d)/)"
 # Values are split on single spaces in bulk, where `str.split()` splits on runs of any whitespace: a file holding
-# other whitespace goes to the line reader (runs of spaces are caught after the split, as empty tokens).
+# Unicode whitespace, or History / Impressions values holding other ASCII whitespace, go to the line reader (runs of
+# spaces are caught while splitting, as empty tokens). Elsewhere ASCII whitespace is read alike by both readers (kept
+# in UserID, refused in ImpressionID and Time by pyarrow and the time check).
 _OTHER_WHITESPACE = [char.encode() for char in PYTHON_WHITESPACE if char not in " \t\n\r"]
+_ASCII_WHITESPACE = np.array([ord(char) for char in PYTHON_WHITESPACE if ord(char) < 32], np.uint8)
 
 
-def read_behaviors_table(path: Path | str) -> pa.Table | None:
+@dataclass
+class BehaviorsTable:
     """
-    A `behaviors.tsv` read in bulk by pyarrow: `impression_id` (int64), `user_id`, `time` (timestamp[s]) and the
-    space-split `history` and `impressions` tokens (lists of strings, `[""]` for an empty value, dictionary-encoded:
-    one dictionary per column), one row per non-blank line in file order, as [`split_behaviors_line`] and
-    `str.split()` read them.
+    A `behaviors.tsv` read in bulk ([`read_behaviors_table`]): one entry per non-blank line, in file order, in
+    `impression_id` (int64), `user_id` and `time` (timestamp[s]), and the space-split History and Impressions as
+    codes into a dictionary of their distinct tokens (an entry may be there twice; an empty value has no token):
+
+    - History, per distinct value (MIND repeats a user's history in each of their impressions): the tokens of every
+      distinct value, flat (`history_codes`), how many each has (`history_lengths`), and the distinct value of each
+      line (`history_rows`);
+    - Impressions, per line: the tokens flat, in the pieces pyarrow read (`impression_codes`: concatenated, the
+      tokens in file order), and how many each line has (`impression_lengths`).
+    """
+
+    impression_id: pa.ChunkedArray
+    user_id: pa.ChunkedArray
+    time: pa.ChunkedArray
+    history_dictionary: pa.Array
+    history_codes: np.ndarray
+    history_lengths: np.ndarray
+    history_rows: np.ndarray
+    impression_dictionary: pa.Array
+    impression_codes: list[np.ndarray]
+    impression_lengths: np.ndarray
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.history_rows)
+
+    def histories(self) -> list[list[str]]:
+        """The History tokens of each line (for inspection and tests)."""
+        values = _token_lists(self.history_dictionary, self.history_codes, self.history_lengths)
+        return [values[row] for row in self.history_rows.tolist()]
+
+    def impressions(self) -> list[list[str]]:
+        """The Impressions tokens of each line (for inspection and tests)."""
+        codes = np.concatenate(self.impression_codes) if self.impression_codes else np.zeros(0, np.int32)
+        return _token_lists(self.impression_dictionary, codes, self.impression_lengths)
+
+
+def _token_lists(dictionary: pa.Array, codes: np.ndarray, lengths: np.ndarray) -> list[list[str]]:
+    tokens = dictionary.take(pa.array(codes, pa.int32())).to_pylist()
+    ends = np.cumsum(lengths).tolist()
+    return [tokens[end - length : end] for end, length in zip(ends, np.asarray(lengths).tolist())]
+
+
+def read_behaviors_table(path: Path | str) -> BehaviorsTable | None:
+    """
+    A `behaviors.tsv` read in bulk by pyarrow into a [`BehaviorsTable`], one entry per non-blank line in file order,
+    as [`split_behaviors_line`] and `str.split()` read them.
 
     `None` when the file is anything but the regular form (a malformed line, invalid UTF-8, a time or spacing form
     only the line reader handles, a lone `\\r`): the caller then reads it line by line with
     [`split_behaviors_line`], which names every bad line, so this path never needs line numbers. A truncated or
     corrupt `.gz` raises the [`~gram_hf.raw_files.DataFileError`] of [`~gram_hf.raw_files.read_raw_bytes`].
     """
-    data = read_raw_bytes(path)
-    if data.startswith(codecs.BOM_UTF8):  # the line reader drops it too (utf-8-sig)
-        data = data[len(codecs.BOM_UTF8) :]
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-        return None  # pyarrow breaks lines at a lone \r, the line reader does not
-    ascii_only = data.isascii()
-    if any(char in data for char in _OTHER_WHITESPACE if len(char) == 1 or not ascii_only):
+    source, regular = _bulk_source(path, _regular_bytes)
+    if not regular:
         return None
     names = ["impression_id", "user_id", "time", "history", "impressions"]
     try:
         table = pa_csv.read_csv(
-            pa.py_buffer(data),
+            source,
             read_options=pa_csv.ReadOptions(column_names=names),
             parse_options=pa_csv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
             convert_options=pa_csv.ConvertOptions(
@@ -224,40 +277,118 @@ def read_behaviors_table(path: Path | str) -> pa.Table | None:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a malformed line or invalid UTF-8: the line reader names it
         return None
-    del data
+    del source
     if table.num_rows == 0 or table.column("impression_id").null_count:
         return None
     time = _parse_times(table.column("time"))
     if time is None:
         return None
     # A user's history repeats in each of their impressions (MIND holds it per user): it is split once per distinct
-    # value, then given to every row holding it.
+    # value, and each line keeps the number of its value.
     histories = _dictionary_encode(table.column("history"))
-    distinct = _split_tokens(pa.chunked_array([histories.chunk(0).dictionary]))
+    history = _split_tokens(pa.chunked_array([histories.chunk(0).dictionary]))
     impressions = _split_tokens(table.column("impressions"))
-    if distinct is None or impressions is None:
+    if history is None or impressions is None:
         return None
-    rows = np.concatenate([chunk.indices.to_numpy() for chunk in histories.chunks])
-    columns = {"history": _take_lists(distinct.chunk(0), rows), "impressions": impressions}
-    return pa.table(
-        {"impression_id": table.column("impression_id"), "user_id": table.column("user_id"), "time": time, **columns}
+    history_dictionary, history_codes, history_lengths = history
+    impression_dictionary, impression_codes, impression_lengths = impressions
+    return BehaviorsTable(
+        impression_id=table.column("impression_id"),
+        user_id=table.column("user_id"),
+        time=time,
+        history_dictionary=history_dictionary,
+        history_codes=np.concatenate(history_codes) if history_codes else np.zeros(0, np.int32),
+        history_lengths=history_lengths,
+        history_rows=np.concatenate([chunk.indices.to_numpy() for chunk in histories.chunks]),
+        impression_dictionary=impression_dictionary,
+        impression_codes=impression_codes,
+        impression_lengths=impression_lengths,
     )
 
 
-def _split_tokens(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+def _bulk_source(path: Path | str, check: Callable[[Any], Any]) -> tuple[Any, Any]:
     """
-    `pyarrow.compute.split_pattern(column, " ")` (an empty value gives one empty token), for values without other
-    empty tokens (no run of spaces, none at an edge: else `None`), with the tokens dictionary-encoded: each chunk's
-    bytes are cut at their spaces by numpy and the tokens hashed where they lie, so that no token is copied and a
-    reader maps the few distinct tokens (the dictionary, shared by the chunks) instead of every token.
+    What pyarrow's CSV reader is to read of a raw file, and `check(data)` of the file's bytes (an object with `find`
+    and the buffer protocol). A plain file is memory-mapped for the check alone (no copy into fresh memory) and read
+    by pyarrow from its path; a `.gz` file, or one opening with a byte-order mark (the line reader drops it too), is
+    read into memory ([`read_raw_bytes`]) and given as a buffer, without the mark.
     """
-    chunks = []
-    for values in column.chunks:
+    if is_gzip(path):
+        data = read_raw_bytes(path)
+        return _without_bom(data), check(data)
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return os.fspath(path), check(b"")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            result = check(data)
+            bom = data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8
+    return (_without_bom(read_raw_bytes(path)) if bom else os.fspath(path)), result
+
+
+def _without_bom(data: bytes) -> pa.Buffer:
+    """`data` as an Arrow buffer (no copy), without a leading byte-order mark."""
+    buffer = pa.py_buffer(data)
+    return buffer.slice(len(codecs.BOM_UTF8)) if data.startswith(codecs.BOM_UTF8) else buffer
+
+
+def _regular_bytes(data: Any) -> bool:
+    """
+    Whether pyarrow splits `data` ([`_bulk_source`]) into the lines the line reader sees (no lone `\\r`), with no
+    Unicode whitespace (values are split on single spaces in bulk, where `str.split()` splits on runs of any
+    whitespace; [`_split_tokens`] looks for the ASCII whitespace in the values it splits).
+    """
+    if _has_lone_return(data):
+        return False
+    codes = np.frombuffer(data, np.uint8)
+    ascii_only = not len(codes) or int(codes.max()) < 128
+    return ascii_only or not any(data.find(char) >= 0 for char in _OTHER_WHITESPACE if len(char) > 1)
+
+
+def _count_lines(data: Any) -> int | None:
+    """The lines of a file's bytes (the last one may lack its `\\n`); `None` if there is a lone `\\r`."""
+    if _has_lone_return(data):
+        return None
+    codes = np.frombuffer(data, np.uint8)
+    text = len(codes) - (len(codecs.BOM_UTF8) if data[: len(codecs.BOM_UTF8)] == codecs.BOM_UTF8 else 0)
+    return int(np.count_nonzero(codes == 10)) + (1 if text and codes[-1] != 10 else 0)
+
+
+def _has_lone_return(data: Any) -> bool:
+    """Whether `data` holds a `\\r` that is not part of a `\\r\\n`: pyarrow breaks lines there, the line reader not."""
+    if data.find(b"\r") < 0:
+        return False
+    codes = np.frombuffer(data, np.uint8)
+    returns = np.flatnonzero(codes == 13)
+    return bool(returns[-1] + 1 == len(codes) or (codes[returns + 1] != 10).any())
+
+
+def _slices(column: pa.ChunkedArray, size: int = 1 << 20) -> Iterator[pa.Array]:
+    """The chunks of a string column, cut into slices of about `size` bytes (numpy's temporaries stay in cache)."""
+    for chunk in column.chunks:
+        rows = max(1, len(chunk) * size // max(chunk.nbytes, 1))
+        for start in range(0, len(chunk), rows):
+            yield chunk.slice(start, rows)
+
+
+def _split_tokens(column: pa.ChunkedArray) -> tuple[pa.Array, list[np.ndarray], np.ndarray] | None:
+    """
+    `str.split()` of every value, for values without empty tokens (no run of spaces, none at an edge: else `None`):
+    `(dictionary of the distinct tokens, the dictionary code of every token in pieces, the tokens of each value)`, an
+    empty value without a token. Each chunk's bytes are cut at their spaces by numpy and the tokens hashed where they
+    lie, so that no token is copied and a reader maps the few distinct tokens (the dictionary) instead of every token.
+    """
+    pieces, lengths = [], []
+    for values in _slices(column):
         offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
         low, high = int(offsets[0]), int(offsets[-1])
         buffer = values.buffers()[2] if high > low else pa.py_buffer(b"")
         data = np.frombuffer(buffer, np.uint8, high - low, low)
-        spaces = np.flatnonzero(data == 32) + low
+        spaces = np.flatnonzero(data <= 32)  # spaces, unless a value holds other whitespace (or control) bytes
+        if len(spaces) and (data[spaces] != 32).any():
+            if np.isin(data[spaces], _ASCII_WHITESPACE).any():
+                return None
+            spaces = spaces[data[spaces] == 32]
+        spaces += low
         starts, ends = offsets[:-1], offsets[1:]
         filled = ends > starts
         if len(spaces) and (
@@ -266,48 +397,46 @@ def _split_tokens(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
             or (data[ends[filled] - 1 - low] == 32).any()
         ):
             return None
-        # A token starts at its value's start or after a space, and runs to the next token's start: with the space
-        # that follows it, dropped from the dictionary below (tokens hold no other spaces).
+        # A token starts at a (non-empty) value's start or after a space, and runs to the next token's start: with
+        # the space that follows it, dropped from the dictionary below (tokens hold no other spaces).
         spaces_before = np.searchsorted(spaces, starts)
-        token_starts = np.insert(spaces + 1, spaces_before, starts)
-        tokens = pa.StringArray.from_buffers(
-            len(token_starts), pa.py_buffer(np.append(token_starts, high).astype(np.int32)), buffer
-        )
+        firsts = spaces_before[filled]
+        firsts += np.arange(len(firsts))  # where each value's first token goes among the tokens
+        token_offsets = np.empty(len(spaces) + len(firsts) + 1, np.int32)
+        after_space = np.ones(len(token_offsets) - 1, bool)
+        after_space[firsts] = False
+        token_offsets[firsts] = starts[filled]
+        token_offsets[:-1][after_space] = spaces + 1
+        token_offsets[-1] = high
+        pieces.append(pa.StringArray.from_buffers(len(token_offsets) - 1, pa.py_buffer(token_offsets), buffer))
         counts = np.diff(np.append(spaces_before, len(spaces))) + 1  # a value's spaces + 1
-        chunks.append((np.concatenate([[0], np.cumsum(counts)]).astype(np.int32), tokens))
-    encoded = _dictionary_encode(pa.chunked_array([tokens for _, tokens in chunks], pa.string()))
+        counts[~filled] = 0
+        lengths.append(counts)
+    lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    encoded = _dictionary_encode(pa.chunked_array(pieces, pa.string()))
     if not encoded.num_chunks:
-        return pa.chunked_array([], pa.list_(pa.dictionary(pa.int32(), pa.string())))
+        return pa.array([], pa.string()), [], lengths
     # The chunks share one dictionary; its entries lose the space they may end with (so a token can be there twice).
     dictionary = pc.utf8_rtrim(encoded.chunk(0).dictionary, characters=" ")
-    return pa.chunked_array(
-        [
-            pa.ListArray.from_arrays(
-                pa.array(list_offsets), pa.DictionaryArray.from_arrays(tokens.indices, dictionary)
-            )
-            for (list_offsets, _), tokens in zip(chunks, encoded.chunks)
-        ]
-    )
+    return dictionary, [chunk.indices.to_numpy() for chunk in encoded.chunks], lengths
 
 
 def run_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """
-    The positions of runs of entries, one after the other: `lengths[i]` from `starts[i]`. With them numpy gathers
-    the lists of some rows (`values[run_positions(...)]`), several times faster than pyarrow's take of lists.
+    The positions of runs of entries, one after the other: `lengths[i]` from `starts[i]`, for numpy to gather parts
+    of lists at once (`values[run_positions(...)]`, e.g. the last entries of each). Built as the running sum of steps
+    (1 within a run, the jump to the next run's start between runs): one array written.
     """
-    ends = np.cumsum(lengths)
-    total = int(ends[-1]) if len(ends) else 0
+    starts, lengths = np.asarray(starts), np.asarray(lengths)
+    total = int(lengths.sum())
     dtype = np.int32 if total < 2**31 and (not len(starts) or starts.max() < 2**31) else np.int64  # less to write
-    return np.repeat((starts - (ends - lengths)).astype(dtype), lengths) + np.arange(total, dtype=dtype)
-
-
-def _take_lists(lists: pa.ListArray, rows: np.ndarray) -> pa.ListArray:
-    """`lists.take(rows)` for lists of dictionary codes."""
-    offsets = lists.offsets.to_numpy()
-    lengths = np.diff(offsets)[rows]
-    codes = lists.values.indices.to_numpy()[run_positions(offsets[:-1][rows], lengths)]
-    taken = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-    return pa.ListArray.from_arrays(taken, pa.DictionaryArray.from_arrays(pa.array(codes), lists.values.dictionary))
+    runs = lengths > 0
+    starts, lengths = starts[runs].astype(dtype), lengths[runs].astype(dtype)
+    steps = np.ones(total, dtype)
+    if len(starts):
+        steps[0] = starts[0]
+        steps[np.cumsum(lengths[:-1])] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps, out=steps)
 
 
 def _dictionary_encode(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -328,15 +457,12 @@ def read_news_columns(path: Path | str) -> pa.Table | None:
     `i` is line `i + 1`. A truncated or corrupt `.gz` raises the [`~gram_hf.raw_files.DataFileError`] of
     [`~gram_hf.raw_files.read_raw_bytes`].
     """
-    data = read_raw_bytes(path)
-    if data.startswith(codecs.BOM_UTF8):  # the line reader drops it too (utf-8-sig)
-        data = data[len(codecs.BOM_UTF8) :]
-    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
-        return None  # pyarrow breaks lines at a lone \r, the line reader does not
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    source, lines = _bulk_source(path, _count_lines)
+    if lines is None:
+        return None
     try:
         table = pa_csv.read_csv(
-            pa.py_buffer(data),
+            source,
             read_options=pa_csv.ReadOptions(column_names=list(NEWS_COLUMNS)),
             parse_options=pa_csv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
             convert_options=pa_csv.ConvertOptions(
@@ -446,6 +572,7 @@ def _parse_times(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
 
 __all__ = [
     "BEHAVIORS_COLUMNS",
+    "BehaviorsTable",
     "NEWS_COLUMNS",
     "TIME_FORMAT",
     "is_labelled_token",
