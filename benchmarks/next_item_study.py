@@ -1069,7 +1069,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return None
     start = time.perf_counter()
     environment = common.environment_info(args.device, args.threads)
-    workdir = Path(args.workdir) / "next_item_study"
+    # Absolute: the RecBole runner works in its own folder, where a relative data path would name nothing.
+    workdir = Path(args.workdir).resolve() / "next_item_study"
     output_dir = common.results_dir(args)
     log_dir = workdir / "logs"
     config = {
