@@ -33,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 MAX_REPORTED_PROBLEMS = 5
 """How many bad lines an error lists (the rest are counted), and how many examples of each drop are kept."""
@@ -490,6 +491,43 @@ def read_csv_header(path: str | os.PathLike) -> list[str] | None:
         except csv.Error as err:
             raise DataFileError(path, 1, f"malformed CSV header: {err}") from None
     return None if header is None else [name.strip() for name in header]
+
+
+def read_csv_columns_fast(path: str | os.PathLike, columns: Sequence[str]) -> dict[str, pa.Array] | None:
+    """
+    The named columns of a CSV file with a header (plain or `.gz`) through pyarrow, as stripped strings, read exactly
+    as [`iter_csv`] reads them: header names stripped, a name that occurs twice read from its last column. `None` on
+    any doubt (a missing column, invalid UTF-8, a row with the wrong number of fields, a header pyarrow reads
+    otherwise than the csv module), for the caller to read the file again line by line and name the bad lines.
+    """
+    path = os.fspath(path)
+    header = read_csv_header(path)
+    if not header or not set(columns) <= set(header):
+        return None
+    # Every column read as strings, the header as a row, so that the names are stripped as the csv path strips them.
+    names = [f"column_{index}" for index in range(len(header))]
+    column_of = {name: names[index] for index, name in enumerate(header)}
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(read_raw_bytes(path)),
+            read_options=pa_csv.ReadOptions(column_names=names),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=sorted({column_of[name] for name in columns}),
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowException, DataFileError):
+        return None
+    # The first row is the header: what pyarrow read there must be what the csv module read.
+    if not table.num_rows or any(
+        table[name][0].as_py().strip() != header[int(name.rsplit("_", 1)[1])] for name in table.column_names
+    ):
+        return None
+    table = table.slice(1)
+    return {name: strip_strings(table[column_of[name]].combine_chunks()) for name in dict.fromkeys(columns)}
 
 
 def iter_csv(

@@ -15,10 +15,9 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from ...data import InteractionData
-from ...raw_files import BadLines, iter_csv, read_csv_header, read_raw_bytes, strip_strings
+from ...raw_files import BadLines, iter_csv, read_csv_columns_fast
 from .builder import KnowledgeTracingRawBuilder, KnowledgeTracingRawConfig, group_by_user, load_with_builder
 from .raw_io import is_parquet, read_parquet_columns, read_text_table
 from .split_arguments import KnowledgeTracingSplitArguments
@@ -91,42 +90,14 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
     def _read_csv_fast(self, path: str, required: list[str], scale: float) -> tuple[pa.Array, dict[str, Any]] | None:
         """The interactions through pyarrow, read exactly as [`_read_csv`] reads them; `None` when anything is off."""
         config = self.config
-        header = read_csv_header(path)
-        if not header or not set(required) <= set(header):
+        column = read_csv_columns_fast(path, required)
+        if column is None:
             return None
-        # The header is read as a row of strings, so that every column is a string column and the names are
-        # stripped as the csv path strips them; a name that occurs twice is read from its last column, as there.
-        names = [f"column_{index}" for index in range(len(header))]
-        column_of = {name: names[index] for index, name in enumerate(header)}
-        try:
-            table = pa_csv.read_csv(
-                pa.BufferReader(read_raw_bytes(path)),
-                read_options=pa_csv.ReadOptions(column_names=names),
-                parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=sorted({column_of[name] for name in required}),
-                    column_types=dict.fromkeys(names, pa.string()),
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-        except pa.ArrowException:  # invalid UTF-8, a row with the wrong number of fields, ...
-            return None
-        # The first row is the header: what pyarrow read there must be what the csv module read.
-        if not table.num_rows or any(
-            table[name][0].as_py().strip() != header[int(name.rsplit("_", 1)[1])] for name in table.column_names
-        ):
-            return None
-        table = table.slice(1)
-
-        def column(name: str) -> pa.Array:
-            return strip_strings(table[column_of[name]].combine_chunks())
-
-        users, items = column(config.user_column), column(config.item_column)
+        users, items = column[config.user_column], column[config.item_column]
         if pc.any(pc.equal(users, "")).as_py() or pc.any(pc.equal(items, "")).as_py():
             return None
-        timestamps = _timestamps_fast(column(config.timestamp_column), scale)
-        correct = pc.ascii_lower(column(config.correct_column))
+        timestamps = _timestamps_fast(column[config.timestamp_column], scale)
+        correct = pc.ascii_lower(column[config.correct_column])
         is_true, is_false = pc.is_in(correct, value_set=_TRUE_ARRAY), pc.is_in(correct, value_set=_FALSE_ARRAY)
         if timestamps is None or not pc.all(pc.or_(is_true, is_false)).as_py():
             return None
@@ -134,7 +105,7 @@ class KnowledgeTracingCSVBuilder(KnowledgeTracingRawBuilder):
             "item_ids": items,
             "timestamps": timestamps,
             "responses": is_true.to_numpy(zero_copy_only=False).astype(np.int8),
-            **{name: column(name) for name in config.feature_columns},
+            **{name: column[name] for name in config.feature_columns},
         }
         return users, columns
 

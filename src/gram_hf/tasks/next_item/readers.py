@@ -36,9 +36,8 @@ from ...raw_files import (
     iter_csv,
     iter_lines,
     open_text,
-    read_csv_header,
+    read_csv_columns_fast,
     read_lines,
-    read_raw_bytes,
     reading,
     strip_strings,
 )
@@ -572,41 +571,14 @@ def _interaction_table(users: Any, items: Any, timestamps: Any) -> pa.Table:
 
 def _read_interactions_csv_fast(path: str, columns: tuple[str, str, str]) -> pa.Table | None:
     """The interactions through pyarrow, read exactly as [`_read_interactions_csv`] reads them; `None` on any doubt."""
-    header = read_csv_header(path)
-    if not header or not set(columns) <= set(header):
+    read = read_csv_columns_fast(path, columns)
+    if read is None:
         return None
-    # Every column read as strings, the header as a row, so that the names are stripped as the csv module's path
-    # strips them; a name that occurs twice is read from its last column, as there.
-    names = [f"column_{index}" for index in range(len(header))]
-    column_of = {name: names[index] for index, name in enumerate(header)}
-    try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(read_raw_bytes(path)),
-            read_options=pa_csv.ReadOptions(column_names=names),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=sorted({column_of[name] for name in columns}),
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except (pa.ArrowException, DataFileError):  # invalid UTF-8, a row with the wrong number of fields, ...
-        return None
-    if not table.num_rows or any(
-        table[name][0].as_py().strip() != header[int(name.rsplit("_", 1)[1])] for name in table.column_names
-    ):
-        return None
-    table = table.slice(1)
-
-    def column(name: str) -> pa.Array:
-        return strip_strings(table[column_of[name]].combine_chunks())
-
     user_column, item_column, timestamp_column = columns
-    users, items = column(user_column), column(item_column)
+    users, items = read[user_column], read[item_column]
     if pc.any(pc.equal(users, "")).as_py() or pc.any(pc.equal(items, "")).as_py():
         return None
-    timestamps = _timestamps_fast(column(timestamp_column))
+    timestamps = _timestamps_fast(read[timestamp_column])
     if timestamps is None:
         return None
     return _interaction_table(users, items, timestamps)
