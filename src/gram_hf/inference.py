@@ -144,7 +144,6 @@ class GramRecommender:
         self.tokenizer = tokenizer
         self.counters = {"items_encoded": 0, "tokens_encoded": 0}
         self._encoder_digest: str | None = None
-        self._index = None
         self._id_rows = model.config.num_items if model.item_id_table is not None else 0
         settings = dict(catalog_settings or {})
         self.catalog: ItemCatalog | None = None
@@ -156,6 +155,8 @@ class GramRecommender:
                     "given: pass the ids in the order of training (row i = the i-th id)."
                 )
             self._content = None
+            # An item-ID model's items are fixed (it cannot add any): their rows are looked up here.
+            self._row_of_id = {item_id: row for row, item_id in enumerate(self.item_ids)}
         else:
             self.catalog = self._build_catalog(items, settings, id_column, text_column)
             self.item_ids = self.catalog.item_ids
@@ -423,7 +424,6 @@ class GramRecommender:
             self._content[changed.to(self.device)] = self._encode(changed)
             self._write_cache(catalog.item_ids, new_digests, self._content)
         self._vectors = None
-        self._index = None
         return indices
 
     # ------------------------------------------------------------------------------------------------ item lookup
@@ -442,7 +442,7 @@ class GramRecommender:
         if new_ids:
             self.add_items(new_ids, self._texts_of(new_texts))
         rows = []
-        index = self.catalog.index if self.catalog is not None else self._id_index()
+        index = self.catalog.index if self.catalog is not None else self._row_of_id
         for item in items:
             item_id = str(item["item_id"]) if isinstance(item, Mapping) else str(item)
             row = index.get(item_id)
@@ -467,11 +467,6 @@ class GramRecommender:
                 raise ValueError(f"Items {missing[:5]} are given as mappings without 'text'.")
             return [str(item["text"] or "") for item in items]
         return {field: [str(item.get(field) or "") for item in items] for field in fields}
-
-    def _id_index(self) -> dict[str, int]:
-        if not hasattr(self, "_ids_to_rows"):
-            self._ids_to_rows = {item_id: row for row, item_id in enumerate(self.item_ids)}
-        return self._ids_to_rows
 
     # ----------------------------------------------------------------------------------------------- the head
 
