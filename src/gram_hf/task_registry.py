@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .heads import HEAD_REGISTRY, GramHead, register_head
 
 if TYPE_CHECKING:
+    import datasets
     from transformers import PreTrainedTokenizerBase
 
     from .data import InteractionData
@@ -63,6 +64,9 @@ class GramTask:
         metric_names (`dict[str, str]`, *optional*): the metrics reports print, key -> display name, in order.
         recommender (`type`, *optional*): the task's [`~gram_hf.inference.GramRecommender`] subclass, which
             `GramRecommender.from_pretrained` returns for a model of this task (its scoring methods).
+        train_dataset (`Callable`, *optional*): `train_dataset(data, head, **options) -> datasets.Dataset`, the rows
+            the training collator receives (e.g. next-item's slices of long sequences); defaults to `data["train"]`.
+            `options` are the task's training-data options; unknown ones raise `TypeError`.
     """
 
     name: str
@@ -77,6 +81,15 @@ class GramTask:
     describe: Callable[[InteractionData], str] | None = None
     metric_names: tuple[tuple[str, str], ...] = ()
     recommender: type | None = None
+    train_dataset: Callable[..., datasets.Dataset] | None = None
+
+    def training_rows(self, data: InteractionData, head: GramHead, **options: Any) -> datasets.Dataset:
+        """The training split as the training collator's rows (see `train_dataset`)."""
+        if self.train_dataset is None:
+            if options:
+                raise TypeError(f"Task {self.name!r} takes no training-data options, got {sorted(options)}.")
+            return data["train"]
+        return self.train_dataset(data, head, **options)
 
     def make_collator(self, data: InteractionData, head: GramHead, mode: str = "train", **options: Any) -> Callable:
         """The task's data collator for `mode` (`"train"` or `"eval"`)."""
@@ -99,6 +112,7 @@ def register_task(
     describe: Callable[[InteractionData], str] | None = None,
     metric_names: dict[str, str] | None = None,
     recommender: type | None = None,
+    train_dataset: Callable[..., datasets.Dataset] | None = None,
 ) -> GramTask:
     """
     Registers a task under `name` (see [`GramTask`] for the arguments) and its head as `head_type=name`.
@@ -132,6 +146,7 @@ def register_task(
         describe=describe,
         metric_names=tuple((metric_names or {}).items()),
         recommender=recommender,
+        train_dataset=train_dataset,
     )
     registered = TASK_REGISTRY.get(name)
     if registered is not None and registered != task:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..tasks.next_item import LOSS_TYPES, load_amazon, load_gowalla, load_movielens, load_next_item_csv
 from ..tasks.next_item.loaders import MISSING_TEXT_CHOICES
+from ..tasks.next_item.task import TRAIN_SLICES
 from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments, split_list
 from .command_line import UsageError, run_command_line
 from .pipeline import run_program
@@ -163,6 +164,22 @@ class DataArguments(ScriptArguments):
     max_length: int = field(default=200, metadata={"help": "SASRec reads the last this many items of a sequence."})
     num_blocks: int = field(default=2, metadata={"help": "SASRec's self-attention blocks."})
     num_heads: int = field(default=1, metadata={"help": "Attention heads per block (must divide the item size)."})
+    train_slices: str = field(
+        default="all",
+        metadata={
+            "help": "all: every target of a sequence longer than max_length trains, in overlapping slices of "
+            "max_length items (--slice_stride apart); last: only the last max_length targets of each user (the "
+            "original SASRec).",
+            "choices": list(TRAIN_SLICES),
+        },
+    )
+    slice_stride: int | None = field(
+        default=None,
+        metadata={
+            "help": "Items between the ends of consecutive training slices, 1..max_length (default max_length // 2: "
+            "every target keeps at least half of max_length items of context)."
+        },
+    )
 
     def __post_init__(self):
         if self.dataset == "amazon" and (self.reviews is None) != (self.metadata is None):
@@ -179,6 +196,10 @@ class DataArguments(ScriptArguments):
             raise ValueError("--dataset csv needs --interactions (a table user_id,item_id,timestamp).")
         if not split_list(self.text_columns):
             raise ValueError("--text_columns must name at least one column.")
+        if self.slice_stride is not None and not 1 <= self.slice_stride <= self.max_length:
+            raise ValueError(f"--slice_stride must lie in 1..max_length ({self.max_length}), got {self.slice_stride}.")
+        if self.slice_stride is not None and self.train_slices == "last":
+            raise ValueError("--slice_stride applies to --train_slices all, not last.")
 
     @property
     def has_data(self) -> bool:
@@ -206,7 +227,10 @@ def load(args: RecipeArguments) -> tuple[InteractionData, str, dict]:
         "strict": data_args.strict,
         "cache_dir": data_args.dataset_cache_dir,
     }
-    options = {"head_config": data_args.head_config()}
+    options = {
+        "head_config": data_args.head_config(),
+        "train_options": {"train_slices": data_args.train_slices, "slice_stride": data_args.slice_stride},
+    }
     if data_args.dataset in ("gowalla", "csv"):
         if data_args.items is None and args.model.item_encoder != "id":
             raise UsageError(

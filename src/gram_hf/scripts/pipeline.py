@@ -186,6 +186,7 @@ def run_task(
     source: str,
     head_config: Mapping[str, Any] | None = None,
     collator_options: Mapping[str, Any] | None = None,
+    train_options: Mapping[str, Any] | None = None,
     after_training: Callable[[GramTrainer, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """
@@ -201,6 +202,7 @@ def run_task(
         recipe (`str`), source (`str`): the program's name and a description of the data, for the results.
         head_config (`Mapping`, *optional*): head options from the data (e.g. knowledge tracing's features).
         collator_options (`Mapping`, *optional*): the task's collator options (e.g. `max_seq_len`).
+        train_options (`Mapping`, *optional*): the task's training-data options (e.g. next-item's `slice_stride`).
         after_training (`Callable`, *optional*): runs after the test evaluation, before the export.
     """
     task = get_task(task) if isinstance(task, str) else task
@@ -220,6 +222,9 @@ def run_task(
                 data, tokenizer, max_length=model_args.item_max_length, field_max_lengths=field_lengths
             )
     options = dict(collator_options or {})
+    train_rows = task.training_rows(data, model.head, **dict(train_options or {}))
+    if len(train_rows) != len(data["train"]):
+        logger.info("Training on %d rows from the train split's %d.", len(train_rows), len(data["train"]))
     trainer = make_trainer(
         args,
         model=model,
@@ -228,7 +233,7 @@ def run_task(
         collator=task.make_collator(data, model.head, "train", **options),
         eval_collator=task.make_collator(data, model.head, "eval", **options),
         compute_metrics=task.metrics(data),
-        train_dataset=data["train"],
+        train_dataset=train_rows,
         eval_dataset=_non_empty(data, eval_split, training_args),
     )
     results = train_and_evaluate(

@@ -6,6 +6,7 @@ Next-item recommendation over large catalogs: SASRec with full, sampled and cut 
 - [`linear_cross_entropy`] / [`sampled_linear_cross_entropy`]: Cut Cross-Entropy and its sampled variant (CCE-),
   exact, streaming, pure PyTorch (with the `cut-cross-entropy` CUDA kernels when installed).
 - [`NextItemCollator`]: GRAM's batch contract for full-catalog and sampled losses, and the evaluation layout.
+- [`sequence_slices`]: long training sequences as overlapping slices, so every target trains once with context.
 - [`NextItemMetrics`]: NDCG@10, HR@10, Coverage@10, Surprisal@10 (and cold-start NDCG/HR) via the `next_item`
   `evaluate` module.
 - [`load_movielens`], [`load_amazon`], [`load_gowalla`], [`load_next_item_csv`]: MovieLens-20M, Amazon reviews,
@@ -50,6 +51,7 @@ from .losses import (
 from .metrics import NextItemMetrics, item_popularity, popularity_recommendations
 from .preprocessing import PreparedInteractions, prepare_sequences
 from .ranking import rank_catalog
+from .slicing import sequence_slices
 from .synthetic import SyntheticNextItem, make_synthetic_amazon, make_synthetic_gowalla, make_synthetic_movielens
 from .task import NEXT_ITEM_TASK
 
@@ -87,4 +89,5 @@ __all__ = [
     "sampled_binary_cross_entropy",
     "sampled_cross_entropy",
     "sampled_linear_cross_entropy",
+    "sequence_slices",
 ]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES
+from .slicing import SLICE_START_COLUMN
 
 if TYPE_CHECKING:
     from .head import SASRecHead
@@ -22,7 +23,8 @@ class NextItemCollator:
     Collates user sequences `{items: [catalog index, ...]}` (chronological) into next-item batches.
 
     **Training** (`mode="train"`): inputs are `items[:-1]`, targets `items[1:]`, both truncated to the last
-    `max_length` positions and right-padded.
+    `max_length` positions and right-padded. A row with a `loss_start` column (the slices of [`sequence_slices`])
+    trains only its targets from that position on: the ones before are context, trained in an earlier slice.
     - Full-catalog losses (`"ce"`, `"cce"`): `item_index = arange(num_items)` (the whole catalog), `input_ref`
       (`[B, T]`), `catalog_ref = arange(num_items)` (the output layer, a reference key so that `e2e` encodes the
       catalog once more as the output layer and `gram` gives every catalog vector its pseudo-target) and `labels`
@@ -49,6 +51,8 @@ class NextItemCollator:
         mode (`str`, *optional*, defaults to `"train"`): `"train"` or `"eval"`.
         exclude_seen (`bool`, *optional*, defaults to `True`): evaluation excludes the history from the ranking.
         items_column (`str`, *optional*, defaults to `"items"`): the column of catalog indices.
+        loss_start_column (`str`, *optional*, defaults to `"loss_start"`): the column, when rows have it, of the
+            number of leading targets that are context only.
         generator (`torch.Generator`, *optional*): source of the negatives.
     """
 
@@ -59,6 +63,7 @@ class NextItemCollator:
     mode: str = "train"
     exclude_seen: bool = True
     items_column: str = "items"
+    loss_start_column: str = SLICE_START_COLUMN
     generator: torch.Generator | None = None
 
     def __post_init__(self):
@@ -103,7 +108,7 @@ class NextItemCollator:
             return self._eval_batch(self._sequences(features, 1))
         sequences = self._sequences(features, 2)
         inputs = [sequence[:-1][-self.max_length :] for sequence in sequences]
-        targets = [sequence[1:][-self.max_length :] for sequence in sequences]
+        targets = [self._trained_targets(sequence, feature) for sequence, feature in zip(sequences, features)]
         input_items = _pad(inputs, -1)
         target_items = _pad(targets, -1)
         if self.loss_type in FULL_CATALOG_LOSSES:
@@ -131,6 +136,20 @@ class NextItemCollator:
             "target_ref": lookup[target_items],
             "negative_ref": lookup[negatives],
         }
+
+    def _trained_targets(self, sequence: torch.LongTensor, feature: dict[str, Any]) -> torch.LongTensor:
+        """`sequence[1:]`'s last `max_length` targets, the context-only ones (before `loss_start`) set to -1."""
+        targets = sequence[1:]
+        loss_start = int(feature.get(self.loss_start_column) or 0)
+        if loss_start:
+            if not 0 <= loss_start < targets.numel():
+                raise ValueError(
+                    f"{self.loss_start_column}={loss_start} leaves no target in a sequence of {sequence.numel()} "
+                    "items."
+                )
+            targets = targets.clone()
+            targets[:loss_start] = -1
+        return targets[-self.max_length :]
 
     def _eval_batch(self, sequences: list[torch.LongTensor]) -> dict[str, torch.Tensor]:
         catalog = torch.arange(self.num_items)

@@ -9,14 +9,34 @@ from .collator import NextItemCollator
 from .head import SASRecHead
 from .inference import NextItemRecommender
 from .metrics import NextItemMetrics
+from .slicing import sequence_slices
+
+TRAIN_SLICES = ("all", "last")
 
 if TYPE_CHECKING:
+    import datasets
+
     from ...data import InteractionData
 
 
 def make_collator(data: InteractionData, head: SASRecHead, mode: str) -> NextItemCollator:
     """Training batches follow the head's loss; evaluation ranks each user's held-out item over the whole catalog."""
     return NextItemCollator.from_head(head, data.num_items, mode=mode)
+
+
+def make_train_dataset(
+    data: InteractionData, head: SASRecHead, train_slices: str = "all", slice_stride: int | None = None
+) -> datasets.Dataset:
+    """
+    The training rows: with `train_slices="all"` every target of every sequence, as [`sequence_slices`] of the
+    head's `max_length` (`slice_stride` apart, default half of it); with `"last"` one row per user whose last
+    `max_length` targets train (the original SASRec).
+    """
+    if train_slices not in TRAIN_SLICES:
+        raise ValueError(f"train_slices must be one of {TRAIN_SLICES}, got {train_slices!r}.")
+    if train_slices == "last":
+        return data["train"]
+    return sequence_slices(data["train"], head.max_length, slice_stride)
 
 
 def make_metrics(data: InteractionData) -> NextItemMetrics:
@@ -32,6 +52,7 @@ def describe(data: InteractionData) -> str:
 NEXT_ITEM_TASK = register_task(
     "next_item",
     recommender=NextItemRecommender,
+    train_dataset=make_train_dataset,
     head=SASRecHead,
     collator=make_collator,
     metrics=make_metrics,
