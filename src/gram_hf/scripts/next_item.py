@@ -167,17 +167,17 @@ class DataArguments(ScriptArguments):
     train_slices: str = field(
         default="all",
         metadata={
-            "help": "all: every target of a sequence longer than max_length trains, in overlapping slices of "
-            "max_length items (--slice_stride apart); last: only the last max_length targets of each user (the "
-            "original SASRec).",
+            "help": "all: every target of a sequence longer than max_length trains, in slices of max_length items "
+            "(--slice_stride apart); last: only the last max_length targets of each user (the original SASRec).",
             "choices": list(TRAIN_SLICES),
         },
     )
     slice_stride: int | None = field(
         default=None,
         metadata={
-            "help": "Items between the ends of consecutive training slices, 1..max_length (default max_length // 2: "
-            "every target keeps at least half of max_length items of context)."
+            "help": "Items between the ends of consecutive training slices, 1..max_length (default max_length: "
+            "disjoint slices; a smaller stride gives every target at least max_length - stride + 1 items of context "
+            "for max_length / stride times the work)."
         },
     )
 

@@ -49,9 +49,12 @@ def test_every_target_trains_exactly_once_with_its_context(max_length, stride):
         assert row["timestamps"] == [10 * v for v in row["items"]]
 
 
-def test_short_sequences_are_one_slice_and_the_default_stride_is_half():
-    slices = sequence_slices(_dataset([2, 5, 8]), 6)
-    assert [(row["user_id"], row["loss_start"]) for row in slices] == [("u0", 0), ("u1", 0), ("u2", 0), ("u2", 3)]
+def test_short_sequences_are_one_slice_and_the_default_stride_is_max_length():
+    slices = sequence_slices(_dataset([2, 5, 8, 14]), 6)
+    assert [(row["user_id"], row["loss_start"]) for row in slices] == [
+        ("u0", 0), ("u1", 0), ("u2", 0), ("u2", 0), ("u3", 0), ("u3", 0), ("u3", 0)
+    ]  # fmt: skip
+    assert [len(row["items"]) for row in slices][2:] == [2, 7, 2, 7, 7]
     rows, starts, ends = slice_bounds(np.array([8]), 6, 3)
     assert rows.tolist() == [0, 0] and starts.tolist() == [0, 1] and ends.tolist() == [5, 8]
 
@@ -74,7 +77,10 @@ def test_collator_trains_only_targets_from_loss_start(loss_type):
         assert (targets[0, :2] == -1).all() and (targets[0, 2:] >= 0).all()
         assert batch["item_index"][targets[0, 2:]].tolist() == [4, 5]
         assert (batch["negative_ref"][0, :2] == -1).all()  # no negatives for context-only positions
-    assert batch["input_ref"].tolist()[0] == [1, 2, 3, 4]  # the context still feeds the model
+    inputs = batch["input_ref"][0]
+    if loss_type != "cce":
+        inputs = batch["item_index"][inputs]
+    assert inputs.tolist() == [1, 2, 3, 4]  # the context still feeds the model
     with pytest.raises(ValueError, match="loss_start"):
         NextItemCollator(num_items=10)([{"items": [1, 2, 3], "loss_start": 2}])
 
@@ -87,7 +93,7 @@ def test_training_rows_of_the_task():
     head = type("Head", (), {"max_length": 10})()
     assert make_train_dataset(data, head, "last") is data["train"]
     slices = make_train_dataset(data, head)
-    assert len(slices) == 1 + 1 + int(np.ceil((30 - 11) / 5))
+    assert len(slices) == 1 + 1 + int(np.ceil((30 - 11) / 10))
     assert len(_trained(slices)) == 2 + 29
     with pytest.raises(ValueError, match="train_slices"):
         make_train_dataset(data, head, "every")

@@ -29,7 +29,7 @@ def make_train_dataset(
 ) -> datasets.Dataset:
     """
     The training rows: with `train_slices="all"` every target of every sequence, as [`sequence_slices`] of the
-    head's `max_length` (`slice_stride` apart, default half of it); with `"last"` one row per user whose last
+    head's `max_length` (`slice_stride` apart, default `max_length`); with `"last"` one row per user whose last
     `max_length` targets train (the original SASRec).
     """
     if train_slices not in TRAIN_SLICES:
