@@ -37,13 +37,18 @@ interactions under popularity alone (a Poisson estimate); small pilot datasets w
 measure the share the filter keeps, so that more items than the target (at most twice) are generated and the catalog
 after filtering lands near the target, and where no catalog size gets there the skew is halved, then 0 (popularity then
 comes from the latent tastes alone), before the size that kept the most is taken. The table states the skew, the items
-generated and the catalog after filtering. New releases (cold-start items) are off: the study is ID-based.
+generated and the catalog after filtering. New releases (cold-start items) are off by default, as the study is
+ID-based; `--new-item-fraction F` makes F of each topic's generated items new releases, which only appear as some
+users' last (test) item (the generator's `new_item_rate`, 0.3 of the users, ends on one): the cold-start items of the
+leave-one-out split (in the data's folder name and manifest, so data of another setting is never reused).
 
 **Cost.** The default epochs are caps that keep the default study to about two hours on this project's 2-core CPU with
 `--threads 1`: a training step at these catalogs took, with one torch thread under a load of ~2 from other work, CE
 0.27 / 1.9 / 3.7 s (Beauty / ML-20M / Gowalla), CCE 0.22 / 1.2 / 2.2 s, CE- 0.21 / 1.1 / 1.1 s, CCE- 0.15 / 0.8 / 0.9
 s, i.e. ~2.2 min per epoch of the four losses on ML-20M (27 steps), ~3.7 min on Beauty (262 steps), ~19 min on Gowalla
-(140 steps), plus generating the data once (~3, ~1 and ~12 min, pilots included). Two threads on a shared 2-core
+(140 steps), plus generating the data once (~3, ~1 and ~12 min, pilots included; each draw weighs the whole catalog,
+~11-14 ns per generated item and interaction on one core here and on the H200 machine's CPU, so a catalog of 100k
+items after the filter, ~140k generated with ~2.8M interactions, would take ~1.5 h). Two threads on a shared 2-core
 machine were 2-10x slower than one. The table says which runs stopped by themselves and which hit the cap. RecBole's
 SASRec trains on every prefix (~8 min per ML-20M epoch, ~2 min per Beauty epoch here): cap it with
 `--recbole-max-epochs`. Run the study in parts with `--update` (one `--datasets` each), or on a GPU (`--device cuda`)
@@ -60,9 +65,22 @@ blocks above 128 KiB to the system (`MALLOC_MMAP_THRESHOLD_`) so that the peak m
 would not fit `--memory-cap-gib` (batch x sequence length x items x 4 bytes x 3: the logits, their softmax and their
 gradient) is not run and reported as not fitting, with the size it would need.
 
+**Content-based rows** (`--item-encoders id content+id`; the program's hybrid defaults, GRAM with one encoder fit
+per epoch, item texts cut to 32 tokens; `--program-args='...'` appends options to every run, e.g. `--encoder_epochs
+1`): besides the columns above, each shape's table has a popularity row (every test user gets the 10 most popular
+training items they have not seen, scored by the program's metrics), and, where there are cold-start test users,
+warm NDCG@10 (users whose held-out item trained) and cold-start NDCG@10 / HR@10 (the program's `test_cold_*`; warm
+follows from them, the metrics being means over users), and, for content rows, the encoder's work per epoch (the
+trainer's counters: items encoded without grad and with forward+backward, tokens in the JSON). A study stopped from
+outside keeps its finished runs in `next_item_study.partial.json`; `--data-only` generates and loads the data only
+(e.g. in the background while the GPU does something else).
+
 **Verdicts** for the issue's targets: CCE vs CE at >= 100k items (>= 10x less peak memory, at most 1.1x CE's time per
 epoch); CCE- vs CCE (>= 1.5x faster per epoch at equal memory); CCE's NDCG@10 equal to CE's within run-to-run noise
-(`--seeds 0 1 2` measures it); CCE-'s within 5% of CCE's; ID-based SASRec at or above RecBole's on the same data.
+(`--seeds 0 1 2` measures it); CCE-'s within 5% of CCE's; ID-based SASRec at or above RecBole's on the same data;
+content-based next-item (at >= 100k items in the issue): a content or hybrid row's NDCG@10 above popularity's, its
+warm NDCG@10 within 10% of the ID row's with the same loss, its cold-start HR@10 well above 0 (here: >= 10x a random
+ranking's, 10 / catalog size), with its encoder work per epoch beside the ID model's time.
 
 Writes `next_item_study.{json,md,png}` into `benchmarks/results/<device tag>/` (or `--output-dir`).
 
@@ -72,6 +90,8 @@ Writes `next_item_study.{json,md,png}` into `benchmarks/results/<device tag>/` (
         --recbole-max-epochs beauty=5 gowalla=0 --update
     python benchmarks/next_item_study.py --datasets ml-20m --scale 0.005 --items 3000 --max-epochs 2   # a quick look
     python benchmarks/next_item_study.py --device cuda --max-epochs 50 --seeds 0 1 2 --recbole
+    python benchmarks/next_item_study.py --device cuda --bf16 --datasets beauty --new-item-fraction 0.02 \
+        --losses cce --item-encoders id content+id --max-epochs 4 --program-args='--encoder_epochs 1'
 """
 
 from __future__ import annotations
@@ -83,6 +103,7 @@ import inspect
 import json
 import math
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -106,6 +127,13 @@ LOSS_LABELS = {"ce": "CE", "ce_sampled": "CE-", "cce": "CCE", "cce_sampled": "CC
 ITEM_ENCODERS = ("id", "content", "content+id")
 LARGE_CATALOG = 100_000
 """The issue's CCE-vs-CE memory and time target holds at catalogs of at least this many items."""
+COLD_KEYS = ("cold_users", "cold_ndcg@10", "cold_hr@10")
+ENCODER_COUNTERS = ("encoder_items_forward", "encoder_items_backward", "encoder_tokens_forward",
+                    "encoder_tokens_backward")  # fmt: skip
+WARM_NDCG_TOLERANCE = 0.10
+"""Content-based at scale: the content or hybrid model's warm-item NDCG@10 within this share of the ID model's."""
+COLD_HR_OVER_CHANCE = 10
+"""... and its cold-start HR@10 well above 0: at least this many times a random ranking's (10 / catalog size)."""
 REALISTIC_SKEW = 1.2
 MIN_ITEM_INTERACTIONS = 5
 
@@ -202,6 +230,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=ITEM_ENCODERS,
         help="Several item representations (rows); overrides --item-encoder.",
     )
+    parser.add_argument(
+        "--new-item-fraction",
+        "--new_item_fraction",
+        dest="new_item_fraction",
+        type=float,
+        default=0.0,
+        help="Share of each topic's generated items that are new releases, seen only as some users' last item: the "
+        "cold-start items of the test split (default 0: none, as in the ID-based study).",
+    )
+    parser.add_argument(
+        "--program-args",
+        "--program_args",
+        dest="program_args",
+        default="",
+        help="Extra options for every next_item run, as one string appended last (so they win), e.g. "
+        "--program-args='--encoder_epochs 1 --item_max_length 32'.",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="Training seeds (run-to-run noise).")
     parser.add_argument(
         "--max-epochs",
@@ -244,6 +289,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="Keep the shapes of an existing next_item_study.json that this run does not measure (a study in parts).",
     )
+    parser.add_argument(
+        "--data-only",
+        action="store_true",
+        help="Generate (or find) and load each shape's data, print its counts and popularity floor, and stop: no "
+        "runs, no results written (e.g. in the background while something else uses the GPU; the study then "
+        "reuses the data from the same --workdir).",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -260,6 +312,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.popularity_skew = float(args.popularity_skew)
     if any(value <= 0 for value in args.scales.values()) or any(value < 10 for value in args.catalogs.values()):
         parser.error("--scale must be positive and --items at least 10.")
+    if not 0 <= args.new_item_fraction < 1:
+        parser.error("--new-item-fraction must lie in [0, 1).")
+    try:
+        args.extra_program_args = shlex.split(args.program_args)
+    except ValueError as error:
+        parser.error(f"--program-args: {error}")
     return args
 
 
@@ -301,15 +359,22 @@ class Plan:
     skew: float
     expected_kept: float
     seed: int
+    new_item_fraction: float = 0.0
 
     @property
     def key(self) -> str:
+        # New releases only in the keys of data that has them: the folders of earlier studies stay valid.
+        new = f"-new{self.new_item_fraction:g}" if self.new_item_fraction else ""
         return (f"{self.shape.name}-u{self.users}-i{self.raw_items}-len{self.min_length}-{self.max_length}"
-                f"-skew{self.skew:g}-seed{self.seed}")  # fmt: skip
+                f"-skew{self.skew:g}{new}-seed{self.seed}")  # fmt: skip
 
 
-def plan(shape: Shape, scale: float, items: int, skew: float | str, seed: int) -> Plan:
-    """Users, lengths and popularity skew of a shape at `scale`; `raw_items` is the target until [`fit_catalog`]."""
+def plan(shape: Shape, scale: float, items: int, skew: float | str, seed: int, new_item_fraction: float = 0.0) -> Plan:
+    """
+    Users, lengths and popularity skew of a shape at `scale`; `raw_items` is the target until [`fit_catalog`]. The
+    skew is calibrated on all interactions; the pilots measure the share kept, new releases (and their filtering)
+    included.
+    """
     users = max(3, round(shape.users * scale))
     max_length = max(3, min(shape.max_length, items // 2))
     min_length = max(3, min(shape.min_length, max_length))
@@ -317,7 +382,7 @@ def plan(shape: Shape, scale: float, items: int, skew: float | str, seed: int) -
         skew, kept = calibrate_skew(expected_interactions(users, min_length, max_length), items)
     else:
         kept = kept_fraction(expected_interactions(users, min_length, max_length), items, float(skew))
-    return Plan(shape, users, items, items, min_length, max_length, float(skew), kept, seed)
+    return Plan(shape, users, items, items, min_length, max_length, float(skew), kept, seed, new_item_fraction)
 
 
 def expected_interactions(users: int, min_length: int, max_length: int) -> float:
@@ -394,7 +459,8 @@ def generate(plan: Plan, workdir: Path) -> dict[str, Any]:
     version = _generator_version()
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("generator_version") == version:
+        if (manifest.get("generator_version") == version
+                and manifest.get("new_item_fraction", 0.0) == plan.new_item_fraction):  # fmt: skip
             return manifest
         shutil.rmtree(folder)
     from gram_hf.tasks import next_item
@@ -403,7 +469,7 @@ def generate(plan: Plan, workdir: Path) -> dict[str, Any]:
     structure = dataclasses.replace(SYNTHETIC_STRUCTURES["realistic"], popularity_skew=plan.skew)
     raw = folder / "raw"
     options = {"num_users": plan.users, "num_items": plan.raw_items, "min_length": plan.min_length,
-               "max_length": plan.max_length, "new_item_fraction": 0.0, "seed": plan.seed,
+               "max_length": plan.max_length, "new_item_fraction": plan.new_item_fraction, "seed": plan.seed,
                "structure": structure}  # fmt: skip
     start = time.perf_counter()
     kind = plan.shape.kind
@@ -418,8 +484,14 @@ def generate(plan: Plan, workdir: Path) -> dict[str, Any]:
         files = dict(truth.files)
     manifest = {
         "generator_version": version,
+        "new_item_fraction": plan.new_item_fraction,
         "files": files,
-        "generated": {"users": truth.num_users, "items": len(truth.item_ids), "interactions": truth.num_interactions},
+        "generated": {
+            "users": truth.num_users,
+            "items": len(truth.item_ids),
+            "interactions": truth.num_interactions,
+            "new_items": len(truth.new_items),
+        },  # fmt: skip
         "structure": structure.to_dict(),
         "seconds": time.perf_counter() - start,
     }
@@ -461,6 +533,34 @@ def ce_logits_bytes(batch: int, sequence_length: int, items: int) -> int:
     return 3 * 4 * batch * sequence_length * items
 
 
+def with_warm_metrics(metrics: dict[str, Any], users: int) -> dict[str, Any]:
+    """
+    `metrics` plus `warm_ndcg@10` and `warm_hr@10`, over the test users whose held-out item trained: NDCG and HR are
+    means over users, so the warm ones' mean follows from all `users`' and the cold-start ones' (`cold_users`).
+    """
+    cold = int(metrics.get("cold_users") or 0)
+    out = dict(metrics)
+    for name in ("ndcg@10", "hr@10"):
+        if cold == 0:
+            out[f"warm_{name}"] = metrics.get(name)
+        elif users > cold and metrics.get(name) is not None and metrics.get(f"cold_{name}") is not None:
+            out[f"warm_{name}"] = (users * metrics[name] - cold * metrics[f"cold_{name}"]) / (users - cold)
+    return out
+
+
+def popularity_metrics(data) -> dict[str, Any]:
+    """
+    The popularity floor on the test split: every user gets the 10 most popular training items they have not seen
+    (`popularity_recommendations`), scored by the program's metrics, warm and cold-start users apart.
+    """
+    from gram_hf.tasks.next_item import NextItemMetrics, popularity_recommendations
+
+    counts = data.items["train_count"]
+    top, targets = popularity_recommendations(data["test"]["items"], counts)
+    metrics = NextItemMetrics(counts).compute(top, targets)
+    return with_warm_metrics({key: float(value) for key, value in metrics.items()}, len(targets))
+
+
 # ------------------------------------------------------------------------------------------------------------ runs
 
 
@@ -495,7 +595,7 @@ def program_argv(args: argparse.Namespace, files: dict[str, str], kind: str, cac
         argv += ["--use_cpu", "true"]
     if args.bf16:
         argv.append("--bf16")
-    return argv
+    return argv + list(getattr(args, "extra_program_args", ()))
 
 
 def _status_bytes(field: str) -> int | None:
@@ -586,9 +686,12 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     best_step = int(best_checkpoint.rsplit("-", 1)[1]) if best_checkpoint.rsplit("-", 1)[-1].isdigit() else None
     steps_per_epoch = steps / epochs if epochs else None
     test = {key.removeprefix("test_"): value for key, value in results["test_metrics"].items()}
+    metrics = {key: test.get(key) for key in ("ndcg@10", "hr@10", "coverage@10", "surprisal@10")}
+    # Users whose held-out item never trained (new releases), where the program reports them.
+    metrics.update({key: test[key] for key in COLD_KEYS if key in test})
     return {
         "status": "ok",
-        "metrics": {key: test.get(key) for key in ("ndcg@10", "hr@10", "coverage@10", "surprisal@10")},
+        "metrics": metrics,
         "best_validation_ndcg@10": results["best_validation"]["value"],
         "epochs": int(round(epochs)),
         "best_epoch": round(best_step / steps_per_epoch) if best_step and steps_per_epoch else None,
@@ -630,9 +733,24 @@ def run_in_subprocess(config: dict[str, Any], log_path: Path) -> dict[str, Any]:
         return json.loads(result_path.read_text())
 
 
-def run_shape(name: str, args: argparse.Namespace, workdir: Path, log_dir: Path) -> dict[str, Any]:
+def encoder_work_per_epoch(run: dict[str, Any]) -> dict[str, float] | None:
+    """The trainer's encoder counters (items and tokens through the encoder, no-grad and with backward) per epoch."""
+    counters = run.get("gram_counters") or {}
+    if not run.get("epochs") or not any(counters.get(f"gram/{name}") for name in ENCODER_COUNTERS):
+        return None
+    return {name: counters.get(f"gram/{name}", 0) / run["epochs"] for name in ENCODER_COUNTERS}
+
+
+def run_shape(
+    name: str, args: argparse.Namespace, workdir: Path, log_dir: Path, progress: Path | None = None
+) -> dict[str, Any]:
+    """
+    Generates (or reuses) the data of a shape, then runs every (item encoder, loss, seed); after each run its results
+    so far go to `progress` (a study stopped from outside keeps them).
+    """
     shape = SHAPES[name]
-    shape_plan = plan(shape, args.scales[name], args.catalogs[name], args.popularity_skew, args.seed)
+    shape_plan = plan(shape, args.scales[name], args.catalogs[name], args.popularity_skew, args.seed,
+                      args.new_item_fraction)  # fmt: skip
     shape_plan, pilots = fit_catalog(shape_plan, workdir, auto_skew=args.popularity_skew == "auto")
     print(f"[{shape.label}] generating {shape_plan.users:,} users, {shape_plan.raw_items:,} items "
           f"(popularity skew {shape_plan.skew:g})", flush=True)  # fmt: skip
@@ -645,10 +763,15 @@ def run_shape(name: str, args: argparse.Namespace, workdir: Path, log_dir: Path)
     stats = data_stats(data, args.max_length)
     need = ce_logits_bytes(args.batch_size, stats["sequence_length"], stats["items"])
     cap = args.memory_cap_gib * 2**30
-    print(f"[{shape.label}] {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} "
-          f"interactions after filtering; CE logits ~{_size(need)}", flush=True)  # fmt: skip
-    runs = []
-    for item_encoder in args.encoders:
+    print(f"[{shape.label}] {stats['users']:,} users, {stats['items']:,} items ({stats['cold_start_items']:,} "
+          f"cold-start), {stats['interactions']:,} interactions after filtering; CE logits ~{_size(need)}",
+          flush=True)  # fmt: skip
+    popularity = popularity_metrics(data)
+    print(f"[{shape.label}] popularity: NDCG@10 {popularity['ndcg@10']:.4f}, HR@10 {popularity['hr@10']:.4f}"
+          + (f", {popularity['cold_users']:,.0f} cold-start test users" if popularity.get("cold_users") else ""),
+          flush=True)  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    for item_encoder in [] if args.data_only else args.encoders:
         for loss in args.losses:
             for seed in args.seeds:
                 entry = {"loss": loss, "item_encoder": item_encoder, "seed": seed}
@@ -668,14 +791,21 @@ def run_shape(name: str, args: argparse.Namespace, workdir: Path, log_dir: Path)
                 entry["argv"] = argv
                 runs.append(entry)
                 if entry["status"] == "ok":
+                    entry["metrics"] = with_warm_metrics(entry["metrics"], stats["users"])
+                    entry["encoder_per_epoch"] = encoder_work_per_epoch(entry)
                     peak = entry["peak_bytes"] / 2**20
+                    cold = entry["metrics"].get("cold_hr@10")
                     print(f"[{shape.label}] {item_encoder} {loss} seed {seed}: peak {peak:,.0f} MiB, "
                           f"{entry['time_per_epoch_seconds']:.1f} s/epoch, {entry['epochs']} epochs, NDCG@10 "
-                          f"{entry['metrics']['ndcg@10']:.4f}", flush=True)  # fmt: skip
+                          f"{entry['metrics']['ndcg@10']:.4f}" + ("" if cold is None else f", cold HR@10 {cold:.4f}"),
+                          flush=True)  # fmt: skip
                 else:
                     print(f"[{shape.label}] {item_encoder} {loss} seed {seed}: {entry['status']}", flush=True)
+                if progress is not None:
+                    common.write_json(progress, {"name": name, "data": stats, "popularity": popularity,
+                                                 "runs": runs})  # fmt: skip
     recbole = None
-    if args.recbole:
+    if args.recbole and not args.data_only:
         recbole = run_recbole(name, data, args, workdir, log_dir, stats)
     return {
         "name": name,
@@ -691,10 +821,12 @@ def run_shape(name: str, args: argparse.Namespace, workdir: Path, log_dir: Path)
         "expected_kept": shape_plan.expected_kept,
         "pilots": pilots,
         "max_epochs": args.epochs[name],
+        "new_item_fraction": args.new_item_fraction,
         "generated": manifest["generated"],
         "generation_seconds": manifest.get("seconds"),
         "data": stats,
         "ce_logits_bytes": need,
+        "popularity": popularity,
         "runs": runs,
         "recbole": recbole,
     }
@@ -747,6 +879,13 @@ def summarize(runs: list[dict], loss: str, item_encoder: str = "id") -> dict[str
     }
     for key in ("ndcg@10", "hr@10", "coverage@10", "surprisal@10"):
         out[key] = float(np.mean([r["metrics"][key] for r in done]))
+    for key in ("warm_ndcg@10", "warm_hr@10", "cold_ndcg@10", "cold_hr@10", "cold_users"):
+        values = [r["metrics"][key] for r in done if r["metrics"].get(key) is not None]
+        if values:
+            out[key] = float(np.mean(values))
+    work = [r["encoder_per_epoch"] for r in done if r.get("encoder_per_epoch")]
+    if work:
+        out["encoder_per_epoch"] = {name: float(np.mean([w[name] for w in work])) for name in ENCODER_COUNTERS}
     return out
 
 
@@ -832,6 +971,7 @@ def verdicts(payload: dict[str, Any]) -> list[str]:
             lines.append(f"{label}: CCE-'s NDCG@10 {s['cce_sampled']['ndcg@10']:.4f} is {100 * rel:+.1f}% "
                          f"from CCE's {s['cce']['ndcg@10']:.4f} (target: within 5%, or above): "
                          f"{_met(rel >= -0.05)}.")  # fmt: skip
+        lines += content_verdicts(shape)
         reference = shape.get("recbole") or {}
         if reference.get("status") == "ok":
             ours_loss = "ce" if s["ce"] else "cce"
@@ -845,6 +985,61 @@ def verdicts(payload: dict[str, Any]) -> list[str]:
                          f"{ours['ndcg@10']:.4f} vs RecBole's SASRec {reference['test_ndcg@10']:.4f} ({same}; "
                          f"difference {diff:+.4f}" + (f", noise {noise:.4f}" if noise else "")
                          + f"): {_met(diff >= -noise)}.")  # fmt: skip
+    return lines
+
+
+def content_verdicts(shape: dict[str, Any]) -> list[str]:
+    """
+    Content-based next-item at scale, per content or hybrid row against the ID-based row of the same loss: NDCG@10
+    above the popularity floor's, warm NDCG@10 within 10% of the ID model's, cold-start HR@10 well above 0 (at least
+    10x a random ranking's), and the encoder's work per epoch beside the ID model's time.
+    """
+    lines = []
+    items = shape["data"]["items"]
+    scale = "" if items >= LARGE_CATALOG else f"; the issue's target is at >= {LARGE_CATALOG // 1000}k items"
+    popularity = shape.get("popularity") or {}
+    encoders = sorted({r["item_encoder"] for r in shape["runs"]} - {"id"}, key=ITEM_ENCODERS.index)
+    for encoder in encoders:
+        for loss in dict.fromkeys(r["loss"] for r in shape["runs"]):
+            ours, ids = summarize(shape["runs"], loss, encoder), summarize(shape["runs"], loss, "id")
+            if ours is None:
+                continue
+            label = f"{shape['label']} ({items:,} items{scale}), {encoder} {LOSS_LABELS[loss]}"
+            parts, checks = [], []
+            if popularity:
+                above = ours["ndcg@10"] > popularity["ndcg@10"]
+                parts.append(f"NDCG@10 {ours['ndcg@10']:.4f} vs popularity's {popularity['ndcg@10']:.4f} (target: "
+                             f"above): {_met(above)}")  # fmt: skip
+                checks.append(above)
+            if ids is not None and ours.get("warm_ndcg@10") is not None and ids.get("warm_ndcg@10"):
+                ratio = ours["warm_ndcg@10"] / ids["warm_ndcg@10"]
+                close = ratio >= 1 - WARM_NDCG_TOLERANCE
+                parts.append(f"warm NDCG@10 {ours['warm_ndcg@10']:.4f} vs the ID model's {ids['warm_ndcg@10']:.4f} "
+                             f"({100 * (ratio - 1):+.1f}%; target: within {100 * WARM_NDCG_TOLERANCE:.0f}%): "
+                             f"{_met(close)}")  # fmt: skip
+                checks.append(close)
+            if ours.get("cold_hr@10") is not None:
+                chance = 10 / items
+                well = ours["cold_hr@10"] >= COLD_HR_OVER_CHANCE * chance
+                versus = f", the ID model's {ids['cold_hr@10']:.4f}" if ids and "cold_hr@10" in ids else ""
+                parts.append(f"cold-start HR@10 {ours['cold_hr@10']:.4f} over {ours.get('cold_users', 0):,.0f} "
+                             f"users{versus} (target: well above 0, here >= {COLD_HR_OVER_CHANCE}x a random "
+                             f"ranking's {chance:.5f}): {_met(well)}")  # fmt: skip
+                checks.append(well)
+            else:
+                parts.append("cold-start: not measured (no cold-start test users; `--new-item-fraction`)")
+            work = ours.get("encoder_per_epoch")
+            if work:
+                time = f"{common.fmt_seconds(ours['time_per_epoch_seconds'])} per epoch"
+                if ids is not None:
+                    time += (f" ({ours['time_per_epoch_seconds'] / ids['time_per_epoch_seconds']:.1f}x the ID "
+                             f"model's {common.fmt_seconds(ids['time_per_epoch_seconds'])})")  # fmt: skip
+                parts.append(f"encoder work per epoch {work['encoder_items_forward']:,.0f} items no-grad + "
+                             f"{work['encoder_items_backward']:,.0f} forward+backward "
+                             f"({work['encoder_tokens_forward'] + work['encoder_tokens_backward']:,.0f} tokens), "
+                             f"{time}")  # fmt: skip
+            verdict = _met(all(checks)) if checks else "not judged"
+            lines.append(f"Content-based next-item at {label}: " + "; ".join(parts) + f". Overall: {verdict}.")
     return lines
 
 
@@ -880,6 +1075,18 @@ def _metric(runs: list[dict], key: str) -> str:
     return text + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
 
 
+def _mean(metrics: list[dict], key: str) -> str:
+    """Mean over seeds of a metric some runs may lack (e.g. cold-start ones where no test user is cold)."""
+    values = [m[key] for m in metrics if m.get(key) is not None]
+    return f"{np.mean(values):.4f}" if values else "-"
+
+
+def _work(work: list[dict]) -> str:
+    forward = np.mean([w["encoder_items_forward"] for w in work])
+    backward = np.mean([w["encoder_items_backward"] for w in work])
+    return f"{forward:,.0f} + {backward:,.0f}"
+
+
 def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: str = "") -> list[str]:
     config = shape.get("settings") or config
     data, encoders = shape["data"], config["encoders"]
@@ -900,7 +1107,33 @@ def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: s
     ]  # fmt: skip
     if shape.get("command") and shape["command"] != top_command:
         lines += [f"Measured by `{shape['command']}` ({shape.get('date_utc')}).", ""]
+    if shape.get("new_item_fraction"):
+        generated = shape["generated"].get("new_items")
+        lines += [
+            f"New releases (cold-start items): {shape['new_item_fraction']:g} of each topic's items"
+            + (f" ({generated:,} generated)" if generated is not None else "") + ", each only some users' last "
+            f"(test) item; {data['cold_start_items']:,} of them survive the filter, the held-out item of "
+            f"{int((shape.get('popularity') or {}).get('cold_users', 0)):,} test users. Warm: the test users whose "
+            "held-out item trained.",
+            "",
+        ]  # fmt: skip
+    cold = bool(data.get("cold_start_items")) or bool((shape.get("popularity") or {}).get("cold_users"))
+    content = any(r.get("encoder_per_epoch") for r in shape["runs"])
     header = ["loss", "peak memory", "time / epoch", "epochs", "NDCG@10", "HR@10", "Coverage@10", "Surprisal@10"]
+    if cold:
+        header += ["warm NDCG@10", "cold-start NDCG@10", "cold-start HR@10"]
+    if content:
+        header.append("encoder items / epoch (no-grad + fwd&bwd)")
+    extra = len(header) - 8
+
+    def row(cells: list[str], metrics: list[dict] | None = None, work: list[dict] | None = None) -> list[str]:
+        if cold:
+            keys = ("warm_ndcg@10", "cold_ndcg@10", "cold_hr@10")
+            cells += [_mean(metrics, key) if metrics else "-" for key in keys]
+        if content:
+            cells.append(_work(work) if work else "-")
+        return cells
+
     rows = []
     for item_encoder in encoders:
         for loss in config["losses"]:
@@ -909,18 +1142,24 @@ def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: s
             ok = [r for r in runs if r["status"] == "ok"]
             unfit = [r for r in runs if r["status"] == "does not fit"]
             if ok:
-                rows.append([
+                rows.append(row([
                     label, _mib(np.mean([r["peak_bytes"] for r in ok])),
                     common.fmt_seconds(float(np.mean([r["time_per_epoch_seconds"] for r in ok]))),
                     _epochs(ok, shape["max_epochs"]), _metric(ok, "ndcg@10"), _metric(ok, "hr@10"),
                     _metric(ok, "coverage@10"), _metric(ok, "surprisal@10"),
-                ])  # fmt: skip
+                ], [r["metrics"] for r in ok], [r["encoder_per_epoch"] for r in ok
+                                                 if r.get("encoder_per_epoch")]))  # fmt: skip
             elif unfit:
                 need = _size(unfit[0]["needs_bytes"])
                 rows.append([label, f"does not fit in {config['memory_cap_gib']:g} GiB (logits need ~{need})",
-                             "-", "-", "-", "-", "-", "-"])  # fmt: skip
+                             "-", "-", "-", "-", "-", "-"] + ["-"] * extra)  # fmt: skip
             elif runs:
-                rows.append([label, runs[0]["status"], "-", "-", "-", "-", "-", "-"])
+                rows.append([label, runs[0]["status"], "-", "-", "-", "-", "-", "-"] + ["-"] * extra)
+    popularity = shape.get("popularity")
+    if popularity:
+        rows.append(row(["Popularity (train counts, no training)", "-", "-", "-", f"{popularity['ndcg@10']:.4f}",
+                         f"{popularity['hr@10']:.4f}", f"{popularity['coverage@10']:.4f}",
+                         f"{popularity['surprisal@10']:.4f}"], [popularity]))  # fmt: skip
     reference = shape.get("recbole")
     if reference is not None:
         if reference.get("status") == "ok":
@@ -929,9 +1168,11 @@ def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: s
                 epochs += f", capped at {reference['epochs']}"
             rows.append(["RecBole SASRec (reference, CE)", f"{_mib(reference['peak_rss_bytes'])} (process RSS)",
                          common.fmt_seconds(reference["time_per_epoch_seconds"] or float("nan")), epochs,
-                         f"{reference['test_ndcg@10']:.4f}", f"{reference['test_hr@10']:.4f}", "-", "-"])  # fmt: skip
+                         f"{reference['test_ndcg@10']:.4f}", f"{reference['test_hr@10']:.4f}", "-", "-"]
+                        + ["-"] * extra)  # fmt: skip
         else:
-            rows.append(["RecBole SASRec (reference, CE)", reference["status"], "-", "-", "-", "-", "-", "-"])
+            rows.append(["RecBole SASRec (reference, CE)", reference["status"], "-", "-", "-", "-", "-", "-"]
+                        + ["-"] * extra)  # fmt: skip
     lines += [common.markdown_table(header, rows), ""]
     r = ratios(shape)
     parts = []
@@ -1005,7 +1246,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"validation NDCG@10 with patience {config['patience']}; seeds {', '.join(map(str, config['seeds']))}. Peak "
         f"memory: {measure}. Time per epoch: the median epoch's training (evaluation excluded). Metrics: test split "
         "(each user's last item; seen items excluded from the full-catalog ranking) at the best validation epoch; "
-        "with several seeds, mean ± standard deviation. Epochs: run (best), per seed.",
+        "with several seeds, mean ± standard deviation. Epochs: run (best), per seed."
+        + (f" Extra program options: `{config['program_args']}`." if config.get("program_args") else ""),
         "",
     ]  # fmt: skip
     for shape in payload["datasets"]:
@@ -1080,11 +1322,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "patience": args.patience, "batch_size": args.batch_size, "max_length": args.max_length,
         "item_dim": args.item_dim, "learning_rate": args.learning_rate, "num_negatives": args.num_negatives,
         "memory_cap_gib": args.memory_cap_gib, "threads": args.threads, "bf16": args.bf16, "data_seed": args.seed,
-        "recbole": args.recbole,
+        "recbole": args.recbole, "new_item_fraction": args.new_item_fraction, "program_args": args.program_args,
     }  # fmt: skip
     datasets = []
+    progress = output_dir / "next_item_study.partial.json"
+    if args.data_only:
+        shapes = [run_shape(name, args, workdir, log_dir) for name in args.datasets]
+        print(f"Data ready in {workdir} ({time.perf_counter() - start:.0f} s).")
+        return {"environment": environment, "config": config, "datasets": shapes}
     for name in args.datasets:
-        shape = run_shape(name, args, workdir, log_dir)
+        shape = run_shape(name, args, workdir, log_dir, progress)
         shape["settings"] = {**config, "max_epochs": args.epochs[name], "recbole_epochs": args.recbole_epochs[name]}
         shape["command"], shape["date_utc"] = environment["command"], environment["date_utc"]
         shape["ratios"] = ratios(shape)
@@ -1099,6 +1346,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     payload["wall_seconds"] = time.perf_counter() - start
     payload["load_average_after"] = os.getloadavg()
     common.write_json(output_dir / "next_item_study.json", payload)
+    progress.unlink(missing_ok=True)
     markdown = render_markdown(payload)
     (output_dir / "next_item_study.md").write_text(markdown)
     render_chart(payload, output_dir / "next_item_study.png")

@@ -50,11 +50,18 @@ def test_json_structure_and_runs(study):
             assert run["status"] == "ok", run["status"]
             assert run["epochs"] == 1 and len(run["epoch_seconds"]) == 1 and run["time_per_epoch_seconds"] > 0
             assert run["peak_bytes"] >= 0 and run["peak_rss_bytes"] > 0
-            assert set(run["metrics"]) == {"ndcg@10", "hr@10", "coverage@10", "surprisal@10"}
+            assert set(run["metrics"]) == {"ndcg@10", "hr@10", "coverage@10", "surprisal@10", "cold_users",
+                                           "warm_ndcg@10", "warm_hr@10"}  # fmt: skip
+            # No new releases by default: no cold-start test user, warm = all.
+            assert run["metrics"]["cold_users"] == 0 and run["metrics"]["warm_ndcg@10"] == run["metrics"]["ndcg@10"]
             assert 0 <= run["metrics"]["ndcg@10"] <= run["metrics"]["hr@10"] <= 1
             assert "--item_encoder" in run["argv"] and run["argv"][run["argv"].index("--loss_type") + 1] == loss
         assert "time_cce_over_cce_sampled" in shape["ratios"]
         assert shape["recbole"] is None
+        assert shape["new_item_fraction"] == 0 and shape["data"]["cold_start_items"] == 0
+        assert 0 <= shape["popularity"]["ndcg@10"] <= shape["popularity"]["hr@10"] <= 1
+    assert not (root / "out" / "next_item_study.partial.json").exists()  # only while the study runs
+    assert (root / "out" / "next_item_study.md").read_text().count("| Popularity (train counts, no training) |") == 2
 
 
 def test_ce_that_does_not_fit_is_reported_with_its_size(study):
@@ -126,3 +133,73 @@ def test_per_dataset_values_and_skew_calibration():
     skew, kept = next_item_study.calibrate_skew(interactions=20 * 1000, items=1000)
     assert 0 <= skew < next_item_study.REALISTIC_SKEW and kept >= 0.98
     assert next_item_study.calibrate_skew(interactions=1000, items=1000)[0] == 0.0
+
+
+def test_new_items_are_cold_start_and_keyed_apart(tmp_path, monkeypatch):
+    """`--new-item-fraction`: its own data folder (the key and manifest say it), new releases only as test targets
+    (cold-start), and the popularity floor reports them apart; the default keeps the earlier folders' keys."""
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    args = next_item_study.parse_args(["--datasets", "beauty", "--new-item-fraction", "0.05", "--program-args",
+                                       "--encoder_epochs 1 --item_max_length 16"])  # fmt: skip
+    assert args.new_item_fraction == 0.05 and args.extra_program_args == ["--encoder_epochs", "1", "--item_max_length",
+                                                                          "16"]  # fmt: skip
+    shape = next_item_study.SHAPES["beauty"]
+    old = next_item_study.plan(shape, 0.03, 200, 0.5, 0)
+    new = next_item_study.plan(shape, 0.03, 200, 0.5, 0, new_item_fraction=0.05)
+    assert old.key == "beauty-u671-i200-len5-13-skew0.5-seed0"  # as before the option
+    assert new.key != old.key and "new0.05" in new.key
+    manifest = next_item_study.generate(new, tmp_path)
+    assert manifest["new_item_fraction"] == 0.05 and manifest["generated"]["new_items"] > 0
+    assert next_item_study.generate(old, tmp_path)["generated"]["new_items"] == 0
+    data = next_item_study.recbole_reference.load_with_gram_hf("amazon", manifest["files"], str(tmp_path / "cache"))
+    stats = next_item_study.data_stats(data, 50)
+    assert 0 < stats["cold_start_items"] <= manifest["generated"]["new_items"]
+    cold = [bool(flag) for flag in data.items["cold_start"]]
+    assert not any(cold[item] for items in data["train"]["items"] for item in items)
+    popularity = next_item_study.popularity_metrics(data)
+    assert popularity["cold_users"] > 0 and popularity["cold_hr@10"] == 0  # popularity never ranks an unseen item
+    assert popularity["warm_hr@10"] > popularity["hr@10"]
+    # The extra program options come last, so that they override the study's own.
+    argv = next_item_study.program_argv(args, manifest["files"], "amazon", tmp_path, "cce", "content+id", 0, 1, "o")
+    assert argv[-4:] == ["--encoder_epochs", "1", "--item_max_length", "16"]
+
+
+def test_warm_metrics_and_content_verdicts():
+    # 10 users, 4 of them cold with NDCG 0.1: the 6 warm ones' mean follows.
+    warm = next_item_study.with_warm_metrics({"ndcg@10": 0.4, "hr@10": 0.5, "cold_users": 4, "cold_ndcg@10": 0.1,
+                                              "cold_hr@10": 0.25}, users=10)  # fmt: skip
+    assert warm["warm_ndcg@10"] == pytest.approx((4.0 - 0.4) / 6) and warm["warm_hr@10"] == pytest.approx(4 / 6)
+
+    def run(encoder, seconds, ndcg, warm_ndcg, cold_hr, work=None):
+        metrics = {"ndcg@10": ndcg, "hr@10": 0.3, "coverage@10": 0.5, "surprisal@10": 9.0, "warm_ndcg@10": warm_ndcg,
+                   "cold_ndcg@10": cold_hr / 2, "cold_hr@10": cold_hr, "cold_users": 500}  # fmt: skip
+        return {"loss": "cce", "item_encoder": encoder, "seed": 0, "status": "ok", "peak_bytes": 1e9,
+                "time_per_epoch_seconds": seconds, "epochs": 2, "metrics": metrics,
+                "encoder_per_epoch": work}  # fmt: skip
+
+    work = {"encoder_items_forward": 100_000, "encoder_items_backward": 300_000, "encoder_tokens_forward": 2e6,
+            "encoder_tokens_backward": 6e6}  # fmt: skip
+    shape = {"name": "ml-20m", "label": "ML-20M-shaped", "data": {"items": 100_000, "cold_start_items": 900},
+             "popularity": {"ndcg@10": 0.05}, "new_item_fraction": 0.01,
+             "runs": [run("id", 10.0, 0.10, 0.12, 0.0), run("content+id", 40.0, 0.09, 0.11, 0.08, work)]}  # fmt: skip
+    [line] = next_item_study.content_verdicts(shape)
+    assert line.startswith("Content-based next-item at ML-20M-shaped (100,000 items), content+id CCE: ")
+    assert "-8.3%; target: within 10%): met" in line and "vs popularity's 0.0500 (target: above): met" in line
+    assert "cold-start HR@10 0.0800 over 500 users, the ID model's 0.0000" in line
+    assert "100,000 items no-grad + 300,000 forward+backward (8,000,000 tokens), 40.0 s per epoch (4.0x" in line
+    assert line.endswith("Overall: met.")
+    shape["runs"][1]["metrics"]["warm_ndcg@10"] = 0.10  # -16.7%
+    assert next_item_study.content_verdicts(shape)[0].endswith("Overall: missed.")
+
+
+def test_data_only_generates_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    monkeypatch.setattr(next_item_study, "run_in_subprocess", lambda config, log: pytest.fail("no run expected"))
+    argv = [*TINY, "--datasets", "beauty", "--scale", "beauty=0.03", "--items", "beauty=200", "--new-item-fraction",
+            "0.05", "--data-only", "--workdir", str(tmp_path / "work"),
+            "--output-dir", str(tmp_path / "out")]  # fmt: skip
+    payload = next_item_study.main(argv)
+    [shape] = payload["datasets"]
+    assert shape["runs"] == [] and shape["data"]["items"] > 0 and shape["popularity"]["cold_users"] > 0
+    assert not (tmp_path / "out").exists()
+    assert any("new0.05" in path.name for path in (tmp_path / "work" / "next_item_study").iterdir())
