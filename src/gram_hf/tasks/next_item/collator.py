@@ -40,6 +40,13 @@ class NextItemCollator:
     seen items are not recommended. Because the catalog is in catalog order, the head's top-`k` columns are catalog
     indices.
 
+    **Training catalog** (`training_items`): the items a training batch may score, i.e. the output layer and the
+    negatives; by default the whole catalog. The task passes the items that occur in the train split: an item first
+    seen after training (a new release, a cold-start item) did not exist for the model then, and scoring it as a
+    negative at every step would teach a content model that texts like its text are never the next item, which is
+    what its cold-start recommendations must not learn. `item_index` then holds the training catalog (plus any input
+    outside it), `catalog_ref` the training catalog's positions and `labels` a target's column in it.
+
     Negatives are drawn from `generator` when given, else from torch's global generator, which the Trainer seeds and
     which `DataLoader` workers re-seed per worker (a generator object would be copied into every worker).
 
@@ -54,6 +61,8 @@ class NextItemCollator:
         loss_start_column (`str`, *optional*, defaults to `"loss_start"`): the column, when rows have it, of the
             number of leading targets that are context only.
         generator (`torch.Generator`, *optional*): source of the negatives.
+        training_items (`Sequence[int]` or `torch.LongTensor`, *optional*): the catalog indices training batches
+            score (sorted, unique); defaults to the whole catalog.
     """
 
     num_items: int
@@ -65,6 +74,7 @@ class NextItemCollator:
     items_column: str = "items"
     loss_start_column: str = SLICE_START_COLUMN
     generator: torch.Generator | None = None
+    training_items: Sequence[int] | torch.LongTensor | None = None
 
     def __post_init__(self):
         if self.num_items < 1:
@@ -75,6 +85,21 @@ class NextItemCollator:
             raise ValueError(f"mode must be one of {COLLATOR_MODES}, got {self.mode!r}.")
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive, got {self.max_length}.")
+        self._training_columns = None
+        if self.training_items is not None:
+            items = torch.as_tensor(self.training_items, dtype=torch.long)
+            if items.ndim != 1 or not items.numel():
+                raise ValueError("training_items must be a non-empty 1-D list of catalog indices.")
+            if int(items.min()) < 0 or int(items.max()) >= self.num_items or not bool((items[1:] > items[:-1]).all()):
+                raise ValueError(f"training_items must be sorted, unique catalog indices in [0, {self.num_items}).")
+            if items.numel() < self.num_items:
+                self.training_items = items
+                # Catalog index -> column of the training catalog (-1 outside it), with a padding slot for -1.
+                columns = torch.full((self.num_items + 1,), -1, dtype=torch.long)
+                columns[items] = torch.arange(items.numel())
+                self._training_columns = columns
+            else:
+                self.training_items = None
         if self.loss_type in SAMPLED_LOSSES:
             if self.num_negatives is None:
                 self.num_negatives = DEFAULT_NUM_NEGATIVES[self.loss_type]
@@ -111,17 +136,18 @@ class NextItemCollator:
         targets = [self._trained_targets(sequence, feature) for sequence, feature in zip(sequences, features)]
         input_items = _pad(inputs, -1)
         target_items = _pad(targets, -1)
+        if self._training_columns is not None:
+            self._check_training_targets(target_items)
         if self.loss_type in FULL_CATALOG_LOSSES:
-            catalog = torch.arange(self.num_items)
-            return {
-                "item_index": catalog,
-                "input_ref": input_items,
-                "catalog_ref": catalog.clone(),
-                "labels": target_items.masked_fill(target_items < 0, -100),
-            }
+            return self._full_catalog_batch(input_items, target_items)
         valid = target_items >= 0
         shape = (*target_items.shape, self.num_negatives)
-        negatives = torch.randint(0, self.num_items, shape, generator=self.generator)
+        if self.training_items is None:
+            negatives = torch.randint(0, self.num_items, shape, generator=self.generator)
+        else:
+            negatives = self.training_items[
+                torch.randint(0, self.training_items.numel(), shape, generator=self.generator)
+            ]
         keep = valid.unsqueeze(-1) & (negatives != target_items.unsqueeze(-1))
         negatives = negatives.masked_fill(~keep, -1)
         used = torch.cat([input_items[input_items >= 0], target_items[valid], negatives[keep]])
@@ -136,6 +162,32 @@ class NextItemCollator:
             "target_ref": lookup[target_items],
             "negative_ref": lookup[negatives],
         }
+
+    def _full_catalog_batch(self, input_items: torch.LongTensor, target_items: torch.LongTensor) -> dict:
+        labels = target_items.masked_fill(target_items < 0, -100)
+        if self.training_items is None:
+            catalog = torch.arange(self.num_items)
+            return {"item_index": catalog, "input_ref": input_items, "catalog_ref": catalog.clone(), "labels": labels}
+        catalog = self.training_items
+        outside = input_items[(input_items >= 0) & (self._training_columns[input_items] < 0)]
+        item_index = torch.unique(torch.cat([catalog, outside])) if outside.numel() else catalog
+        lookup = torch.full((self.num_items + 1,), -1, dtype=torch.long)
+        lookup[item_index] = torch.arange(item_index.numel())
+        return {
+            "item_index": item_index,
+            "input_ref": lookup[input_items],
+            "catalog_ref": lookup[catalog],
+            "labels": torch.where(target_items >= 0, self._training_columns[target_items], labels),
+        }
+
+    def _check_training_targets(self, target_items: torch.LongTensor) -> None:
+        outside = (target_items >= 0) & (self._training_columns[target_items] < 0)
+        if bool(outside.any()):
+            item = int(target_items[outside][0])
+            raise ValueError(
+                f"Catalog index {item} is a training target but not in training_items (the items a training batch "
+                "scores): training_items must hold every item of the training rows' targets."
+            )
 
     def _trained_targets(self, sequence: torch.LongTensor, feature: dict[str, Any]) -> torch.LongTensor:
         """`sequence[1:]`'s last `max_length` targets, the context-only ones (before `loss_start`) set to -1."""

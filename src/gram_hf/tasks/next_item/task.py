@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+import torch
+
 from ...task_registry import register_task
 from .collator import NextItemCollator
 from .head import SASRecHead
@@ -20,8 +23,17 @@ if TYPE_CHECKING:
 
 
 def make_collator(data: InteractionData, head: SASRecHead, mode: str) -> NextItemCollator:
-    """Training batches follow the head's loss; evaluation ranks each user's held-out item over the whole catalog."""
-    return NextItemCollator.from_head(head, data.num_items, mode=mode)
+    """
+    Training batches follow the head's loss and score the items of the train split only (see
+    [`NextItemCollator`]'s `training_items`: an item first seen after training is no negative); evaluation ranks
+    each user's held-out item over the whole catalog.
+    """
+    options = {}
+    if mode == "train":
+        counts = np.asarray(data.items["train_count"])
+        if (counts == 0).any():
+            options["training_items"] = torch.from_numpy(np.flatnonzero(counts > 0))
+    return NextItemCollator.from_head(head, data.num_items, mode=mode, **options)
 
 
 def make_train_dataset(
