@@ -57,10 +57,13 @@ def test_next_item_evaluates_with_a_ranking_collator():
 
     class Data:
         num_items = 7
+        items = {"train_count": [3, 0, 1, 1, 0, 2, 5]}  # items 1 and 4 never trained
 
     train, evaluation = task.make_collator(Data, head, "train"), task.make_collator(Data, head, "eval")
     assert isinstance(train, NextItemCollator) and (train.mode, evaluation.mode) == ("train", "eval")
     assert train.loss_type == "ce_sampled" and train.max_length == 5
+    # Training scores the items of the train split; evaluation ranks the whole catalog.
+    assert train.training_items.tolist() == [0, 2, 3, 5, 6] and evaluation.training_items is None
 
 
 def test_register_task_refuses_conflicts(clean_registries):
