@@ -136,10 +136,9 @@ class NextItemCollator:
         targets = [self._trained_targets(sequence, feature) for sequence, feature in zip(sequences, features)]
         input_items = _pad(inputs, -1)
         target_items = _pad(targets, -1)
-        if self._training_columns is not None:
-            self._check_training_targets(target_items)
+        target_columns = None if self._training_columns is None else self._training_target_columns(target_items)
         if self.loss_type in FULL_CATALOG_LOSSES:
-            return self._full_catalog_batch(input_items, target_items)
+            return self._full_catalog_batch(input_items, target_items, target_columns)
         valid = target_items >= 0
         shape = (*target_items.shape, self.num_negatives)
         if self.training_items is None:
@@ -157,9 +156,7 @@ class NextItemCollator:
             present[references.flatten()] = True
         present[-1] = False
         item_index = present.nonzero().squeeze(1)
-        # Negative values stay -1 through the lookup's padding slot.
-        lookup = torch.full((self.num_items + 1,), -1, dtype=torch.long)
-        lookup[item_index] = torch.arange(item_index.numel())
+        lookup = self._positions(item_index)
         return {
             "item_index": item_index,
             "input_ref": lookup[input_items],
@@ -167,7 +164,15 @@ class NextItemCollator:
             "negative_ref": lookup[negatives],
         }
 
-    def _full_catalog_batch(self, input_items: torch.LongTensor, target_items: torch.LongTensor) -> dict:
+    def _positions(self, item_index: torch.LongTensor) -> torch.LongTensor:
+        """Catalog index -> position in `item_index` (-1 elsewhere), with a last slot so that -1 (padding) stays -1."""
+        lookup = torch.full((self.num_items + 1,), -1, dtype=torch.long)
+        lookup[item_index] = torch.arange(item_index.numel())
+        return lookup
+
+    def _full_catalog_batch(
+        self, input_items: torch.LongTensor, target_items: torch.LongTensor, target_columns: torch.LongTensor | None
+    ) -> dict:
         labels = target_items.masked_fill(target_items < 0, -100)
         if self.training_items is None:
             catalog = torch.arange(self.num_items)
@@ -175,23 +180,25 @@ class NextItemCollator:
         catalog = self.training_items
         outside = input_items[(input_items >= 0) & (self._training_columns[input_items] < 0)]
         item_index = torch.unique(torch.cat([catalog, outside])) if outside.numel() else catalog
-        lookup = torch.full((self.num_items + 1,), -1, dtype=torch.long)
-        lookup[item_index] = torch.arange(item_index.numel())
+        lookup = self._positions(item_index)
         return {
             "item_index": item_index,
             "input_ref": lookup[input_items],
             "catalog_ref": lookup[catalog],
-            "labels": torch.where(target_items >= 0, self._training_columns[target_items], labels),
+            "labels": torch.where(target_items >= 0, target_columns, labels),
         }
 
-    def _check_training_targets(self, target_items: torch.LongTensor) -> None:
-        outside = (target_items >= 0) & (self._training_columns[target_items] < 0)
+    def _training_target_columns(self, target_items: torch.LongTensor) -> torch.LongTensor:
+        """The targets' columns in the training catalog; a target outside it is an error."""
+        columns = self._training_columns[target_items]
+        outside = (target_items >= 0) & (columns < 0)
         if bool(outside.any()):
             item = int(target_items[outside][0])
             raise ValueError(
                 f"Catalog index {item} is a training target but not in training_items (the items a training batch "
                 "scores): training_items must hold every item of the training rows' targets."
             )
+        return columns
 
     def _trained_targets(self, sequence: torch.LongTensor, feature: dict[str, Any]) -> torch.LongTensor:
         """`sequence[1:]`'s last `max_length` targets, the context-only ones (before `loss_start`) set to -1."""
