@@ -195,6 +195,11 @@ def test_representation_verdicts_say_by_how_much():
     # A planted run does not judge hybrid against content on warm items (text is not weak there); NaN is not a miss.
     planted = quality.representation_verdicts("kt", results, floors, structure="planted")
     assert not any("content-only on warm" in line for line in planted)
+    # Above content-only on cold-start items is no miss: the target is that the ID part costs at most a point there.
+    results[4]["test_at_best"]["cold_start_auc"] = 0.70
+    above = quality.representation_verdicts("kt", results, floors)
+    cold = next(line for line in above if line.startswith("Hybrid E2E - content-only on cold"))
+    assert "+4.00 points" in cold and cold.endswith("met")
     results[4]["test_at_best"]["cold_start_auc"] = math.nan
     nan = quality.representation_verdicts("kt", results, floors)
     assert any("content-only on cold" in line and "not measured" in line for line in nan)
