@@ -144,6 +144,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Hybrid rows: share of ID rows switched off at each training step, so that items are "
         "also ranked on content alone (GramConfig.item_id_dropout; the next-item program's default).",
     )
+    parser.add_argument("--item-learning-rate", type=float, default=None,
+                        help="GRAM windows longer than one step: eta of the pseudo-targets (default: the library's "
+                        "1.0; Single-step GRAM keeps 1.0, the value that makes it E2E).")  # fmt: skip
     parser.add_argument("--item-id-learning-rate", type=float, default=None,
                         help="ID and hybrid rows: the item-ID table's learning rate (default: --learning-rate; the "
                         "committed tables: the default).")  # fmt: skip
@@ -442,6 +445,8 @@ def representation_verdicts(
             f"{row_label(lowest, base_seed)} at {100 * margin:+.2f} points (target: none below): "
             + _verdict(not below, f"{len(below)} below: {', '.join(below)}", margin)
         )
+    if task == "next_item":
+        lines += loss_trend_verdicts(trained, base_seed)
     e2e, epoch = seed0("content+id", "e2e"), seed0("content+id", "gram-1e")
     if e2e is not None and epoch is not None:
         rel = (_test(epoch, headline) - _test(e2e, headline)) / _test(e2e, headline)
@@ -449,6 +454,42 @@ def representation_verdicts(
                      + _verdict(abs(rel) <= 0.01, f"by {100 * (abs(rel) - 0.01):.2f}%"
                                 + (" upwards: GRAM 1E better" if rel > 0 else ""), rel))  # fmt: skip
     return lines
+
+
+LOSS_RISE_TOLERANCE = 0.01
+
+
+def epoch_mean_losses(loss_curve: Sequence[dict[str, float]]) -> list[float]:
+    """The mean of the logged training losses within each epoch (a point at epoch 1.0 closes epoch 1)."""
+    by_epoch: dict[int, list[float]] = {}
+    for point in loss_curve:
+        by_epoch.setdefault(max(math.ceil(point["epoch"]) - 1, 0), []).append(point["loss"])
+    return [statistics.fmean(by_epoch[epoch]) for epoch in sorted(by_epoch)]
+
+
+def loss_trend_verdicts(rows: Sequence[dict[str, Any]], base_seed: int = 0) -> list[str]:
+    """
+    Next-item content and hybrid training must not diverge (the issue's failure: the loss rose while the gradient norm
+    grew): each epoch's mean training loss at most `LOSS_RISE_TOLERANCE` (relative) above the previous epoch's, the
+    logged losses being noisy within an epoch.
+    """
+    rises = []
+    measured = 0
+    for r in rows:
+        means = epoch_mean_losses(r.get("loss_curve") or [])
+        if len(means) < 2:
+            continue
+        measured += 1
+        for epoch, (before, after) in enumerate(zip(means, means[1:]), start=2):
+            if after > before * (1 + LOSS_RISE_TOLERANCE):
+                rises.append(f"{row_label(r, base_seed)} epoch {epoch} {before:.3f} -> {after:.3f}")
+    if not measured:
+        return []
+    return [
+        f"Content and hybrid rows: training loss per epoch (mean of the logged losses) decreasing, at most "
+        f"{100 * LOSS_RISE_TOLERANCE:g}% above the previous epoch, over {measured} runs (target: decreases "
+        "monotonically in expectation): " + _verdict(not rises, "; ".join(rises))
+    ]
 
 
 def verdicts(
@@ -577,7 +618,9 @@ def render_markdown(payload: dict[str, Any]) -> str:
             + (f"; ID table lr {config['item_id_learning_rate']:g}" if config.get("item_id_learning_rate") else "")
             + "). "
             f"GRAM windows longer than one step fit the encoder with encoder_update={window.get('encoder_update')}, "
-            f"encoder_epochs={window.get('encoder_epochs')} (GRAM 1S keeps the exact-E2E update). The floor row needs "
+            f"encoder_epochs={window.get('encoder_epochs')}, "
+            f"item_learning_rate={window.get('item_learning_rate', 1.0):g} (GRAM 1S keeps the exact-E2E update). "
+            "The floor row needs "
             f"no training: {payload.get('floor_description', '')}. {WARM_COLD_NOTES[task]}"
             + (
                 f" Next-item vectors: {config.get('next_item_dim')}-d (encoder projected), SASRec loss "
@@ -693,6 +736,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         # Single-step GRAM keeps the library default, the update that makes it exactly E2E.
         config["encoder_update"] = args.encoder_update or defaults["encoder_update"]
         config["encoder_epochs"] = args.encoder_epochs or defaults["encoder_epochs"]
+        if args.item_learning_rate is not None:
+            config["item_learning_rate"] = args.item_learning_rate
     if interval == "auto" and args.gram_auto_drift is not None:
         config["gram_auto_drift"] = args.gram_auto_drift
     if config["item_encoder"] == "content+id" and args.item_id_dropout:
@@ -753,6 +798,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "window_encoder_fit": {
             "encoder_update": args.encoder_update or defaults["encoder_update"],
             "encoder_epochs": args.encoder_epochs or defaults["encoder_epochs"],
+            "item_learning_rate": args.item_learning_rate if args.item_learning_rate is not None else 1.0,
         },  # fmt: skip
         "environment": environment,
         "results": results,

@@ -216,3 +216,21 @@ def test_item_id_dropout_reaches_hybrid_models_only():
                                cold_start_items=[False] * 5 + [True], item_id_dropout=0.5)  # fmt: skip
     assert model.config.item_id_dropout == 0.5 and model.item_dim == 8
     assert model.cold_start_items.tolist() == [False] * 5 + [True]
+
+
+def test_next_item_loss_trend_verdict_names_the_epoch_that_rose():
+    falling = {"mode": "gram-1e", "item_encoder": "content", "seed": 0,
+               "loss_curve": [{"epoch": 0.5, "loss": 8.0}, {"epoch": 1.0, "loss": 7.0}, {"epoch": 1.5, "loss": 7.2},
+                              {"epoch": 2.0, "loss": 6.6}, {"epoch": 3.0, "loss": 6.5}]}  # fmt: skip
+    assert quality.epoch_mean_losses(falling["loss_curve"]) == pytest.approx([7.5, 6.9, 6.5])
+    (line,) = quality.loss_trend_verdicts([falling])
+    assert line.endswith("met") and "over 1 runs" in line
+    # The divergence: 7.90 -> 7.71 -> 7.72 -> 7.90 is within 1% until the last epoch.
+    rising = {
+        **falling,
+        "item_encoder": "content+id",
+        "loss_curve": [{"epoch": e, "loss": v} for e, v in zip((1.0, 2.0, 3.0, 4.0), (7.90, 7.71, 7.72, 7.90))],
+    }
+    (line,) = quality.loss_trend_verdicts([falling, rising])
+    assert "missed (Hybrid GRAM 1E epoch 4 7.720 -> 7.900)" in line
+    assert quality.loss_trend_verdicts([{**falling, "loss_curve": falling["loss_curve"][:2]}]) == []
