@@ -80,9 +80,10 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # next-item loss needs more (measured: content GRAM 1E NDCG@10 0.063 -> 0.149 with per_batch and 3 passes).
     # Batches small enough for about 13 (KT, next-item) to 25 (news) CF steps per epoch on the small shapes: with the
     # paper's 32, KT's 100 training learners made 4 steps an epoch and the ID model stopped undertrained.
-    "kt": {"batch_size": 8, "encoder_update": "accumulate", "encoder_epochs": 1},
-    "news": {"batch_size": 16, "encoder_update": "accumulate", "encoder_epochs": 1},
-    "next_item": {"batch_size": 32, "encoder_update": "per_batch", "encoder_epochs": 3},
+    "kt": {"batch_size": 8, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
+    "news": {"batch_size": 16, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
+    # The next_item program's defaults for windows (a full-catalog loss moves every cached vector at every step).
+    "next_item": {"batch_size": 32, "encoder_update": "per_batch", "encoder_epochs": 3, "item_learning_rate": 0.01},
 }
 
 
@@ -145,8 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "also ranked on content alone (GramConfig.item_id_dropout; the next-item program's default).",
     )
     parser.add_argument("--item-learning-rate", type=float, default=None,
-                        help="GRAM windows longer than one step: eta of the pseudo-targets (default: the library's "
-                        "1.0; Single-step GRAM keeps 1.0, the value that makes it E2E).")  # fmt: skip
+                        help="GRAM windows longer than one step: eta of the pseudo-targets (default: 1.0, next-item "
+                        "0.01, the programs' defaults; Single-step GRAM keeps 1.0, which makes it E2E).")  # fmt: skip
     parser.add_argument("--item-id-learning-rate", type=float, default=None,
                         help="ID and hybrid rows: the item-ID table's learning rate (default: --learning-rate; the "
                         "committed tables: the default).")  # fmt: skip
@@ -736,8 +737,7 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         # Single-step GRAM keeps the library default, the update that makes it exactly E2E.
         config["encoder_update"] = args.encoder_update or defaults["encoder_update"]
         config["encoder_epochs"] = args.encoder_epochs or defaults["encoder_epochs"]
-        if args.item_learning_rate is not None:
-            config["item_learning_rate"] = args.item_learning_rate
+        config["item_learning_rate"] = _item_learning_rate(args, defaults)
     if interval == "auto" and args.gram_auto_drift is not None:
         config["gram_auto_drift"] = args.gram_auto_drift
     if config["item_encoder"] == "content+id" and args.item_id_dropout:
@@ -748,6 +748,10 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         config["item_dim"] = args.next_item_dim
         config["head_config"] = {"loss_type": args.next_item_loss, "max_length": args.next_item_max_length}
     return config
+
+
+def _item_learning_rate(args: argparse.Namespace, defaults: dict[str, Any]) -> float:
+    return args.item_learning_rate if args.item_learning_rate is not None else defaults["item_learning_rate"]
 
 
 FLOOR_DESCRIPTIONS = {
@@ -798,7 +802,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "window_encoder_fit": {
             "encoder_update": args.encoder_update or defaults["encoder_update"],
             "encoder_epochs": args.encoder_epochs or defaults["encoder_epochs"],
-            "item_learning_rate": args.item_learning_rate if args.item_learning_rate is not None else 1.0,
+            "item_learning_rate": _item_learning_rate(args, defaults),
         },  # fmt: skip
         "environment": environment,
         "results": results,

@@ -156,6 +156,22 @@ def test_save_steps_alone_saves_and_evaluates_at_those_steps(toeic, tmp_path):
         parse(["--save_strategy", "steps", "--eval_strategy", "epoch"])
 
 
+def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
+    """The program's eta (0.01) trains GRAM's cached vectors between fits; Single-step GRAM keeps 1.0 (exactly E2E)."""
+    from gram_hf.scripts import next_item, parse_recipe_args
+
+    def eta(*argv):
+        return parse_recipe_args(
+            next_item.DataArguments, [*argv, "--output_dir", str(tmp_path)], defaults=next_item.DEFAULTS,
+            demo_defaults=next_item.DEMO_DEFAULTS, uses_synthetic=lambda data: not data.has_data,
+        ).training.item_learning_rate  # fmt: skip
+
+    assert eta() == eta("--gram_interval", "3") == 0.01
+    assert eta("--gram_interval", "1") == 1.0
+    assert eta("--gram_interval", "1", "--item_learning_rate", "0.5") == 0.5
+    assert eta("--gram_interval", "1", "--gram_mode", "e2e") == 0.01  # unused outside GRAM
+
+
 def test_readme_resume_walk_through(tiny_encoder, tmp_path, caplog):
     """README, "Resume": `--save_steps 20 --output_dir out`, then the same with `--resume_from_checkpoint
     out/checkpoint-20`; the smoke flags only make it small (tiny encoder, private caches)."""

@@ -434,6 +434,22 @@ def _reconcile_item_encoder(
         model_args.item_encoder = "id"
 
 
+def _reconcile_item_learning_rate(training_args: GramTrainingArguments, explicit: frozenset[str] | set[str]) -> None:
+    """
+    A program's `item_learning_rate` default is for GRAM windows longer than one step (where it is the rate at which
+    the cached vectors train between encoder fits); Single-step GRAM keeps 1.0, the value that makes it exactly E2E,
+    unless `--item_learning_rate` is given.
+    """
+    single_step = training_args.gram_mode == "gram" and training_args.gram_interval_steps == 1
+    if single_step and "item_learning_rate" not in explicit and training_args.item_learning_rate != 1.0:
+        logger.info(
+            "Single-step GRAM (--gram_interval 1) runs with item_learning_rate=1.0, which makes it exactly E2E (the "
+            f"program's default {training_args.item_learning_rate:g} is for longer windows); give "
+            "--item_learning_rate to choose otherwise."
+        )
+        training_args.item_learning_rate = 1.0
+
+
 def parse_recipe_args(
     data_class: type[ScriptArguments],
     argv: Sequence[str] | None = None,
@@ -493,6 +509,7 @@ def parse_recipe_args(
         raise UsageError(str(error)) from error
     check_argument_values({**vars(data_args), **vars(model_args), **vars(training_args)})
     _reconcile_item_encoder(model_args, training_args, explicit)
+    _reconcile_item_learning_rate(training_args, explicit)
     _check_resume(training_args, synthetic)
     setup_logging(training_args)
     if implied:
