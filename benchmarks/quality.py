@@ -82,7 +82,8 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # paper's 32, KT's 100 training learners made 4 steps an epoch and the ID model stopped undertrained.
     "kt": {"batch_size": 8, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
     "news": {"batch_size": 16, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
-    # The next_item program's defaults for windows (a full-catalog loss moves every cached vector at every step).
+    # The next_item program's defaults for windows (a full-catalog loss moves every cached vector at every step; the
+    # eta is the hybrid's, content-only rows keep 1.0 as the program does).
     "next_item": {"batch_size": 32, "encoder_update": "per_batch", "encoder_epochs": 3, "item_learning_rate": 0.01},
 }
 
@@ -146,8 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "also ranked on content alone (GramConfig.item_id_dropout; the next-item program's default).",
     )
     parser.add_argument("--item-learning-rate", type=float, default=None,
-                        help="GRAM windows longer than one step: eta of the pseudo-targets (default: 1.0, next-item "
-                        "0.01, the programs' defaults; Single-step GRAM keeps 1.0, which makes it E2E).")  # fmt: skip
+                        help="GRAM windows longer than one step: eta of the pseudo-targets (default: as the programs, "
+                        "1.0, next-item hybrid rows 0.01; Single-step GRAM keeps 1.0, exactly E2E).")  # fmt: skip
     parser.add_argument("--item-id-learning-rate", type=float, default=None,
                         help="ID and hybrid rows: the item-ID table's learning rate (default: --learning-rate; the "
                         "committed tables: the default).")  # fmt: skip
@@ -620,7 +621,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
             + "). "
             f"GRAM windows longer than one step fit the encoder with encoder_update={window.get('encoder_update')}, "
             f"encoder_epochs={window.get('encoder_epochs')}, "
-            f"item_learning_rate={window.get('item_learning_rate', 1.0):g} (GRAM 1S keeps the exact-E2E update). "
+            + _eta_words(window)
+            + " (GRAM 1S keeps the exact-E2E update). "
             "The floor row needs "
             f"no training: {payload.get('floor_description', '')}. {WARM_COLD_NOTES[task]}"
             + (
@@ -737,7 +739,7 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         # Single-step GRAM keeps the library default, the update that makes it exactly E2E.
         config["encoder_update"] = args.encoder_update or defaults["encoder_update"]
         config["encoder_epochs"] = args.encoder_epochs or defaults["encoder_epochs"]
-        config["item_learning_rate"] = _item_learning_rate(args, defaults)
+        config["item_learning_rate"] = _item_learning_rate(args, defaults, config["item_encoder"])
     if interval == "auto" and args.gram_auto_drift is not None:
         config["gram_auto_drift"] = args.gram_auto_drift
     if config["item_encoder"] == "content+id" and args.item_id_dropout:
@@ -750,8 +752,19 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
     return config
 
 
-def _item_learning_rate(args: argparse.Namespace, defaults: dict[str, Any]) -> float:
-    return args.item_learning_rate if args.item_learning_rate is not None else defaults["item_learning_rate"]
+def _item_learning_rate(args: argparse.Namespace, defaults: dict[str, Any], item_encoder: str) -> float:
+    """The window rows' eta: as the programs choose it (a task's default below 1.0 is for hybrid vectors only)."""
+    if args.item_learning_rate is not None:
+        return args.item_learning_rate
+    return defaults["item_learning_rate"] if item_encoder == "content+id" else 1.0
+
+
+def _eta_words(window: dict[str, Any]) -> str:
+    hybrid = window.get("item_learning_rate", 1.0)
+    content = window.get("content_item_learning_rate", hybrid)
+    if content == hybrid:
+        return f"item_learning_rate={hybrid:g}"
+    return f"item_learning_rate={hybrid:g} (hybrid rows; content rows {content:g})"
 
 
 FLOOR_DESCRIPTIONS = {
@@ -802,7 +815,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "window_encoder_fit": {
             "encoder_update": args.encoder_update or defaults["encoder_update"],
             "encoder_epochs": args.encoder_epochs or defaults["encoder_epochs"],
-            "item_learning_rate": _item_learning_rate(args, defaults),
+            "item_learning_rate": _item_learning_rate(args, defaults, "content+id"),
+            "content_item_learning_rate": _item_learning_rate(args, defaults, "content"),
         },  # fmt: skip
         "environment": environment,
         "results": results,

@@ -157,7 +157,10 @@ def test_save_steps_alone_saves_and_evaluates_at_those_steps(toeic, tmp_path):
 
 
 def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
-    """The program's eta (0.01) trains GRAM's cached vectors between fits; Single-step GRAM keeps 1.0 (exactly E2E)."""
+    """
+    The program's eta (0.01) trains a hybrid's cached content vectors between fits; Single-step GRAM (exactly E2E at
+    1.0) and content-only vectors keep 1.0.
+    """
     from gram_hf.scripts import next_item, parse_recipe_args
 
     def eta(*argv):
@@ -170,6 +173,9 @@ def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
     assert eta("--gram_interval", "1") == 1.0
     assert eta("--gram_interval", "1", "--item_learning_rate", "0.5") == 0.5
     assert eta("--gram_interval", "1", "--gram_mode", "e2e") == 0.01  # unused outside GRAM
+    # Content-only vectors carry the collaborative signal themselves: the full rate.
+    assert eta("--item_encoder", "content") == 1.0
+    assert eta("--item_encoder", "content", "--item_learning_rate", "0.1") == 0.1
 
 
 def test_readme_resume_walk_through(tiny_encoder, tmp_path, caplog):

@@ -434,18 +434,23 @@ def _reconcile_item_encoder(
         model_args.item_encoder = "id"
 
 
-def _reconcile_item_learning_rate(training_args: GramTrainingArguments, explicit: frozenset[str] | set[str]) -> None:
+def _reconcile_item_learning_rate(
+    model_args: ModelArguments, training_args: GramTrainingArguments, explicit: frozenset[str] | set[str]
+) -> None:
     """
-    A program's `item_learning_rate` default is for GRAM windows longer than one step (where it is the rate at which
-    the cached vectors train between encoder fits); Single-step GRAM keeps 1.0, the value that makes it exactly E2E,
-    unless `--item_learning_rate` is given.
+    A program's `item_learning_rate` default below 1.0 (next-item's) is for hybrid item vectors under GRAM windows
+    longer than one step: the ID part carries what the text does not say, so the cached content vectors need only move
+    as far as the encoder can follow. Content-only vectors must carry the collaborative signal themselves, and
+    Single-step GRAM is exactly E2E only at 1.0: both keep 1.0 unless `--item_learning_rate` is given.
     """
+    if "item_learning_rate" in explicit or training_args.item_learning_rate == 1.0:
+        return
     single_step = training_args.gram_mode == "gram" and training_args.gram_interval_steps == 1
-    if single_step and "item_learning_rate" not in explicit and training_args.item_learning_rate != 1.0:
+    if single_step or model_args.item_encoder != "content+id":
+        reason = "Single-step GRAM (--gram_interval 1), exactly E2E" if single_step else "content-only item vectors"
         logger.info(
-            "Single-step GRAM (--gram_interval 1) runs with item_learning_rate=1.0, which makes it exactly E2E (the "
-            f"program's default {training_args.item_learning_rate:g} is for longer windows); give "
-            "--item_learning_rate to choose otherwise."
+            f"item_learning_rate=1.0 for {reason} (the program's default {training_args.item_learning_rate:g} is for "
+            "hybrid vectors under longer windows); give --item_learning_rate to choose otherwise."
         )
         training_args.item_learning_rate = 1.0
 
@@ -509,7 +514,7 @@ def parse_recipe_args(
         raise UsageError(str(error)) from error
     check_argument_values({**vars(data_args), **vars(model_args), **vars(training_args)})
     _reconcile_item_encoder(model_args, training_args, explicit)
-    _reconcile_item_learning_rate(training_args, explicit)
+    _reconcile_item_learning_rate(model_args, training_args, explicit)
     _check_resume(training_args, synthetic)
     setup_logging(training_args)
     if implied:

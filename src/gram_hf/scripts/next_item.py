@@ -21,8 +21,9 @@ columns, timestamps are integers or ISO-8601 date-times) with an optional item-t
 
 The default item vectors are hybrid (`--item_encoder content+id --item_id_dropout 0.5`: the content vector plus a
 learned ID row, cold-start items keep content only); `--item_encoder content` trains the content-only SASRec and
-`--item_encoder id` the ID-based one (an item-ID table, as `--gram_mode nocontent`) for comparison. GRAM's cached
-vectors train at `--item_learning_rate 0.01` between encoder fits (1.0 with `--gram_interval 1`, exactly E2E);
+`--item_encoder id` the ID-based one (an item-ID table, as `--gram_mode nocontent`) for comparison. A hybrid's cached
+content vectors train at `--item_learning_rate 0.01` between encoder fits (content-only vectors and `--gram_interval
+1`, exactly E2E, at 1.0);
 `--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss. Early stopping watches
 validation NDCG@10; the reported (`test_*`) metrics are on the test targets.
 
@@ -75,9 +76,9 @@ DEFAULTS = {
     "encoder_update": "per_batch",
     "encoder_epochs": 3,
     # A full-catalog loss moves every cached vector at every step, and a window of an epoch drifts them far from what
-    # the encoder can fit: eta 1.0 left content-based SASRec near popularity on Beauty-shaped data, 0.01 trained well
-    # there and above 1.0 and 0.1 on the quality benchmark, for cce and cce_sampled (benchmarks/README.md). Single-step
-    # GRAM keeps 1.0 (exactly E2E).
+    # the encoder can fit: eta 1.0 left the hybrid SASRec near popularity on Beauty-shaped data, 0.01 trained well
+    # there and above 1.0 and 0.1 on the quality benchmark, for cce and cce_sampled (benchmarks/README.md). For hybrid
+    # vectors only: content-only ones and Single-step GRAM (exactly E2E) keep 1.0 (_reconcile_item_learning_rate).
     "item_learning_rate": 0.01,
     # Hybrid item vectors (content + a learned ID row) with the ID part dropped for half the items of a step: warm
     # items get what their text does not say, and the model still ranks by content alone, as cold-start items need.
