@@ -153,6 +153,21 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
                 "encoder one optimizer step per window, too few to learn the catalog; use encoder_update='per_batch' "
                 "and encoder_epochs=3 (the next_item program's defaults)."
             )
+        hybrid = self.gram_model.config.item_encoder == "content+id"
+        if (
+            multi_step
+            and hybrid
+            and args.item_learning_rate >= 1.0
+            and getattr(self.gram_model.head, "uses_full_catalog", False)
+        ):
+            # Every cached vector moves at every step under a full-catalog loss; over long windows at eta 1.0 the table
+            # drifts beyond what the encoder can fit (benchmarks/results/cpu-amd-epyc-realistic/
+            # next_item_item_learning_rate).
+            logger.warning(
+                "A hybrid under a full-catalog loss with windows longer than a step trains its cached content "
+                f"vectors at item_learning_rate={args.item_learning_rate:g}, which drifts them beyond what the "
+                "encoder can fit; use item_learning_rate=0.01 (the next_item program's default for hybrids)."
+            )
 
     # ------------------------------------------------------------------ setup
 

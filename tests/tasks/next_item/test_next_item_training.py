@@ -138,3 +138,26 @@ def test_full_catalog_windows_warn_about_one_encoder_step_per_window(
             model, movielens, catalog, tmp_path, gram_mode="gram", gram_interval=interval, encoder_update=update
         )
     assert ("encoder one optimizer step per window" in caplog.text) is warns
+
+
+@pytest.mark.parametrize(("item_encoder", "loss_type", "eta", "interval", "warns"), [
+    ("content+id", "cce", 1.0, "1epoch", True),
+    ("content+id", "cce", 0.01, "1epoch", False),
+    ("content+id", "cce", 1.0, "1", False),  # Single-step GRAM: 1.0 is exactly E2E
+    ("content+id", "cce_sampled", 1.0, "1epoch", False),
+    ("content", "cce", 1.0, "1epoch", False),  # content-only vectors need the full rate
+])  # fmt: skip
+def test_hybrid_full_catalog_windows_warn_about_item_learning_rate(
+    movielens, catalog, tiny_bert_config, tmp_path, caplog, item_encoder, loss_type, eta, interval, warns
+):
+    torch.manual_seed(0)
+    config = GramConfig(
+        encoder=tiny_bert_config, head_type="next_item", head_config={**HEAD_CONFIG, "loss_type": loss_type},
+        item_encoder=item_encoder, num_items=movielens.num_items if item_encoder == "content+id" else 0,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="gram_hf.trainer"):
+        make_trainer(
+            GramModel(config), movielens, catalog, tmp_path, gram_mode="gram", gram_interval=interval,
+            encoder_update="per_batch", item_learning_rate=eta,
+        )  # fmt: skip
+    assert ("use item_learning_rate=0.01" in caplog.text) is warns
