@@ -175,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--next-item-users", type=int, default=400, help="Synthetic MovieLens users.")
     parser.add_argument("--next-item-items", type=int, default=200,
                         help="Synthetic MovieLens movies (before the loader's 5-interaction filter).")  # fmt: skip
+    parser.add_argument("--next-item-new-item-fraction", type=float, default=None,
+                        help="Share of the movies that are new releases, never in training (default: the "
+                        "generator's 0.05; more make the cold-start columns measurable).")  # fmt: skip
     parser.add_argument(
         "--next-item-dim",
         type=int,
@@ -212,6 +215,8 @@ def data_spec(task: str, args: argparse.Namespace) -> common.DataSpec:
                                preset_overrides=overrides, structure=structure, split_overrides=split)  # fmt: skip
     if task == "next_item":
         overrides = {"num_users": args.next_item_users, "num_items": args.next_item_items}
+        if args.next_item_new_item_fraction is not None:
+            overrides["new_item_fraction"] = args.next_item_new_item_fraction
         return common.DataSpec(dataset="movielens", preset="ml", scale=1.0, seed=args.seed, item_max_length=32,
                                movielens_overrides=overrides, structure=structure)  # fmt: skip
     overrides = {"num_users": args.news_users, "num_news": args.news_items,
