@@ -137,32 +137,23 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
 
     def _warn_about_sparse_encoder_updates(self) -> None:
         """
-        Multi-step windows with `encoder_update="accumulate"` give the encoder one optimizer step per window. Under a
-        full-catalog next-item loss that starved the encoder: content-based SASRec fell below popularity on realistic
-        data and reached it with `"per_batch"` and `encoder_epochs=3` (the next-item program's defaults).
+        Two settings that starve or overshoot the encoder under a full-catalog next-item loss with windows longer than
+        a step. `encoder_update="accumulate"` gives the encoder one optimizer step per window: content-based SASRec
+        fell below popularity on realistic data and reached it with `"per_batch"` and `encoder_epochs=3`. A hybrid at
+        `item_learning_rate` 1.0: every cached vector moves at every step, and over long windows the table drifts
+        beyond what the encoder can fit (benchmarks/results/cpu-amd-epyc-realistic/next_item_item_learning_rate).
+        Both fixes are the next-item program's defaults.
         """
         args = self.args
-        multi_step = args.gram_mode == "gram" and args.gram_interval_steps != 1
-        if (
-            multi_step
-            and args.encoder_update == "accumulate"
-            and getattr(self.gram_model.head, "uses_full_catalog", False)
-        ):
+        if not (args.gram_is_multi_step and getattr(self.gram_model.head, "uses_full_catalog", False)):
+            return
+        if args.encoder_update == "accumulate":
             logger.warning(
                 "A full-catalog loss with windows longer than a step and encoder_update='accumulate' gives the "
                 "encoder one optimizer step per window, too few to learn the catalog; use encoder_update='per_batch' "
                 "and encoder_epochs=3 (the next_item program's defaults)."
             )
-        hybrid = self.gram_model.config.item_encoder == "content+id"
-        if (
-            multi_step
-            and hybrid
-            and args.item_learning_rate >= 1.0
-            and getattr(self.gram_model.head, "uses_full_catalog", False)
-        ):
-            # Every cached vector moves at every step under a full-catalog loss; over long windows at eta 1.0 the table
-            # drifts beyond what the encoder can fit (benchmarks/results/cpu-amd-epyc-realistic/
-            # next_item_item_learning_rate).
+        if self.gram_model.config.item_encoder == "content+id" and args.item_learning_rate >= 1.0:
             logger.warning(
                 "A hybrid under a full-catalog loss with windows longer than a step trains its cached content "
                 f"vectors at item_learning_rate={args.item_learning_rate:g}, which drifts them beyond what the "

@@ -187,6 +187,11 @@ class GramTrainingArguments(TrainingArguments):
         return self.gram_mode == "gram" and self.gram_interval == AUTO_INTERVAL
 
     @property
+    def gram_is_multi_step(self) -> bool:
+        """Whether `gram` mode runs windows longer than one CF step (steps > 1, epoch fractions or `"auto"`)."""
+        return self.gram_mode == "gram" and self.gram_interval_steps != 1
+
+    @property
     def gram_interval_steps(self) -> int | None:
         """
         The window in CF optimizer steps, or `None` when it is a fraction of an epoch or `"auto"` (whose longest

@@ -445,7 +445,7 @@ def _reconcile_item_learning_rate(
     """
     if "item_learning_rate" in explicit or training_args.item_learning_rate == 1.0:
         return
-    single_step = training_args.gram_mode == "gram" and training_args.gram_interval_steps == 1
+    single_step = training_args.gram_mode == "gram" and not training_args.gram_is_multi_step
     if single_step or model_args.item_encoder != "content+id":
         reason = "Single-step GRAM (--gram_interval 1), exactly E2E" if single_step else "content-only item vectors"
         logger.info(
