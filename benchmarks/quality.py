@@ -80,12 +80,17 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     # next-item loss needs more (measured: content GRAM 1E NDCG@10 0.063 -> 0.149 with per_batch and 3 passes).
     # Batches small enough for about 13 (KT, next-item) to 25 (news) CF steps per epoch on the small shapes: with the
     # paper's 32, KT's 100 training learners made 4 steps an epoch and the ID model stopped undertrained.
-    "kt": {"batch_size": 8, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
-    "news": {"batch_size": 16, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0},
+    # Hybrid rows drop the ID part of `item_id_dropout` of the items per step (KT and news: 0.5; the next_item
+    # program's 0.3, closer to ID-only on warm users on three generated datasets, next_item_hybrid_settings/).
+    "kt": {"batch_size": 8, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0,
+           "item_id_dropout": 0.5},
+    "news": {"batch_size": 16, "encoder_update": "accumulate", "encoder_epochs": 1, "item_learning_rate": 1.0,
+             "item_id_dropout": 0.5},
     # The next_item program's defaults for windows (a full-catalog loss moves every cached vector at every step; the
     # eta is the hybrid's, content-only rows keep 1.0 as the program does).
-    "next_item": {"batch_size": 32, "encoder_update": "per_batch", "encoder_epochs": 3, "item_learning_rate": 0.01},
-}
+    "next_item": {"batch_size": 32, "encoder_update": "per_batch", "encoder_epochs": 3, "item_learning_rate": 0.01,
+                  "item_id_dropout": 0.3},
+}  # fmt: skip
 
 
 def _number(text: str) -> float | int:
@@ -142,9 +147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--item-id-dropout",
         type=float,
-        default=0.5,
+        default=None,
         help="Hybrid rows: share of ID rows switched off at each training step, so that items are "
-        "also ranked on content alone (GramConfig.item_id_dropout; the next-item program's default).",
+        "also ranked on content alone (GramConfig.item_id_dropout; default as the programs: KT and news 0.5, "
+        "next-item 0.3).",
     )
     parser.add_argument("--item-learning-rate", type=float, default=None,
                         help="GRAM windows longer than one step: eta of the pseudo-targets (default: as the programs, "
@@ -172,12 +178,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--news-history", type=_number, default=10, help="Mean clicked-history length.")
     parser.add_argument("--news-candidates", type=_number, default=10, help="Mean candidates per impression.")
-    parser.add_argument("--next-item-users", type=int, default=400, help="Synthetic MovieLens users.")
+    parser.add_argument("--next-item-users", type=int, default=1000, help="Synthetic MovieLens users.")
     parser.add_argument("--next-item-items", type=int, default=200,
                         help="Synthetic MovieLens movies (before the loader's 5-interaction filter).")  # fmt: skip
-    parser.add_argument("--next-item-new-item-fraction", type=float, default=None,
-                        help="Share of the movies that are new releases, never in training (default: the "
-                        "generator's 0.05; more make the cold-start columns measurable).")  # fmt: skip
+    parser.add_argument("--next-item-new-item-fraction", type=float, default=0.1,
+                        help="Share of the movies that are new releases, never in training (the generator's "
+                        "default is 0.05; at 1,000 users 0.1 leaves 16 of them after the 5-interaction filter, "
+                        "with about 300 cold-start users: a measurable cold-start column).")  # fmt: skip
     parser.add_argument(
         "--next-item-dim",
         type=int,
@@ -747,14 +754,19 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         config["item_learning_rate"] = _item_learning_rate(args, defaults, config["item_encoder"])
     if interval == "auto" and args.gram_auto_drift is not None:
         config["gram_auto_drift"] = args.gram_auto_drift
-    if config["item_encoder"] == "content+id" and args.item_id_dropout:
-        config["item_id_dropout"] = args.item_id_dropout
+    if config["item_encoder"] == "content+id" and item_id_dropout(args, task):
+        config["item_id_dropout"] = item_id_dropout(args, task)
     if config["item_encoder"] in ("id", "content+id") and args.item_id_learning_rate is not None:
         config["item_id_learning_rate"] = args.item_id_learning_rate
     if task == "next_item":
         config["item_dim"] = args.next_item_dim
         config["head_config"] = {"loss_type": args.next_item_loss, "max_length": args.next_item_max_length}
     return config
+
+
+def item_id_dropout(args: argparse.Namespace, task: str) -> float:
+    """The hybrid rows' ID dropout: `--item-id-dropout`, else the task's program default."""
+    return TASK_DEFAULTS[task]["item_id_dropout"] if args.item_id_dropout is None else args.item_id_dropout
 
 
 def _item_learning_rate(args: argparse.Namespace, defaults: dict[str, Any], item_encoder: str) -> float:
@@ -815,7 +827,10 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "data_description": spec.describe(),
         "data_spec": vars(spec),
         "data_summary": summary,
-        "config": {k: v for k, v in vars(args).items() if k not in ("workdir", "output_dir")},
+        "config": {
+            **{k: v for k, v in vars(args).items() if k not in ("workdir", "output_dir")},
+            "item_id_dropout": item_id_dropout(args, task),
+        },
         "batch_size": args.batch_size or defaults["batch_size"],
         "window_encoder_fit": {
             "encoder_update": args.encoder_update or defaults["encoder_update"],

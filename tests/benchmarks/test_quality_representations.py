@@ -17,6 +17,8 @@ sys.path.insert(0, str(BENCHMARKS))
 import common  # noqa: E402
 import quality  # noqa: E402
 
+from gram_hf.scripts.next_item import DEFAULTS as NEXT_ITEM_DEFAULTS  # noqa: E402
+
 TINY = ["--encoder", "tiny-random", "--max-epochs", "1", "--patience", "1", "--threads", "1", "--batch-size", "8",
         "--modes", "gram-1e", "--kt-users", "12", "--kt-items", "30", "--kt-interactions", "500",
         "--kt-cold-start", "4", "--news-users", "30", "--news-items", "60", "--news-train-impressions", "40",
@@ -216,6 +218,16 @@ def test_item_id_dropout_reaches_hybrid_models_only():
                                cold_start_items=[False] * 5 + [True], item_id_dropout=0.5)  # fmt: skip
     assert model.config.item_id_dropout == 0.5 and model.item_dim == 8
     assert model.cold_start_items.tolist() == [False] * 5 + [True]
+
+
+def test_item_id_dropout_defaults_to_each_program_default():
+    options = args()
+    dropouts = {}
+    for task in ("kt", "news", "next_item"):
+        spec = quality.data_spec(task, options)
+        dropouts[task] = quality.run_config(task, options, spec, "gram-1e", "content+id", 0)["item_id_dropout"]
+    assert dropouts == {"kt": 0.5, "news": 0.5, "next_item": 0.3}
+    assert dropouts["next_item"] == NEXT_ITEM_DEFAULTS["item_id_dropout"]
 
 
 def test_next_item_loss_trend_verdict_names_the_epoch_that_rose():

@@ -19,7 +19,7 @@ table `user_id,item_id,timestamp` (CSV or Parquet; `--user_column`, `--item_colu
 columns, timestamps are integers or ISO-8601 date-times) with an optional item-text table (`--items`,
 `--text_columns`); `--missing_text error|drop|empty` says what happens to items without a text there.
 
-The default item vectors are hybrid (`--item_encoder content+id --item_id_dropout 0.5`: the content vector plus a
+The default item vectors are hybrid (`--item_encoder content+id --item_id_dropout 0.3`: the content vector plus a
 learned ID row, cold-start items keep content only); `--item_encoder content` trains the content-only SASRec and
 `--item_encoder id` the ID-based one (an item-ID table, as `--gram_mode nocontent`) for comparison. A hybrid's cached
 content vectors train at `--item_learning_rate 0.01` between encoder fits (content-only vectors and `--gram_interval
@@ -80,10 +80,12 @@ DEFAULTS = {
     # there and above 1.0 and 0.1 on the quality benchmark, for cce and cce_sampled (benchmarks/README.md). For hybrid
     # vectors only: content-only ones and Single-step GRAM (exactly E2E) keep 1.0 (_reconcile_item_learning_rate).
     "item_learning_rate": 0.01,
-    # Hybrid item vectors (content + a learned ID row) with the ID part dropped for half the items of a step: warm
+    # Hybrid item vectors (content + a learned ID row) with the ID part dropped for 30% of the items of a step: warm
     # items get what their text does not say, and the model still ranks by content alone, as cold-start items need.
+    # 0.3 kept warm users within the noise of ID-only on two of three generated datasets where 0.5 fell 2-3 NDCG@10
+    # points below, at some cold-start cost (benchmarks/results/cpu-amd-epyc-realistic/next_item_hybrid_settings/).
     "item_encoder": "content+id",
-    "item_id_dropout": 0.5,
+    "item_id_dropout": 0.3,
 }
 DEMO_DEFAULTS = {
     "synthetic_scale": 0.05,
