@@ -178,6 +178,22 @@ def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
     assert eta("--item_encoder", "content", "--item_learning_rate", "0.1") == 0.1
 
 
+def test_next_item_shared_negatives_reach_the_head_config(tmp_path):
+    from gram_hf.scripts import next_item, parse_recipe_args
+
+    def data(*argv):
+        return parse_recipe_args(
+            next_item.DataArguments, [*argv, "--output_dir", str(tmp_path)], defaults=next_item.DEFAULTS,
+            demo_defaults=next_item.DEMO_DEFAULTS, uses_synthetic=lambda data: not data.has_data,
+        ).data  # fmt: skip
+
+    shared = data("--loss_type", "cce_sampled", "--num_negatives", "512", "--shared_negatives")
+    assert shared.head_config()["shared_negatives"] is True and shared.head_config()["num_negatives"] == 512
+    assert "shared_negatives" not in data("--loss_type", "cce_sampled").head_config()
+    with pytest.raises((UsageError, ValueError), match="shared_negatives applies to the sampled softmax losses"):
+        data("--loss_type", "cce", "--shared_negatives")
+
+
 def test_readme_resume_walk_through(tiny_encoder, tmp_path, caplog):
     """README, "Resume": `--save_steps 20 --output_dir out`, then the same with `--resume_from_checkpoint
     out/checkpoint-20`; the smoke flags only make it small (tiny encoder, private caches)."""

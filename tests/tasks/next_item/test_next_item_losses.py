@@ -113,6 +113,46 @@ def test_cce_sampled_equals_materialised_sampled_softmax(block_size, reduction):
         torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
 
 
+@pytest.mark.parametrize("block_size", [1, 3, None])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_shared_negatives_equal_the_same_negatives_at_every_position(block_size, reduction):
+    """A `(K,)` set of negatives is the per-position loss with that set at every position: value and gradients."""
+    hidden, catalog, targets = random_problem(seed=20 + (block_size or 0))
+    generator = torch.Generator().manual_seed(2)
+    negatives = torch.randint(0, catalog.shape[0], (9,), generator=generator)
+    negatives[1] = targets[1, 2]  # an accidental hit of one position
+    negatives[4] = negatives[3]  # a negative drawn twice
+    negatives[8] = -1  # a padding slot
+    mask = torch.rand((*targets.shape, 9), generator=generator) > 0.2
+    kwargs = {"negative_mask": mask, "reduction": reduction}
+    per_position = negatives.expand(*targets.shape, -1)
+    reference = sampled_cross_entropy(hidden, catalog, targets, per_position, **kwargs)
+    upstream = torch.randn_like(reference)
+    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
+    for loss in (
+        sampled_cross_entropy(hidden, catalog, targets, negatives, **kwargs),
+        sampled_linear_cross_entropy(hidden, catalog, targets, negatives, block_size=block_size, **kwargs),
+    ):
+        torch.testing.assert_close(loss, reference, **TOLERANCE)
+        grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
+        for grad, reference_grad in zip(grads, reference_grads):
+            torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+    # The hit is removed at its position only: the other positions keep negative 1.
+    alone = torch.zeros_like(mask)
+    alone[..., 1] = True
+    per_row = sampled_cross_entropy(hidden, catalog, targets, negatives, negative_mask=alone, reduction="none")
+    assert per_row[1, 2].item() == 0.0 and per_row[1, 3].item() > 0.0
+
+
+def test_shared_negatives_validate_their_mask_and_rows():
+    hidden, catalog, targets = random_problem(seed=3)
+    negatives = torch.tensor([0, 5, 7])
+    with pytest.raises(ValueError, match="positions x shared negatives"):
+        sampled_linear_cross_entropy(hidden, catalog, targets, negatives, negative_mask=torch.ones(3, dtype=bool))
+    with pytest.raises(IndexError, match="must lie in"):
+        sampled_cross_entropy(hidden, catalog, targets, torch.tensor([0, catalog.shape[0]]))
+
+
 def test_sampled_softmax_reference_by_hand():
     """One position: logits of the target and the kept negatives, accidental hit and masked negative removed."""
     hidden = torch.tensor([[1.0, 0.0]])

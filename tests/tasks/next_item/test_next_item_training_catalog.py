@@ -81,12 +81,13 @@ def test_the_task_trains_on_the_train_split_items(movielens):
     assert make_collator(movielens, head, "eval").training_items is None  # evaluation ranks every item
 
 
-@pytest.mark.parametrize("loss_type", ["cce", "cce_sampled"])
+@pytest.mark.parametrize(("loss_type", "shared"), [("cce", False), ("cce_sampled", False), ("cce_sampled", True)])
 def test_single_step_gram_equals_e2e_with_a_training_catalog(movielens, tokenizer, tiny_bert_config, tmp_path,
-                                                            loss_type):  # fmt: skip
+                                                            loss_type, shared):  # fmt: skip
     catalog = movielens.catalog(tokenizer, max_length=12)
     torch.manual_seed(0)
-    head_config = {"max_length": 12, "dropout": 0.0, "loss_type": loss_type, "num_negatives": 4}
+    head_config = {"max_length": 12, "dropout": 0.0, "loss_type": loss_type, "num_negatives": 4,
+                   "shared_negatives": shared}  # fmt: skip
     config = GramConfig(encoder=tiny_bert_config, head_type="next_item", head_config=head_config)
     base = GramModel(config)
     cold = torch.tensor([bool(flag) for flag in movielens.items["cold_start"]])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES
+from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, check_shared_negatives
 from .slicing import SLICE_START_COLUMN
 
 if TYPE_CHECKING:
@@ -32,7 +32,10 @@ class NextItemCollator:
     - Sampled losses (`"bce"`, `"ce_sampled"`, `"cce_sampled"`): `item_index` = the unique items of inputs, targets
       and negatives, `input_ref` and `target_ref` (`[B, T]`) and `negative_ref` (`[B, T, K]`): `K = num_negatives`
       items drawn uniformly from the catalog per position; a negative equal to the position's target (an accidental
-      hit, detected by catalog index) is removed (-1), so it is neither encoded nor scored.
+      hit, detected by catalog index) is removed (-1), so it is neither encoded nor scored. With `shared_negatives`,
+      `negative_ref` is one set of `K` items (`[K]`) that every position of the batch scores, and `negative_mask`
+      (`[B, T, K]`) is False where a shared negative is the position's target (or the position is padding): the
+      negative logits are then one product with `K` vectors instead of `B x T x K` gathered ones.
 
     **Evaluation** (`mode="eval"`, any loss): the last item is held out. `item_index = catalog_ref =
     arange(num_items)`, `input_ref` (`items[:-1]`, last `max_length`), `labels` and `target_ref` (`[B]`, the held-out
@@ -61,6 +64,8 @@ class NextItemCollator:
         loss_start_column (`str`, *optional*, defaults to `"loss_start"`): the column, when rows have it, of the
             number of leading targets that are context only.
         generator (`torch.Generator`, *optional*): source of the negatives.
+        shared_negatives (`bool`, *optional*, defaults to `False`): the softmax losses (`ce_sampled`, `cce_sampled`)
+            draw one set of `num_negatives` items per batch for every position instead of a set per position.
         training_items (`Sequence[int]` or `torch.LongTensor`, *optional*): the catalog indices training batches
             score (sorted, unique); defaults to the whole catalog.
     """
@@ -75,6 +80,7 @@ class NextItemCollator:
     loss_start_column: str = SLICE_START_COLUMN
     generator: torch.Generator | None = None
     training_items: Sequence[int] | torch.LongTensor | None = None
+    shared_negatives: bool = False
 
     def __post_init__(self):
         if self.num_items < 1:
@@ -105,11 +111,13 @@ class NextItemCollator:
                 self.num_negatives = DEFAULT_NUM_NEGATIVES[self.loss_type]
             if self.num_negatives < 1:
                 raise ValueError(f"num_negatives must be positive, got {self.num_negatives}.")
+        check_shared_negatives(self.loss_type, self.shared_negatives)
 
     @classmethod
     def from_head(cls, head: SASRecHead, num_items: int, mode: str = "train", **kwargs: Any) -> NextItemCollator:
         """A collator matching `head`'s loss type, number of negatives and maximum length."""
-        settings = {"loss_type": head.loss_type, "num_negatives": head.num_negatives, "max_length": head.max_length}
+        settings = {"loss_type": head.loss_type, "num_negatives": head.num_negatives, "max_length": head.max_length,
+                    "shared_negatives": head.shared_negatives}  # fmt: skip
         return cls(num_items=num_items, mode=mode, **{**settings, **kwargs})
 
     def _sequences(self, features: Sequence[dict[str, Any]], minimum: int) -> list[torch.LongTensor]:
@@ -140,7 +148,7 @@ class NextItemCollator:
         if self.loss_type in FULL_CATALOG_LOSSES:
             return self._full_catalog_batch(input_items, target_items, target_columns)
         valid = target_items >= 0
-        shape = (*target_items.shape, self.num_negatives)
+        shape = (self.num_negatives,) if self.shared_negatives else (*target_items.shape, self.num_negatives)
         if self.training_items is None:
             negatives = torch.randint(0, self.num_items, shape, generator=self.generator)
         else:
@@ -148,7 +156,8 @@ class NextItemCollator:
                 torch.randint(0, self.training_items.numel(), shape, generator=self.generator)
             ]
         keep = valid.unsqueeze(-1) & (negatives != target_items.unsqueeze(-1))
-        negatives = negatives.masked_fill(~keep, -1)
+        if not self.shared_negatives:
+            negatives = negatives.masked_fill(~keep, -1)
         # The batch's unique items by marking them (-1, padding, marks the last slot, cleared after): linear in the
         # references, where sorting them (torch.unique) took most of a batch's time at 128 x 50 x 256 negatives.
         present = torch.zeros(self.num_items + 1, dtype=torch.bool)
@@ -157,12 +166,15 @@ class NextItemCollator:
         present[-1] = False
         item_index = present.nonzero().squeeze(1)
         lookup = self._positions(item_index)
-        return {
+        batch = {
             "item_index": item_index,
             "input_ref": lookup[input_items],
             "target_ref": lookup[target_items],
             "negative_ref": lookup[negatives],
         }
+        if self.shared_negatives:
+            batch["negative_mask"] = keep
+        return batch
 
     def _positions(self, item_index: torch.LongTensor) -> torch.LongTensor:
         """Catalog index -> position in `item_index` (-1 elsewhere), with a last slot so that -1 (padding) stays -1."""

@@ -24,6 +24,17 @@ FULL_CATALOG_LOSSES = ("ce", "cce")
 # Losses that score every position against its target and sampled negatives only.
 SAMPLED_LOSSES = ("bce", "ce_sampled", "cce_sampled")
 DEFAULT_NUM_NEGATIVES = {"bce": 1, "ce_sampled": 256, "cce_sampled": 256}
+# The softmax losses over sampled negatives, which may share one set of negatives across a batch's positions.
+SHARED_NEGATIVE_LOSSES = ("ce_sampled", "cce_sampled")
+
+
+def check_shared_negatives(loss_type: str, shared_negatives: bool) -> None:
+    """Refuses `shared_negatives` for a loss that samples no negatives or is not a softmax over them."""
+    if shared_negatives and loss_type not in SHARED_NEGATIVE_LOSSES:
+        raise ValueError(
+            f"shared_negatives applies to the sampled softmax losses {SHARED_NEGATIVE_LOSSES}, not "
+            f"loss_type={loss_type!r}."
+        )
 
 
 @dataclass
@@ -98,14 +109,19 @@ class SASRecHead(GramHead):
     - `"ce_sampled"` (CE-): softmax over the target and `num_negatives` (default 256) uniform negatives per position,
       accidental hits masked, materialised;
     - `"cce_sampled"` (CCE-): the same loss through [`sampled_linear_cross_entropy`], streamed.
+    With `shared_negatives` the two softmax losses over negatives draw one set of `num_negatives` items per batch that
+    every position scores (the memory-efficient-SASRec reference's `negatives_sharing`): the negative logits are one
+    `N x K` product with `K` vectors instead of `N x K` gathered vectors, much faster where gathers dominate (a CPU),
+    at the price of negatives that are correlated within a batch.
 
     **Batch contract** (see [`NextItemCollator`]). Training batches for the full-catalog losses hold `input_ref`
     (`[B, T]`, the sequence's items), `catalog_ref` (`[C]`, the catalog, i.e. the output layer, usually
     `arange(num_items)`) and `labels` (`[B, T]`, the next item as a *column* of `catalog_ref`, -100 for padding); the
     sampled losses hold `input_ref`, `target_ref` (`[B, T]`) and `negative_ref` (`[B, T, K]`, -1 for padding and for
-    masked accidental hits). Because the catalog is itself a reference key, the engine's semantics stay exact: in
-    `e2e` every catalog item is one more occurrence (the output layer's), and in `gram` the loss's gradient for every
-    catalog vector feeds that item's pseudo-target.
+    masked accidental hits; with `shared_negatives`, `negative_ref` is `[K]` and `negative_mask` `[B, T, K]` marks
+    the negatives each position keeps). Because the catalog is itself a reference key, the engine's semantics stay
+    exact: in `e2e` every catalog item is one more occurrence (the output layer's), and in `gram` the loss's gradient
+    for every catalog vector feeds that item's pseudo-target.
 
     **Evaluation** (ranking mode: the head in eval mode and a batch with `catalog_ref` and 1-D `labels`): the state at
     each sequence's last position is ranked against the whole catalog block by block ([`rank_catalog`]), never
@@ -122,6 +138,8 @@ class SASRecHead(GramHead):
             `"cce_sampled"`.
         num_negatives (`int`, *optional*): negatives per position for the sampled losses (default 1 for `"bce"`,
             256 for the sampled softmax); stored here so that [`NextItemCollator.from_head`] samples accordingly.
+        shared_negatives (`bool`, *optional*, defaults to `False`): `ce_sampled` and `cce_sampled` score one set of
+            negatives per batch, shared by every position (stored for [`NextItemCollator.from_head`] too).
         loss_block_size (`int`, *optional*): catalog rows (or candidates) per block of the streaming losses.
         loss_impl (`str`, *optional*, defaults to `"auto"`): `"cce"` implementation (`"torch"`, `"cce"` kernels on
             CUDA, or `"auto"`), see [`linear_cross_entropy`].
@@ -145,6 +163,7 @@ class SASRecHead(GramHead):
         loss_impl: str = "auto",
         eval_top_k: int = 10,
         eval_block_size: int | None = None,
+        shared_negatives: bool = False,
     ):
         super().__init__(item_dim)
         if loss_type not in LOSS_TYPES:
@@ -162,8 +181,10 @@ class SASRecHead(GramHead):
             # The batch keys the engine encodes and expands depend on the loss: the sampled losses reference only
             # the sequence, its targets and the negatives, never the whole catalog.
             self.item_ref_keys = ("input_ref", "target_ref", "negative_ref")
+        check_shared_negatives(loss_type, shared_negatives)
         self.loss_type = loss_type
         self.num_negatives = num_negatives
+        self.shared_negatives = shared_negatives
         self.max_length = max_length
         self.loss_block_size = loss_block_size
         self.loss_impl = loss_impl
@@ -220,13 +241,14 @@ class SASRecHead(GramHead):
         target_ref: torch.LongTensor | None = None,
         negative_ref: torch.LongTensor | None = None,
         seen_ref: torch.LongTensor | None = None,
+        negative_mask: torch.BoolTensor | None = None,
     ) -> NextItemOutput:
         hidden_states = self.encode_sequence(item_vectors, input_ref)
         if not self.training and catalog_ref is not None and (labels is None or labels.ndim == 1):
             return self._rank(hidden_states, item_vectors, input_ref, catalog_ref, labels, seen_ref)
         if self.uses_full_catalog:
             return self._full_catalog_loss(hidden_states, item_vectors, catalog_ref, labels)
-        return self._sampled_loss(hidden_states, item_vectors, target_ref, negative_ref)
+        return self._sampled_loss(hidden_states, item_vectors, target_ref, negative_ref, negative_mask)
 
     def _full_catalog_loss(self, hidden_states, item_vectors, catalog_ref, labels) -> NextItemOutput:
         if catalog_ref is None or labels is None:
@@ -249,7 +271,7 @@ class SASRecHead(GramHead):
             scores = (hidden_states * catalog[labels.clamp(min=0)]).sum(-1) * valid
         return NextItemOutput(loss=loss, scores=scores)
 
-    def _sampled_loss(self, hidden_states, item_vectors, target_ref, negative_ref) -> NextItemOutput:
+    def _sampled_loss(self, hidden_states, item_vectors, target_ref, negative_ref, negative_mask) -> NextItemOutput:
         if target_ref is None or negative_ref is None:
             raise ValueError(
                 f"loss_type={self.loss_type!r} needs `target_ref` and `negative_ref` in the batch: use "
@@ -258,13 +280,21 @@ class SASRecHead(GramHead):
         targets = target_ref.masked_fill(target_ref < 0, -100)
         # Accidental hits were removed by the collator by catalog identity (negative_ref = -1), which stays right
         # after e2e expansion; comparing rows as well is exact whenever rows are unique items.
+        # Shared negatives (`[K]`) come with the collator's `negative_mask`, which marks accidental hits the same way.
         if self.loss_type == "bce":
             loss = sampled_binary_cross_entropy(hidden_states, item_vectors, targets, negative_ref)
         elif self.loss_type == "ce_sampled":
-            loss = sampled_cross_entropy(hidden_states, item_vectors, targets, negative_ref)
+            loss = sampled_cross_entropy(
+                hidden_states, item_vectors, targets, negative_ref, negative_mask=negative_mask
+            )
         else:
             loss = sampled_linear_cross_entropy(
-                hidden_states, item_vectors, targets, negative_ref, block_size=self.loss_block_size
+                hidden_states,
+                item_vectors,
+                targets,
+                negative_ref,
+                negative_mask=negative_mask,
+                block_size=self.loss_block_size,
             )
         scores = None
         if not self.training:

@@ -9,7 +9,9 @@ only one `N x block_size` block of logits at a time: the forward pass streams ov
 log-sum-exp; the backward pass recomputes each block's logits from the saved log-sum-exp and accumulates the
 gradients for the hidden states and the catalog vectors. [`sampled_linear_cross_entropy`] (CCE-) streams the same way
 over each position's own candidate set (target plus sampled negatives), which never materialises the `N x K x d`
-gathered negative vectors that the sampled softmax (CE-) needs.
+gathered negative vectors that the sampled softmax (CE-) needs. Both sampled losses also take negatives shared by
+every position of a batch (`negatives` of shape `(K,)`): the negative logits are then one `N x K` product with `K`
+vectors, where per-position negatives gather `N x K` of them.
 """
 
 from __future__ import annotations
@@ -260,6 +262,46 @@ def _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction,
 # ------------------------------------------------------------------------------------------------ sampled candidates
 
 
+def _shares_negatives(targets: torch.Tensor, negatives: torch.Tensor) -> bool:
+    """Whether `negatives` is one `(K,)` set for every position (rather than `(..., K)`, a set per position)."""
+    return negatives.ndim == 1 and targets.ndim >= 1
+
+
+def _shared_candidates(
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    negative_mask: torch.Tensor | None,
+    ignore_index: int,
+    remove_accidental_hits: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """
+    The valid rows' targets `[n]`, the shared negatives `[K]` (padding, negative values, clamped to 0), which of them
+    each row keeps `[n, K]`, the validity of every position and the valid rows' positions.
+    """
+    if negative_mask is not None and tuple(negative_mask.shape) != (*targets.shape, negatives.shape[0]):
+        raise ValueError(
+            f"negative_mask must have shape {(*targets.shape, negatives.shape[0])} (positions x shared negatives), "
+            f"got {tuple(negative_mask.shape)}."
+        )
+    flat_targets = targets.reshape(-1)
+    valid = flat_targets != ignore_index
+    rows = valid.nonzero().squeeze(1)
+    row_targets = flat_targets[rows]
+    keep = (negatives >= 0).unsqueeze(0).expand(rows.numel(), -1)
+    if negative_mask is not None:
+        keep = keep & negative_mask.reshape(-1, negatives.shape[0])[rows].bool()
+    if remove_accidental_hits:
+        keep = keep & (negatives.unsqueeze(0) != row_targets.unsqueeze(1))
+    return row_targets, negatives.clamp(min=0), keep, valid, rows
+
+
+def _check_rows(catalog: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> None:
+    if (targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= catalog.shape[0])) or (
+        negatives.numel() and int(negatives.max()) >= catalog.shape[0]
+    ):
+        raise IndexError(f"targets and negatives must lie in [0, {catalog.shape[0]}) (targets may be ignore_index).")
+
+
 def _candidates(
     targets: torch.Tensor,
     negatives: torch.Tensor,
@@ -357,6 +399,83 @@ class SampledLinearCrossEntropyFunction(torch.autograd.Function):
         return grad_hidden, grad_catalog, None, None, None
 
 
+class SharedNegativesCrossEntropyFunction(torch.autograd.Function):
+    """
+    Per-row cross-entropy of each row's target logit against it plus `K` negatives shared by all rows, streamed over
+    row chunks: `hidden [n, d]`, `target_vectors [n, d]`, `negative_vectors [K, d]`, `keep [n, K]` (False = not a
+    candidate of that row). Memory beyond inputs and gradients: one `chunk x K` block of logits at a time.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, target_vectors, negative_vectors, keep, chunk):
+        hidden32, negative32 = hidden.float(), negative_vectors.float()
+        target_logits = (hidden32 * target_vectors.float()).sum(dim=1)
+        lse = torch.empty_like(target_logits)
+        for start in range(0, hidden.shape[0], chunk):
+            stop = start + chunk
+            logits = (hidden32[start:stop] @ negative32.T).masked_fill_(~keep[start:stop], -math.inf)
+            lse[start:stop] = torch.logaddexp(target_logits[start:stop], torch.logsumexp(logits, dim=1))
+            del logits
+        ctx.save_for_backward(hidden, target_vectors, negative_vectors, keep, lse, target_logits)
+        ctx.chunk = chunk
+        return lse - target_logits
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        # fp32 maths also when `loss.backward()` runs inside an autocast region (see LinearCrossEntropyFunction).
+        with torch.autocast(grad_loss.device.type, enabled=False):
+            return SharedNegativesCrossEntropyFunction._backward(ctx, grad_loss)
+
+    @staticmethod
+    def _backward(ctx, grad_loss):
+        hidden, target_vectors, negative_vectors, keep, lse, target_logits = ctx.saved_tensors
+        hidden32, target32, negative32 = hidden.float(), target_vectors.float(), negative_vectors.float()
+        grad = grad_loss.float()
+        # d loss / d target logit = p_target - 1, per row, times the incoming gradient.
+        target_weight = (torch.exp(target_logits - lse) - 1.0) * grad
+        grad_hidden = target32 * target_weight.unsqueeze(1)
+        grad_negative = torch.zeros_like(negative32)
+        for start in range(0, hidden.shape[0], ctx.chunk):
+            stop = start + ctx.chunk
+            logits = (hidden32[start:stop] @ negative32.T).masked_fill_(~keep[start:stop], -math.inf)
+            probs = logits.sub_(lse[start:stop].unsqueeze(1)).exp_().mul_(grad[start:stop].unsqueeze(1))
+            grad_hidden[start:stop] += probs @ negative32
+            grad_negative += probs.T @ hidden32[start:stop]
+            del logits, probs
+        grad_target = hidden32 * target_weight.unsqueeze(1)
+        return (
+            grad_hidden.to(hidden.dtype),
+            grad_target.to(target_vectors.dtype),
+            grad_negative.to(negative_vectors.dtype),
+            None,
+            None,
+        )
+
+
+def _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                         remove_accidental_hits, stream: bool, block_size: int | None = None):  # fmt: skip
+    """CE- (the `n x (1 + K)` logits materialised) or CCE- (`stream`, row chunks) with shared negatives."""
+    row_targets, negatives, keep, valid, rows = _shared_candidates(
+        targets, negatives, negative_mask, ignore_index, remove_accidental_hits
+    )
+    _check_rows(catalog, row_targets, negatives)
+    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
+    with torch.autocast(hidden.device.type, enabled=False):
+        target_vectors, negative_vectors = catalog[row_targets], catalog[negatives]
+        if not stream:
+            hidden32 = valid_hidden.float()
+            target_logits = (hidden32 * target_vectors.float()).sum(dim=1, keepdim=True)
+            negative_logits = (hidden32 @ negative_vectors.float().T).masked_fill(~keep, -math.inf)
+            logits = torch.cat([target_logits, negative_logits], dim=1)
+            per_row = F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long), reduction="none")
+        else:
+            chunk = _auto_block_size(negatives.numel(), rows.numel(), block_size, DEFAULT_CHUNK_ELEMENTS, 1)
+            per_row = SharedNegativesCrossEntropyFunction.apply(
+                valid_hidden, target_vectors, negative_vectors, keep, chunk
+            )
+    return _reduce(per_row, valid, targets.shape, reduction)
+
+
 def sampled_linear_cross_entropy(
     hidden: torch.Tensor,
     catalog: torch.Tensor,
@@ -379,25 +498,27 @@ def sampled_linear_cross_entropy(
         hidden (`torch.Tensor` of shape `(..., d)`): output states.
         catalog (`torch.Tensor` of shape `(V, d)`): item vectors that targets and negatives index.
         targets (`torch.LongTensor` of shape `(...)`): target rows of `catalog`, or `ignore_index`.
-        negatives (`torch.LongTensor` of shape `(..., K)`): negative rows of `catalog` per position; negative values
-            are padding (not candidates).
-        negative_mask (`torch.BoolTensor` of shape `(..., K)`, *optional*): False removes a negative (e.g. an
-            accidental hit that the caller detected by item identity).
+        negatives (`torch.LongTensor` of shape `(..., K)` or `(K,)`): negative rows of `catalog` per position, or one
+            set shared by every position; negative values are padding (not candidates).
+        negative_mask (`torch.BoolTensor` of shape `(..., K)`, *optional*): False removes a negative of a position
+            (e.g. an accidental hit that the caller detected by item identity); also for shared negatives.
         ignore_index (`int`, *optional*, defaults to -100): target value of positions that contribute nothing.
         reduction (`str`, *optional*, defaults to `"mean"`): `"mean"`, `"sum"` or `"none"` ([`linear_cross_entropy`]).
         remove_accidental_hits (`bool`, *optional*, defaults to `True`): masks negatives equal to the position's
             target row, which is an accidental hit whenever the rows of `catalog` are distinct items.
         block_size (`int`, *optional*): candidates per chunk; by default about 2**20 gathered values (at least 16
-            candidates) per chunk.
+            candidates) per chunk. With shared negatives: rows per chunk, by default about 2**20 logits per chunk.
     """
     _check_reduction(reduction)
     if tuple(targets.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
+    if _shares_negatives(targets, negatives):
+        return _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                                    remove_accidental_hits, True, block_size)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
-    if candidates.numel() and (int(candidates[:, 0].min()) < 0 or int(candidates.max()) >= catalog.shape[0]):
-        raise IndexError(f"targets and negatives must lie in [0, {catalog.shape[0]}) (targets may be ignore_index).")
+    _check_rows(catalog, candidates[:, 0], candidates)
     valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
     chunk = _auto_block_size(
         rows.numel() * hidden.shape[-1], candidates.shape[1], block_size, DEFAULT_CHUNK_ELEMENTS, MIN_CHUNK_SIZE
@@ -423,6 +544,9 @@ def sampled_cross_entropy(
     `-inf`), cross-entropy against column 0. Arguments as [`sampled_linear_cross_entropy`].
     """
     _check_reduction(reduction)
+    if _shares_negatives(targets, negatives):
+        return _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                                    remove_accidental_hits, False)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
