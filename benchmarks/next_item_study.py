@@ -247,6 +247,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Extra options for every next_item run, as one string appended last (so they win), e.g. "
         "--program-args='--encoder_epochs 1 --item_max_length 32'.",
     )
+    parser.add_argument(
+        "--shared-negatives",
+        "--shared_negatives",
+        dest="shared_negatives",
+        action="store_true",
+        help="CE- and CCE- draw one set of --num-negatives items per batch that every position scores (the program's "
+        "--shared_negatives) instead of a set per position.",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="Training seeds (run-to-run noise).")
     parser.add_argument(
         "--max-epochs",
@@ -589,6 +597,7 @@ def program_argv(args: argparse.Namespace, files: dict[str, str], kind: str, cac
     ]  # fmt: skip
     if loss in ("ce_sampled", "cce_sampled"):
         argv += ["--num_negatives", str(args.num_negatives)]
+        argv += ["--shared_negatives"] if getattr(args, "shared_negatives", False) else []
     if item_encoder != "id":
         argv += ["--item_max_length", "32"]
     if args.device == "cpu":
@@ -918,6 +927,7 @@ def _met(ok: bool) -> str:
 def verdicts(payload: dict[str, Any]) -> list[str]:
     """The issue's targets, checked per dataset shape (ID-based rows)."""
     shapes = payload["datasets"]
+    minus = "CCE- (negatives shared per batch)" if payload.get("config", {}).get("shared_negatives") else "CCE-"
     lines = []
     large = [shape for shape in shapes if shape["data"]["items"] >= LARGE_CATALOG]
     for shape in large:
@@ -953,7 +963,7 @@ def verdicts(payload: dict[str, Any]) -> list[str]:
         if "time_cce_over_cce_sampled" in r:
             speed, memory = r["time_cce_over_cce_sampled"], r["memory_cce_sampled_over_cce"]
             ok = speed >= 1.5 and memory <= 1.1
-            lines.append(f"{label}: CCE's time per epoch is {speed:.2f}x CCE-'s (target: CCE- >= 1.5x faster) at "
+            lines.append(f"{label}: CCE's time per epoch is {speed:.2f}x {minus}'s (target: CCE- >= 1.5x faster) at "
                          f"{memory:.2f}x the peak memory (target: equal, <= 1.1x): {_met(ok)}.")  # fmt: skip
         if s["ce"] and s["cce"]:
             diff = s["cce"]["ndcg@10"] - s["ce"]["ndcg@10"]
@@ -968,7 +978,7 @@ def verdicts(payload: dict[str, Any]) -> list[str]:
                              "noise).")  # fmt: skip
         if s["cce"] and s["cce_sampled"]:
             rel = s["cce_sampled"]["ndcg@10"] / s["cce"]["ndcg@10"] - 1 if s["cce"]["ndcg@10"] else float("nan")
-            lines.append(f"{label}: CCE-'s NDCG@10 {s['cce_sampled']['ndcg@10']:.4f} is {100 * rel:+.1f}% "
+            lines.append(f"{label}: {minus}'s NDCG@10 {s['cce_sampled']['ndcg@10']:.4f} is {100 * rel:+.1f}% "
                          f"from CCE's {s['cce']['ndcg@10']:.4f} (target: within 5%, or above): "
                          f"{_met(rel >= -0.05)}.")  # fmt: skip
         lines += content_verdicts(shape)
@@ -1054,8 +1064,9 @@ def _mib(value: float) -> str:
     return f"{value / 2**20:,.0f} MiB"
 
 
-def _row_label(loss: str, item_encoder: str, several_encoders: bool, num_negatives: int) -> str:
-    label = f"{LOSS_LABELS[loss]} (`{loss}`" + (f", {num_negatives} negatives)" if "sampled" in loss else ")")
+def _row_label(loss: str, item_encoder: str, several_encoders: bool, num_negatives: int, shared: bool = False) -> str:
+    negatives = f", {num_negatives} negatives" + (" shared per batch" if shared else "") + ")"
+    label = f"{LOSS_LABELS[loss]} (`{loss}`" + (negatives if "sampled" in loss else ")")
     return f"{label}, {item_encoder}" if several_encoders else label
 
 
@@ -1138,7 +1149,9 @@ def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: s
     for item_encoder in encoders:
         for loss in config["losses"]:
             runs = [r for r in shape["runs"] if r["loss"] == loss and r["item_encoder"] == item_encoder]
-            label = _row_label(loss, item_encoder, len(encoders) > 1, config["num_negatives"])
+            label = _row_label(
+                loss, item_encoder, len(encoders) > 1, config["num_negatives"], config.get("shared_negatives", False)
+            )
             ok = [r for r in runs if r["status"] == "ok"]
             unfit = [r for r in runs if r["status"] == "does not fit"]
             if ok:
@@ -1321,6 +1334,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "seeds": args.seeds, "max_epochs": args.epochs, "recbole_epochs": args.recbole_epochs,
         "patience": args.patience, "batch_size": args.batch_size, "max_length": args.max_length,
         "item_dim": args.item_dim, "learning_rate": args.learning_rate, "num_negatives": args.num_negatives,
+        "shared_negatives": args.shared_negatives,
         "memory_cap_gib": args.memory_cap_gib, "threads": args.threads, "bf16": args.bf16, "data_seed": args.seed,
         "recbole": args.recbole, "new_item_fraction": args.new_item_fraction, "program_args": args.program_args,
     }  # fmt: skip

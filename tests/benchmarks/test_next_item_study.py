@@ -164,6 +164,20 @@ def test_new_items_are_cold_start_and_keyed_apart(tmp_path, monkeypatch):
     assert argv[-4:] == ["--encoder_epochs", "1", "--item_max_length", "16"]
 
 
+def test_shared_negatives_reach_the_sampled_runs_and_their_labels():
+    args = next_item_study.parse_args(["--datasets", "ml-20m", "--shared-negatives"])
+    files = {"data_dir": "d"}
+    for loss, shared in (("cce_sampled", True), ("ce_sampled", True), ("cce", False)):
+        argv = next_item_study.program_argv(args, files, "movielens", Path("c"), loss, "id", 0, 1, "o")
+        assert ("--shared_negatives" in argv) == shared
+    plain = next_item_study.program_argv(next_item_study.parse_args([]), files, "movielens", Path("c"), "cce_sampled",
+                                         "id", 0, 1, "o")  # fmt: skip
+    assert "--shared_negatives" not in plain
+    assert next_item_study._row_label("cce_sampled", "id", False, 256, True) == (
+        "CCE- (`cce_sampled`, 256 negatives shared per batch)"
+    )
+
+
 def test_warm_metrics_and_content_verdicts():
     # 10 users, 4 of them cold with NDCG 0.1: the 6 warm ones' mean follows.
     warm = next_item_study.with_warm_metrics({"ndcg@10": 0.4, "hr@10": 0.5, "cold_users": 4, "cold_ndcg@10": 0.1,
