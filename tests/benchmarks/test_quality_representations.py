@@ -87,6 +87,11 @@ def test_planned_runs():
                                                ("gram-1s", "content", 1), ("gram-auto", "content", 1)]  # fmt: skip
     assert quality.planned_runs(args("--item-encoders", "content+id", "--modes", "gram-1s", "--noise-seeds", "2", "3"))
     assert quality.planned_runs(args("--item-encoders", "id", "--noise-seeds")) == [("nocontent", "id", 0)]
+    # --noise-modes reruns the hybrid rows of those modes that run.
+    e2e_noise = args("--item-encoders", "content+id", "--modes", "e2e", "gram-1e", "--noise-seeds", "2",
+                     "--noise-modes", "e2e", "gram-1e", "gram-1s")  # fmt: skip
+    assert quality.planned_runs(e2e_noise) == [("e2e", "content+id", 0), ("gram-1e", "content+id", 0),
+                                               ("e2e", "content+id", 2), ("gram-1e", "content+id", 2)]  # fmt: skip
     with pytest.raises(SystemExit):  # a rerun with the seed of the first run measures no noise
         args("--noise-seeds", "0")
 
@@ -194,6 +199,11 @@ def test_representation_verdicts_say_by_how_much():
     # On warm items (floor 0.83) only hybrid E2E (0.84) is above.
     assert "warm_auc 83.00): lowest Content GRAM 1E at -14.00 points" in warm_floor and "missed (4 below" in warm_floor
     assert "-2.44%" in verdict("Hybrid GRAM 1E auc relative") and "missed (by 1.44%)" in verdict("Hybrid GRAM 1E auc")
+    # With E2E rerun too, the means are compared: E2E (0.82, 0.80) 0.81 against GRAM 1E 0.80: -1.23%.
+    rerun = [*results, result("e2e", "content+id", seed=1, auc=0.80, warm_auc=0.84, cold_start_auc=0.665)]
+    relative = next(line for line in quality.representation_verdicts("kt", rerun, floors)
+                    if line.startswith("Hybrid GRAM 1E auc relative"))  # fmt: skip
+    assert "-1.23% (means over seeds, E2E 81.00 (spread 2.00), GRAM 1E 80.00 (spread 0.00)" in relative
     # A planted run does not judge hybrid against content on warm items (text is not weak there); NaN is not a miss.
     planted = quality.representation_verdicts("kt", results, floors, structure="planted")
     assert not any("content-only on warm" in line for line in planted)
