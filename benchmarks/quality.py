@@ -384,14 +384,16 @@ def _test(result: dict[str, Any], key: str) -> float:
 
 def representation_verdicts(
     task: str, results: list[dict[str, Any]], floors: Sequence[dict[str, Any]] = (), structure: str = "realistic",
-    base_seed: int = 0,
+    base_seed: int = 0, num_items: int | None = None,
 ) -> list[str]:  # fmt: skip
     """
     The issue's targets for item representations, checked on the measured numbers (x100 where they are points):
     hybrid >= ID-only on warm items within the run-to-run noise (the largest spread between seeds of a row that ran
     with several); hybrid > content-only on warm items where text is weak (the realistic structure); hybrid
     cold-start at most 1 point below content-only and at least 5 points above ID-only; no content or hybrid row below
-    the no-training floor; hybrid GRAM 1E within 1% of hybrid E2E. A missed target says by how much.
+    the no-training floor; hybrid GRAM 1E within 1% of hybrid E2E. A missed target says by how much. Next-item
+    cold-start lines also give a random ranking's level over `num_items` items, which "above ID-only" (0 by
+    construction) does not exceed by itself.
     """
     headline, warm, cold = HEADLINE[task], WARM[task], COLD[task]
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -444,12 +446,15 @@ def representation_verdicts(
         lines.append(f"Hybrid {common.MODE_LABELS[mode]} - content-only on cold-start items ({cold}): "
                      f"{100 * cold_diff:+.2f} points (target: at most 1 point below): "
                      + _verdict(cold_diff >= -0.01, miss, cold_diff))  # fmt: skip
+    chance = random_ranking_ndcg(num_items) if task == "next_item" and num_items else None
+    chance_words = f"; a random ranking: {100 * chance:.2f}" if chance is not None else ""
     if ("id", "nocontent") in rows:
         id_cold = mean(cold, "id", "nocontent")
         for mode in hybrid_modes:
             diff = _test(seed0("content+id", mode), cold) - id_cold
             lines.append(f"Hybrid {common.MODE_LABELS[mode]} - ID-only on cold-start items ({cold}): "
-                         f"{100 * diff:+.2f} points (target: far above, >= {100 * FAR_ABOVE:.0f} points): "
+                         f"{100 * diff:+.2f} points (target: far above, >= {100 * FAR_ABOVE:.0f} points"
+                         f"{chance_words}): "
                          + _verdict(diff >= FAR_ABOVE, f"by {100 * (FAR_ABOVE - diff):.2f} points", diff))  # fmt: skip
     trained = [r for r in results if r.get("item_encoder", "content") != "id" and r["mode"] != "nocontent"]
     for floor, key in ((floor, key) for floor in floors for key in (headline, warm) if trained):
@@ -482,6 +487,12 @@ def representation_verdicts(
                      "1%): " + _verdict(abs(rel) <= 0.01, f"by {100 * (abs(rel) - 0.01):.2f}%"
                                         + (" upwards: GRAM 1E better" if rel > 0 else ""), rel))  # fmt: skip
     return lines
+
+
+def random_ranking_ndcg(num_items: int, k: int = 10) -> float:
+    """NDCG@k of one held-out item ranked uniformly at random among `num_items`: the level of a model that knows
+    nothing about it (seen items are excluded from real rankings, so this is a slight underestimate)."""
+    return sum(1.0 / math.log2(rank + 1) for rank in range(1, min(k, num_items) + 1)) / num_items
 
 
 def _spread(rows: dict[tuple[str, str], list[dict[str, Any]]], mode: str, key: str) -> float:
@@ -582,7 +593,8 @@ def all_verdicts(payload: dict[str, Any]) -> list[str]:
     lines = []
     if _has_representations(payload):
         structure = payload.get("data_spec", {}).get("structure", "planted")
-        lines += representation_verdicts(task, results, payload.get("floors", ()), structure, base_seed)
+        num_items = payload.get("data_summary", {}).get("items")
+        lines += representation_verdicts(task, results, payload.get("floors", ()), structure, base_seed, num_items)
     return lines + verdicts(task, results, payload.get("reference"), base_seed)
 
 

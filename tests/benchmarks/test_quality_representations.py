@@ -256,3 +256,18 @@ def test_next_item_loss_trend_verdict_names_the_epoch_that_rose():
     (line,) = quality.loss_trend_verdicts([falling, rising])
     assert "missed (Hybrid GRAM 1E epoch 4 7.720 -> 7.900)" in line
     assert quality.loss_trend_verdicts([{**falling, "loss_curve": falling["loss_curve"][:2]}]) == []
+
+
+def test_next_item_cold_start_verdicts_give_a_random_rankings_level():
+    # One held-out item among 5, every rank equally likely: the mean of its discounted gains.
+    expected = sum(1 / math.log2(rank + 1) for rank in range(1, 6)) / 5
+    assert quality.random_ranking_ndcg(5) == pytest.approx(expected)
+    assert quality.random_ranking_ndcg(200) == pytest.approx(sum(1 / math.log2(r + 1) for r in range(1, 11)) / 200)
+    results = [
+        result("nocontent", "id", **{"ndcg@10": 0.3, "warm_ndcg@10": 0.4, "cold_ndcg@10": 0.0}),
+        result("gram-1e", "content+id", **{"ndcg@10": 0.3, "warm_ndcg@10": 0.4, "cold_ndcg@10": 0.03}),
+    ]
+    line = next(line for line in quality.representation_verdicts("next_item", results, num_items=200)
+                if "ID-only on cold-start" in line)  # fmt: skip
+    assert "a random ranking: 2.27" in line and line.endswith("missed (by 2.00 points)")
+    assert not any("random ranking" in line for line in quality.representation_verdicts("kt", results))
