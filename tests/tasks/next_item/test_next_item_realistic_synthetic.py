@@ -141,6 +141,49 @@ def test_new_releases_stay_cold_start(generated, tmp_path):
     assert cold and cold <= set(truth.new_items)
 
 
+@pytest.fixture(scope="module")
+def resampled(tmp_path_factory, generated):
+    """The realistic data of `generated` drawn by the large-catalog sampler (forced at 300 items)."""
+    from gram_hf.tasks.next_item import synthetic
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synthetic, "EXACT_DRAW_ITEMS", 0)
+        patch.setattr(synthetic, "DRAW_CANDIDATES", 256)
+        folder = tmp_path_factory.mktemp("resampled")
+        return make_synthetic_movielens(folder, structure="realistic", num_users=1200, num_items=300, seed=0)
+
+
+def test_large_catalog_sampler_keeps_the_structure(generated, resampled):
+    """Resampling popularity-drawn candidates by their match gives data with the exact draws' structure."""
+    exact = generated[0]
+    shares = [top_share(np.bincount(np.concatenate(read_movielens(t)[1]), minlength=300)) for t in (exact, resampled)]
+    assert shares[1] > 0.4 and shares[1] == pytest.approx(shares[0], abs=0.05)
+    by_id, by_genre = hit_rates(resampled)
+    assert by_id > by_genre + 0.15 and by_genre > 0.1
+    # Another draw of the same items is another dataset: exact draws with seeds 0-3 gave co-occurrence HR@10 0.50-0.61
+    # and genre HR@10 0.23-0.39, the resampled ones 0.48-0.60 and 0.23-0.31.
+    exact_rates = hit_rates(exact)
+    assert by_id == pytest.approx(exact_rates[0], abs=0.12) and by_genre == pytest.approx(exact_rates[1], abs=0.12)
+    new = {resampled.item_ids.index(item) for item in resampled.new_items}
+    _, sequences = read_movielens(resampled)
+    assert all(item not in new for sequence in sequences for item in sequence[:-1])
+    assert all(len(set(sequence)) == len(sequence) for sequence in sequences)  # no item twice
+    assert sum(sequence[-1] in new for sequence in sequences) > 20
+
+
+def test_catalogs_up_to_the_limit_draw_exactly(tmp_path, monkeypatch):
+    from gram_hf.tasks.next_item import synthetic
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("resampled")
+
+    monkeypatch.setattr(synthetic, "_resampled_sequences", refuse)
+    make_synthetic_movielens(tmp_path, structure="realistic", num_users=20, num_items=60, seed=0)
+    monkeypatch.setattr(synthetic, "EXACT_DRAW_ITEMS", 59)
+    with pytest.raises(AssertionError, match="resampled"):
+        make_synthetic_movielens(tmp_path / "large", structure="realistic", num_users=20, num_items=60, seed=0)
+
+
 def test_amazon(tmp_path):
     truth = make_synthetic_amazon(tmp_path, num_users=300, num_items=200, structure="realistic", seed=0)
     planted = truth.item_structure
