@@ -48,12 +48,12 @@ leave-one-out split (in the data's folder name and manifest, so data of another 
 s, i.e. ~2.2 min per epoch of the four losses on ML-20M (27 steps), ~3.7 min on Beauty (262 steps), ~19 min on Gowalla
 (140 steps), plus generating the data once (~3, ~1 and ~12 min, pilots included; up to 50k generated items each draw
 weighs the whole catalog, ~11-14 ns per generated item and interaction on one core here and on the H200 machine's CPU;
-above, the generator resamples 2,048 proposed candidates per draw, ~0.3 ms per interaction whatever the catalog, so a
-catalog of 100k items after the filter, ~140k generated with ~2.8M interactions, takes ~15 min instead of ~1.5 h). Two
-threads on a shared 2-core machine were 2-10x slower than one. The table says which runs stopped by themselves and
-which hit the cap. RecBole's SASRec trains on every prefix (~8 min per ML-20M epoch, ~2 min per Beauty epoch here): cap
-it with `--recbole-max-epochs`. Run the study in parts with `--update` (one `--datasets` each), or on a GPU (`--device
-cuda`) with `--max-epochs 50`.
+above, the generator resamples 2,048 proposed candidates per draw, ~0.3 ms per interaction measured at 150k items under
+a load of ~3, so a catalog of 100k items after the filter, ~140k generated with ~2.8M interactions, would take ~15 min
+instead of ~1.5 h). Two threads on a shared 2-core machine were 2-10x slower than one. The table says which runs
+stopped by themselves and which hit the cap. RecBole's SASRec trains on every prefix (~8 min per ML-20M epoch, ~2 min
+per Beauty epoch here): cap it with `--recbole-max-epochs`. Run the study in parts with `--update` (one `--datasets`
+each), or on a GPU (`--device cuda`) with `--max-epochs 50`.
 
 **Measurements.** Each (shape, loss, seed) runs `gram_hf.scripts.next_item.main([...])` in its own subprocess on the
 raw files (`--dataset movielens|amazon|gowalla`, `--item_encoder id --item_dim 64`, 2 blocks, 1 head, dropout 0.2,
