@@ -26,10 +26,13 @@ run-to-run noise the verdicts allow for.
 
 Writes `quality_{kt,news,next_item}.{json,md,png}` into `benchmarks/results/<device tag>/` (or `--output-dir`).
 
-    python benchmarks/quality.py --threads 1 --output-dir benchmarks/results/cpu-amd-epyc-realistic  # the tables
+    python benchmarks/quality.py --threads 1 --task kt --encoder-update per_batch --encoder-epochs 3 \\
+        --noise-seeds 1 2 --noise-modes e2e gram-1e --max-epochs 20    # the realistic tables (also --task news)
+    python benchmarks/quality.py --threads 1 --task next_item --modes e2e gram-1e nocontent \\
+        --item-encoders id content content+id --noise-seeds 1 2 --max-epochs 20
     python benchmarks/quality.py --task next_item --item-encoders content content+id --modes gram-1e
 
-The defaults are the realistic tables' small shapes (each task's table in about 20 minutes on a shared 2-core CPU with
+The defaults are the realistic tables' small shapes (each task's table in 20 to 90 minutes on a shared 2-core CPU with
 `minilm-l2`). The planted tables of `results/cpu-amd-epyc/` (modes only, before the representation axis) are
 
     python benchmarks/quality.py --threads 1 --structure planted --item-encoders content --noise-seeds \\
