@@ -789,8 +789,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
         config["item_learning_rate"] = _item_learning_rate(args, defaults, config["item_encoder"])
     if interval == "auto" and args.gram_auto_drift is not None:
         config["gram_auto_drift"] = args.gram_auto_drift
-    if config["item_encoder"] == "content+id" and item_id_dropout(args, task):
-        config["item_id_dropout"] = item_id_dropout(args, task)
+    if config["item_encoder"] == "content+id" and (dropout := item_id_dropout(args, task)):
+        config["item_id_dropout"] = dropout
     if config["item_encoder"] in ("id", "content+id") and args.item_id_learning_rate is not None:
         config["item_id_learning_rate"] = args.item_id_learning_rate
     if task == "next_item":

@@ -182,9 +182,15 @@ def _plant(
             rng.normal(size=(num_topics, structure.latent_dim))[topics], structure.text_signal, weak, rng
         )
         planted = ItemStructure(structure, factors, text_factors, text_source, weak, popularity / popularity.sum())
-        sequences = _latent_sequences(
-            rng, planted, topics, is_new, num_users, min_length, max_length, stickiness, drift, new_item_rate
-        )
+        # Exact draws up to EXACT_DRAW_ITEMS items; above, resampled proposed candidates (same law in the limit).
+        if len(factors) > EXACT_DRAW_ITEMS:
+            sequences = _resampled_sequences(
+                rng, planted, topics, is_new, num_users, min_length, max_length, stickiness, drift, new_item_rate
+            )
+        else:
+            sequences = _latent_sequences(
+                rng, planted, is_new, num_users, min_length, max_length, stickiness, drift, new_item_rate
+            )
         return topics, is_new, sequences, planted
     factors = np.eye(num_topics)[topics]
     text_factors = np.where(weak[:, None], 0.0, factors)
@@ -221,7 +227,6 @@ def _plant(
 def _latent_sequences(
     rng: np.random.Generator,
     planted: ItemStructure,
-    topics: np.ndarray,
     is_new: np.ndarray,
     num_users: int,
     min_length: int,
@@ -230,14 +235,7 @@ def _latent_sequences(
     drift: float,
     new_item_rate: float,
 ) -> list[list[int]]:
-    """
-    Sequences under a latent structure: each next item drawn by the weights of the module docstring, exactly up to
-    `EXACT_DRAW_ITEMS` items and by [`_resampled_sequences`] above.
-    """
-    if len(planted.factors) > EXACT_DRAW_ITEMS:
-        return _resampled_sequences(
-            rng, planted, topics, is_new, num_users, min_length, max_length, stickiness, drift, new_item_rate
-        )
+    """Sequences under a latent structure: each next item drawn exactly by the weights of the module docstring."""
     factors = planted.factors
     dim = factors.shape[1]
     log_popularity = np.where(is_new, -np.inf, np.log(np.maximum(planted.popularity, 1e-300)))
