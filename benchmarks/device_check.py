@@ -783,7 +783,7 @@ def predict_numbers(task: TinyTask, predictions: Any, rows: Sequence[dict[str, A
     if task.head_type == "news_recommendation":
         scores = torch.as_tensor(predictions[0])
         return torch.cat([scores[r, : len(row["candidates"])] for r, row in enumerate(rows)])
-    return torch.as_tensor(predictions[0])[:, 1:]
+    return torch.as_tensor(predictions[0])[:, 1:-1]  # the top-k columns
 
 
 def check_inference(section: Section, task: TinyTask, trained, device: str) -> None:

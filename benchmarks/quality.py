@@ -58,6 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 
+from gram_hf.tasks.next_item.metrics import random_ranking_ndcg  # noqa: E402
+
 TASKS = ("kt", "news", "next_item")
 KT_METRICS = (("auc", "AUC"), ("warm_auc", "Warm AUC"), ("cold_start_auc", "Cold-start AUC"),
               ("accuracy", "Accuracy"))  # fmt: skip
@@ -65,12 +67,16 @@ NEWS_METRICS = (("auc", "AUC"), ("warm_auc", "Warm AUC"), ("cold_auc", "Cold-sta
                 ("ndcg@5", "nDCG@5"), ("ndcg@10", "nDCG@10"))  # fmt: skip
 NEXT_ITEM_METRICS = (("ndcg@10", "NDCG@10"), ("hr@10", "HR@10"), ("warm_ndcg@10", "Warm NDCG@10"),
                      ("warm_hr@10", "Warm HR@10"), ("cold_ndcg@10", "Cold-start NDCG@10"),
-                     ("cold_hr@10", "Cold-start HR@10"))  # fmt: skip
+                     ("cold_hr@10", "Cold-start HR@10"), ("cold_only_ndcg@10", "Cold-start NDCG@10 among new"),
+                     ("cold_only_hr@10", "Cold-start HR@10 among new"))  # fmt: skip
 METRICS = {"kt": KT_METRICS, "news": NEWS_METRICS, "next_item": NEXT_ITEM_METRICS}
 HEADLINE = {"kt": "auc", "news": "auc", "next_item": "ndcg@10"}
 """The metric early stopping watches and the verdicts compare (the task's `metric_for_best_model`)."""
 WARM = {"kt": "warm_auc", "news": "warm_auc", "next_item": "warm_ndcg@10"}
-COLD = {"kt": "cold_start_auc", "news": "cold_auc", "next_item": "cold_ndcg@10"}
+COLD = {"kt": "cold_start_auc", "news": "cold_auc", "next_item": "cold_only_ndcg@10"}
+"""The cold-start metric the verdicts compare: each among the cold-start items only (news: the impression's cold
+candidates; next-item: the held-out new release among the new releases, the item cold-start protocol), so that it
+measures what the text tells about a new item rather than how it fares against the warm items' popularity."""
 TITLES = {"kt": "Knowledge tracing", "news": "News recommendation", "next_item": "Next-item recommendation"}
 FLOOR_LABELS = {
     "kt": "Item correct rate (train)",
@@ -335,8 +341,10 @@ def floor_prediction(task: str, data, split: str) -> tuple[Any, Any]:
         from gram_hf.tasks.next_item import popularity_recommendations
 
         top, targets = popularity_recommendations(rows["items"], data.items["train_count"])
-        # Column 0 is the model's target rank, which the metrics do not read.
-        return (np.concatenate([np.zeros((len(top), 1), dtype=np.int64), top], axis=1), targets), targets
+        # The model's layout: target rank (not read), top-k, rank among the cold-start items (-1: none; popularity
+        # does not rank items that never trained).
+        rank, cold_rank = np.zeros((len(top), 1), dtype=np.int64), np.full((len(top), 1), -1, dtype=np.int64)
+        return (np.concatenate([rank, top, cold_rank], axis=1), targets), targets
     if task == "kt":
         correct = np.zeros(data.num_items)
         answered = np.zeros(data.num_items)
@@ -395,10 +403,17 @@ def representation_verdicts(
     with several); hybrid > content-only on warm items where text is weak (the realistic structure); hybrid
     cold-start at most 1 point below content-only and at least 5 points above ID-only; no content or hybrid row below
     the no-training floor; hybrid GRAM 1E within 1% of hybrid E2E. A missed target says by how much. Next-item
-    cold-start lines also give a random ranking's level over `num_items` items, which "above ID-only" (0 by
-    construction) does not exceed by itself.
+    cold-start lines also give a random ranking's level (among the cold-start items the results name, else over
+    `num_items` items), which "above ID-only" (0 by construction: ties count against the target) does not exceed by
+    itself. Results written before the next-item cold-start metric among new items existed are judged on the
+    full-catalog one.
     """
     headline, warm, cold = HEADLINE[task], WARM[task], COLD[task]
+    measured = [r.get("test_at_best", {}) for r in results]
+    if task == "next_item" and not any(cold in test for test in measured):
+        cold = "cold_ndcg@10"  # results from before the cold-start metric among new items
+    candidates = next((int(test["cold_items"]) for test in measured if cold.startswith("cold_only") and
+                       "cold_items" in test), num_items)  # fmt: skip
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         rows.setdefault((r.get("item_encoder", "content"), r["mode"]), []).append(r)
@@ -449,8 +464,8 @@ def representation_verdicts(
         lines.append(f"Hybrid {common.MODE_LABELS[mode]} - content-only on cold-start items ({cold}): "
                      f"{100 * cold_diff:+.2f} points (target: at most 1 point below): "
                      + _verdict(cold_diff >= -0.01, miss, cold_diff))  # fmt: skip
-    chance = random_ranking_ndcg(num_items) if task == "next_item" and num_items else None
-    chance_words = f"; a random ranking: {100 * chance:.2f}" if chance is not None else ""
+    chance = random_ranking_ndcg(candidates) if task == "next_item" and candidates else None
+    chance_words = f"; a random ranking of {candidates} items: {100 * chance:.2f}" if chance is not None else ""
     if ("id", "nocontent") in rows:
         id_cold = mean(cold, "id", "nocontent")
         for mode in hybrid_modes:
@@ -490,12 +505,6 @@ def representation_verdicts(
                      "1%): " + _verdict(abs(rel) <= 0.01, f"by {100 * (abs(rel) - 0.01):.2f}%"
                                         + (" upwards: GRAM 1E better" if rel > 0 else ""), rel))  # fmt: skip
     return lines
-
-
-def random_ranking_ndcg(num_items: int, k: int = 10) -> float:
-    """NDCG@k of one held-out item ranked uniformly at random among `num_items`: the level of a model that knows
-    nothing about it (seen items are excluded from real rankings, so this is a slight underestimate)."""
-    return sum(1.0 / math.log2(rank + 1) for rank in range(1, min(k, num_items) + 1)) / num_items
 
 
 def _spread(rows: dict[tuple[str, str], list[dict[str, Any]]], mode: str, key: str) -> float:

@@ -139,13 +139,14 @@ def test_news_rank_equals_trainer_predict(news):
 def test_next_item_top_k_equals_trainer_predict(item_encoder, tokenizer, tiny_bert_config, tmp_path):
     trainer, data = _next_item(tokenizer, tiny_bert_config, tmp_path, item_encoder)
     test = data["test"]
-    predicted = torch.as_tensor(trainer.predict(test).predictions[0])  # [B, 1 + k]: rank, then top-k catalog rows
+    # [B, 2 + k]: rank, top-k catalog rows, rank among the cold-start items
+    predicted = torch.as_tensor(trainer.predict(test).predictions[0])
     recommender = GramRecommender.from_trainer(trainer, items=None if item_encoder != "id" else data.items)
     ids = recommender.item_ids
     histories = [[ids[i] for i in test[row]["items"][:-1]] for row in range(len(test))]
     lists = recommender.top_k(histories, k=10)
     for row, top in enumerate(lists):
-        assert [entry["item_id"] for entry in top] == [ids[i] for i in predicted[row, 1:].tolist()]
+        assert [entry["item_id"] for entry in top] == [ids[i] for i in predicted[row, 1:-1].tolist()]
         assert not set(entry["item_id"] for entry in top) & set(histories[row])  # seen items excluded
         assert all(a["score"] >= b["score"] for a, b in zip(top, top[1:]))
     alone = recommender.top_k(histories[0], k=3)  # one user alone: the same list (scores to rounding)

@@ -259,15 +259,21 @@ def test_next_item_loss_trend_verdict_names_the_epoch_that_rose():
 
 
 def test_next_item_cold_start_verdicts_give_a_random_rankings_level():
-    # One held-out item among 5, every rank equally likely: the mean of its discounted gains.
-    expected = sum(1 / math.log2(rank + 1) for rank in range(1, 6)) / 5
-    assert quality.random_ranking_ndcg(5) == pytest.approx(expected)
-    assert quality.random_ranking_ndcg(200) == pytest.approx(sum(1 / math.log2(r + 1) for r in range(1, 11)) / 200)
     results = [
         result("nocontent", "id", **{"ndcg@10": 0.3, "warm_ndcg@10": 0.4, "cold_ndcg@10": 0.0}),
         result("gram-1e", "content+id", **{"ndcg@10": 0.3, "warm_ndcg@10": 0.4, "cold_ndcg@10": 0.03}),
     ]
+    # Results without the metric among new items: judged on the full-catalog one, against all 200 items.
     line = next(line for line in quality.representation_verdicts("next_item", results, num_items=200)
                 if "ID-only on cold-start" in line)  # fmt: skip
-    assert "a random ranking: 2.27" in line and line.endswith("missed (by 2.00 points)")
+    assert "(cold_ndcg@10)" in line and "a random ranking of 200 items: 2.27" in line
+    assert line.endswith("missed (by 2.00 points)")
     assert not any("random ranking" in line for line in quality.representation_verdicts("kt", results))
+    # With it: judged among the 16 new items, whose random level is given.
+    among_new = {"cold_only_ndcg@10": 0.0, "cold_items": 16}
+    results[0]["test_at_best"].update(among_new)
+    results[1]["test_at_best"].update({**among_new, "cold_only_ndcg@10": 0.41})
+    line = next(line for line in quality.representation_verdicts("next_item", results, num_items=200)
+                if "ID-only on cold-start" in line)  # fmt: skip
+    assert "(cold_only_ndcg@10)" in line and "+41.00 points" in line and line.endswith("met")
+    assert f"a random ranking of 16 items: {100 * quality.random_ranking_ndcg(16):.2f}" in line

@@ -9,7 +9,7 @@ import pytest
 from transformers import EvalPrediction
 
 from gram_hf.metrics import load_metric
-from gram_hf.tasks.next_item import NextItemMetrics, item_popularity, popularity_recommendations
+from gram_hf.tasks.next_item import NextItemMetrics, item_popularity, popularity_recommendations, random_ranking_ndcg
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,11 @@ def test_cut_off_and_optional_parts(metric):
 
 def test_next_item_metrics_from_eval_prediction():
     popularity = [5, 3, 0, 2, 0]  # items 2 and 4 are cold-start
-    # packed ranking-mode scores: [rank, top-3 ...]; the trainer adds the held-out catalog index per row
-    scores = np.array([[0, 1, 0, 3], [2, 0, 1, 2], [5, 0, 1, 3], [1, 3, 4, 0], [-100, -100, -100, -100]])
+    # packed ranking-mode scores: [rank, top-3 ..., rank among the cold-start items]; the trainer adds the held-out
+    # catalog index per row
+    scores = np.array(
+        [[0, 1, 0, 3, -1], [2, 0, 1, 2, 0], [5, 0, 1, 3, 1], [1, 3, 4, 0, 0], [-100, -100, -100, -100, -100]]
+    )
     targets = np.array([1, 2, 2, 4, -100])  # the last row is the Trainer's padding
     metrics = NextItemMetrics(popularity, k=3)
     result = metrics(EvalPrediction(predictions=(scores, targets), label_ids=targets))
@@ -63,8 +66,25 @@ def test_next_item_metrics_from_eval_prediction():
     assert result["cold_users"] == 3
     assert result["cold_ndcg@3"] == pytest.approx(np.mean(gains[1:]))
     assert result["cold_hr@3"] == pytest.approx(2 / 3)
+    # Among the 2 cold-start items the cold-start users' targets rank 0, 1, 0.
+    assert result["cold_items"] == 2
+    assert result["cold_only_ndcg@3"] == pytest.approx((1 + 1 / math.log2(3) + 1) / 3)
+    assert result["cold_only_hr@3"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="eval_top_k"):
         NextItemMetrics(popularity, k=10)(EvalPrediction(predictions=(scores, targets), label_ids=targets))
+    # Without cold-start ranks (a collator that named no cold-start items) only the full-catalog metrics.
+    scores[:, -1] = np.where(targets >= 0, -1, -100)
+    result = metrics(EvalPrediction(predictions=(scores, targets), label_ids=targets))
+    assert "cold_hr@3" in result and not any(key.startswith("cold_only") for key in result)
+
+
+def test_random_ranking_ndcg():
+    # One relevant item among 5, every rank equally likely: the mean of the discounted gains of ranks 1..5.
+    assert random_ranking_ndcg(5) == pytest.approx(sum(1 / math.log2(rank + 1) for rank in range(1, 6)) / 5)
+    assert random_ranking_ndcg(200) == pytest.approx(sum(1 / math.log2(r + 1) for r in range(1, 11)) / 200)
+    assert random_ranking_ndcg(3, k=1) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="positive"):
+        random_ranking_ndcg(0)
 
 
 def test_popularity_baseline_and_popularity_counts():

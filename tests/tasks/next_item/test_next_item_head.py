@@ -161,9 +161,10 @@ def test_ranking_mode_over_the_catalog(exclude_seen):
     batch = batch_for(head, mode="eval", exclude_seen=exclude_seen)
     vectors = catalog_vectors()
     output = head(vectors, **head_inputs(batch))
-    assert output.scores.dtype == torch.long and output.scores.shape == (3, 6)
+    assert output.scores.dtype == torch.long and output.scores.shape == (3, 7)
     torch.testing.assert_close(output.scores[:, 0], output.target_rank)
-    torch.testing.assert_close(output.scores[:, 1:], output.top_items)
+    torch.testing.assert_close(output.scores[:, 1:-1], output.top_items)
+    assert (output.scores[:, -1] == -1).all() and (output.cold_rank == -1).all()  # no cold-start items named
     states = head.encode_sequence(vectors, batch["input_ref"])
     lengths = (batch["input_ref"] >= 0).sum(1)
     final = states[torch.arange(3), lengths - 1]
@@ -176,6 +177,34 @@ def test_ranking_mode_over_the_catalog(exclude_seen):
     if exclude_seen:
         for row, sequence in enumerate(SEQUENCES):
             assert not set(output.top_items[row].tolist()) & set(sequence["items"][:-1])
+
+
+def test_ranking_mode_ranks_cold_start_targets_among_the_cold_start_items():
+    # Items outside the training catalog are the cold-start items: user 1's held-out 18 is one, and so is 7, which
+    # user 1 has seen (excluded from their ranking); users 0 and 2 hold out warm items.
+    cold_items = [4, 7, 11, 18, 22, 25, 29]
+    training = [item for item in range(NUM_ITEMS) if item not in cold_items]
+    head = make_head("cce", eval_top_k=5).eval()
+    batch = batch_for(head, mode="eval", training_items=training)
+    assert batch["cold_ref"].tolist() == cold_items
+    vectors = catalog_vectors()
+    output = head(vectors, **head_inputs(batch))
+    assert output.scores.shape == (3, 7) and output.scores[:, -1].tolist() == output.cold_rank.tolist()
+    states = head.encode_sequence(vectors, batch["input_ref"])
+    final = states[torch.arange(3), (batch["input_ref"] >= 0).sum(1) - 1]
+    scores = final @ vectors.T
+    expected = []
+    for row, sequence in enumerate(SEQUENCES):
+        target, history = sequence["items"][-1], set(sequence["items"][:-1])
+        if target not in cold_items:
+            expected.append(-1)
+            continue
+        others = [item for item in cold_items if item != target and item not in history]
+        expected.append(sum(int(scores[row, item] >= scores[row, target]) for item in others))
+    assert expected[0] == -1 and expected[1] >= 0 and output.cold_rank.tolist() == expected
+    # The full-catalog ranking is unchanged by naming the cold-start items.
+    plain = head(vectors, **{k: v for k, v in head_inputs(batch).items() if k != "cold_ref"})
+    assert plain.target_rank.tolist() == output.target_rank.tolist() and (plain.cold_rank == -1).all()
 
 
 def test_gram_model_with_next_item_head_round_trips(tmp_path, tiny_bert_config):

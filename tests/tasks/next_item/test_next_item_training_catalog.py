@@ -78,7 +78,9 @@ def test_the_task_trains_on_the_train_split_items(movielens):
     head = SASRecHead(item_dim=8, max_length=12)
     train = make_collator(movielens, head, "train")
     assert set(train.training_items.tolist()) == set(range(movielens.num_items)) - set(cold)
-    assert make_collator(movielens, head, "eval").training_items is None  # evaluation ranks every item
+    # Evaluation ranks every item, and cold-start targets also among the cold-start items.
+    batch = make_collator(movielens, head, "eval")([{"items": [0, 1, 2]}])
+    assert batch["catalog_ref"].tolist() == list(range(movielens.num_items)) and batch["cold_ref"].tolist() == cold
 
 
 @pytest.mark.parametrize(("loss_type", "shared"), [("cce", False), ("cce_sampled", False), ("cce_sampled", True)])

@@ -48,7 +48,7 @@ from .losses import (
     sampled_cross_entropy,
     sampled_linear_cross_entropy,
 )
-from .metrics import NextItemMetrics, item_popularity, popularity_recommendations
+from .metrics import NextItemMetrics, item_popularity, popularity_recommendations, random_ranking_ndcg
 from .preprocessing import PreparedInteractions, prepare_sequences
 from .ranking import rank_catalog
 from .slicing import sequence_slices
@@ -85,6 +85,7 @@ __all__ = [
     "make_synthetic_movielens",
     "popularity_recommendations",
     "prepare_sequences",
+    "random_ranking_ndcg",
     "rank_catalog",
     "sampled_binary_cross_entropy",
     "sampled_cross_entropy",

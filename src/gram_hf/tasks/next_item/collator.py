@@ -41,7 +41,8 @@ class NextItemCollator:
     arange(num_items)`, `input_ref` (`items[:-1]`, last `max_length`), `labels` and `target_ref` (`[B]`, the held-out
     item's catalog index) and, with `exclude_seen`, `seen_ref` (`[B, H]`, the whole history, not truncated) so that
     seen items are not recommended. Because the catalog is in catalog order, the head's top-`k` columns are catalog
-    indices.
+    indices. With a training catalog (below), evaluation batches also hold `cold_ref` (`[C]`), the catalog indices
+    outside it: the cold-start items, among which the head also ranks a cold-start target.
 
     **Training catalog** (`training_items`): the items a training batch may score, i.e. the output layer and the
     negatives; by default the whole catalog. The task passes the items that occur in the train split: an item first
@@ -67,7 +68,8 @@ class NextItemCollator:
         shared_negatives (`bool`, *optional*, defaults to `False`): the softmax losses (`ce_sampled`, `cce_sampled`)
             draw one set of `num_negatives` items per batch for every position instead of a set per position.
         training_items (`Sequence[int]` or `torch.LongTensor`, *optional*): the catalog indices training batches
-            score (sorted, unique); defaults to the whole catalog.
+            score (sorted, unique); defaults to the whole catalog. Evaluation batches rank the whole catalog and
+            name the items outside these as the cold-start items (`cold_ref`).
     """
 
     num_items: int
@@ -92,6 +94,7 @@ class NextItemCollator:
         if self.max_length < 1:
             raise ValueError(f"max_length must be positive, got {self.max_length}.")
         self._training_columns = None
+        self._cold_items = None
         if self.training_items is not None:
             items = torch.as_tensor(self.training_items, dtype=torch.long)
             if items.ndim != 1 or not items.numel():
@@ -104,6 +107,7 @@ class NextItemCollator:
                 columns = torch.full((self.num_items + 1,), -1, dtype=torch.long)
                 columns[items] = torch.arange(items.numel())
                 self._training_columns = columns
+                self._cold_items = (columns[:-1] < 0).nonzero().squeeze(1)
             else:
                 self.training_items = None
         if self.loss_type in SAMPLED_LOSSES:
@@ -239,6 +243,8 @@ class NextItemCollator:
         }
         if self.exclude_seen:
             batch["seen_ref"] = _pad(histories, -1)
+        if self._cold_items is not None:
+            batch["cold_ref"] = self._cold_items.clone()
         return batch
 
 

@@ -48,14 +48,18 @@ class NextItemOutput(HeadOutput):
             held-out items.
         scores (`torch.Tensor`):
             Training batches: the target's logit at every position (`[B, T]`, 0 at padding). Ranking mode
-            (evaluation batches): a `LongTensor [B, 1 + k]`, column 0 the target's 0-based rank over the catalog and
-            columns `1..k` the top-`k` catalog columns, best first — one tensor so that `Trainer.predict` gathers it.
+            (evaluation batches): a `LongTensor [B, 2 + k]`, column 0 the target's 0-based rank over the catalog,
+            columns `1..k` the top-`k` catalog columns, best first, and the last column the target's rank among the
+            cold-start items only (`cold_ref`; -1 where the target is not one of them or the batch has none) — one
+            tensor so that `Trainer.predict` gathers it.
         target_rank (`torch.LongTensor` of shape `(B,)`, *optional*): ranking mode: column 0 of `scores`.
         top_items (`torch.LongTensor` of shape `(B, k)`, *optional*): ranking mode: columns `1..k` of `scores`.
+        cold_rank (`torch.LongTensor` of shape `(B,)`, *optional*): ranking mode: the last column of `scores`.
     """
 
     target_rank: torch.LongTensor | None = None
     top_items: torch.LongTensor | None = None
+    cold_rank: torch.LongTensor | None = None
 
 
 class PointWiseFeedForward(nn.Module):
@@ -125,8 +129,11 @@ class SASRecHead(GramHead):
 
     **Evaluation** (ranking mode: the head in eval mode and a batch with `catalog_ref` and 1-D `labels`): the state at
     each sequence's last position is ranked against the whole catalog block by block ([`rank_catalog`]), never
-    building a `B x V` score matrix; items in `seen_ref` (`[B, H]`, optional) are excluded. `scores` packs the target's
-    rank and the top-`eval_top_k` columns into one `LongTensor [B, 1 + k]`, which [`NextItemMetrics`] reads.
+    building a `B x V` score matrix; items in `seen_ref` (`[B, H]`, optional) are excluded. With `cold_ref` (`[C]`,
+    optional: the cold-start items, which never trained) a target among them is also ranked among them only, the item
+    cold-start protocol (a new release competes with the other new releases, not with the warm items' popularity).
+    `scores` packs the target's rank, the top-`eval_top_k` columns and that cold-start rank into one
+    `LongTensor [B, 2 + k]`, which [`NextItemMetrics`] reads.
 
     Args:
         item_dim (`int`): dimension of item vectors, which is also SASRec's hidden size (the output layer is tied).
@@ -242,10 +249,11 @@ class SASRecHead(GramHead):
         negative_ref: torch.LongTensor | None = None,
         seen_ref: torch.LongTensor | None = None,
         negative_mask: torch.BoolTensor | None = None,
+        cold_ref: torch.LongTensor | None = None,
     ) -> NextItemOutput:
         hidden_states = self.encode_sequence(item_vectors, input_ref)
         if not self.training and catalog_ref is not None and (labels is None or labels.ndim == 1):
-            return self._rank(hidden_states, item_vectors, input_ref, catalog_ref, labels, seen_ref)
+            return self._rank(hidden_states, item_vectors, input_ref, catalog_ref, labels, seen_ref, cold_ref)
         if self.uses_full_catalog:
             return self._full_catalog_loss(hidden_states, item_vectors, catalog_ref, labels)
         return self._sampled_loss(hidden_states, item_vectors, target_ref, negative_ref, negative_mask)
@@ -302,20 +310,37 @@ class SASRecHead(GramHead):
             scores = (hidden_states * item_vectors[target_ref.clamp(min=0)]).sum(-1) * valid
         return NextItemOutput(loss=loss, scores=scores)
 
-    def _rank(self, hidden_states, item_vectors, input_ref, catalog_ref, labels, seen_ref) -> NextItemOutput:
+    def _rank(
+        self, hidden_states, item_vectors, input_ref, catalog_ref, labels, seen_ref, cold_ref=None
+    ) -> NextItemOutput:
         catalog = self.catalog_vectors(item_vectors, catalog_ref)
         last = ((input_ref >= 0).sum(dim=1) - 1).clamp(min=0)
         final_states = hidden_states[torch.arange(input_ref.shape[0], device=input_ref.device), last]
-        exclude = None
-        if seen_ref is not None:
-            # Seen items are rows of item_vectors; the ranking is over columns of catalog_ref.
-            column_of_row = torch.full((item_vectors.shape[0],), -1, dtype=torch.long, device=catalog_ref.device)
-            column_of_row[catalog_ref] = torch.arange(catalog_ref.numel(), device=catalog_ref.device)
-            exclude = torch.where(seen_ref >= 0, column_of_row[seen_ref.clamp(min=0)], torch.full_like(seen_ref, -1))
+        # Seen and cold-start items are rows of item_vectors; the ranking is over columns of catalog_ref.
+        column_of_row = torch.full((item_vectors.shape[0],), -1, dtype=torch.long, device=catalog_ref.device)
+        column_of_row[catalog_ref] = torch.arange(catalog_ref.numel(), device=catalog_ref.device)
+        exclude = None if seen_ref is None else _lookup(column_of_row, seen_ref)
         targets = None if labels is None else labels.masked_fill(labels < 0, -1)
         top_items, ranks = rank_catalog(
             final_states, catalog, targets, k=self.eval_top_k, exclude=exclude, block_size=self.eval_block_size
         )
+        cold_ranks = torch.full_like(ranks, -1)
+        if cold_ref is not None and targets is not None:
+            cold_columns = _lookup(column_of_row, cold_ref)
+            cold_columns = cold_columns[cold_columns >= 0]
+            if cold_columns.numel():
+                # Catalog column -> position among the cold-start columns (-1 elsewhere): targets and seen items
+                # outside that set drop out of the cold-start ranking.
+                cold_position = torch.full((catalog.shape[0],), -1, dtype=torch.long, device=catalog.device)
+                cold_position[cold_columns] = torch.arange(cold_columns.numel(), device=catalog.device)
+                _, cold_ranks = rank_catalog(
+                    final_states,
+                    catalog[cold_columns],
+                    _lookup(cold_position, targets),
+                    k=1,
+                    exclude=None if exclude is None else _lookup(cold_position, exclude),
+                    block_size=self.eval_block_size,
+                )
         loss = None
         if labels is not None and bool((labels >= 0).any()):
             loss = linear_cross_entropy(
@@ -326,8 +351,17 @@ class SASRecHead(GramHead):
                 impl=self.loss_impl,
             )
         return NextItemOutput(
-            loss=loss, scores=torch.cat([ranks.unsqueeze(1), top_items], dim=1), target_rank=ranks, top_items=top_items
+            loss=loss,
+            scores=torch.cat([ranks.unsqueeze(1), top_items, cold_ranks.unsqueeze(1)], dim=1),
+            target_rank=ranks,
+            top_items=top_items,
+            cold_rank=cold_ranks,
         )
+
+
+def _lookup(table: torch.LongTensor, references: torch.LongTensor) -> torch.LongTensor:
+    """`table[references]` where `references >= 0`, -1 (padding) elsewhere."""
+    return torch.where(references >= 0, table[references.clamp(min=0)], torch.full_like(references, -1))
 
 
 __all__ = ["FULL_CATALOG_LOSSES", "LOSS_TYPES", "SAMPLED_LOSSES", "NextItemOutput", "SASRecHead"]

@@ -26,13 +26,13 @@ def make_collator(data: InteractionData, head: SASRecHead, mode: str) -> NextIte
     """
     Training batches follow the head's loss and score the items of the train split only (see
     [`NextItemCollator`]'s `training_items`: an item first seen after training is no negative); evaluation ranks
-    each user's held-out item over the whole catalog.
+    each user's held-out item over the whole catalog and, when it is a cold-start item, also among the cold-start
+    items only.
     """
     options = {}
-    if mode == "train":
-        counts = np.asarray(data.items["train_count"])
-        if (counts == 0).any():
-            options["training_items"] = torch.from_numpy(np.flatnonzero(counts > 0))
+    counts = np.asarray(data.items["train_count"])
+    if (counts == 0).any():
+        options["training_items"] = torch.from_numpy(np.flatnonzero(counts > 0))
     return NextItemCollator.from_head(head, data.num_items, mode=mode, **options)
 
 
