@@ -273,3 +273,56 @@ def test_streamed_losses_backward_inside_autocast_keeps_fp32_gradients():
             grads.append((h.grad, c.grad))
         (h32, c32), (hmix, cmix) = grads
         assert hmix.dtype == torch.float32 and torch.equal(hmix, h32) and torch.equal(cmix, c32), name
+
+
+@pytest.mark.parametrize("fused_rows", [1, 4, 7, 1000])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cce_with_gradients_in_the_forward_pass_equals_cross_entropy(fused_rows, reduction):
+    # Row chunks against the whole catalog, gradients computed in the forward pass and scaled in the backward (exact
+    # for mean and sum; per-row weights, reduction="none", recompute).
+    from gram_hf.tasks.next_item.losses import LinearCrossEntropyFunction, _reduce
+
+    hidden, catalog, targets = random_problem(seed=11 + fused_rows)
+    flat = targets.reshape(-1)
+    valid = flat != -100
+    rows = valid.nonzero().squeeze(1)
+    per_row = LinearCrossEntropyFunction.apply(hidden.reshape(-1, 16)[rows], catalog, flat[rows], 5, fused_rows)
+    loss = _reduce(per_row, valid, targets.shape, reduction)
+    reference = F.cross_entropy((hidden @ catalog.T).transpose(1, 2), targets, reduction=reduction)
+    torch.testing.assert_close(loss, reference, **TOLERANCE)
+    upstream = torch.randn_like(loss)
+    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
+    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
+    for grad, reference_grad in zip(grads, reference_grads):
+        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+
+
+def test_cce_takes_the_fused_path_only_when_training_on_cpu_with_the_default_blocks(monkeypatch):
+    from gram_hf.tasks.next_item import losses
+
+    calls = []
+    original = losses.LinearCrossEntropyFunction.apply
+    monkeypatch.setattr(losses.LinearCrossEntropyFunction, "apply",
+                        lambda *args: calls.append(args[-1]) or original(*args))  # fmt: skip
+    hidden, catalog, targets = random_problem(seed=2)
+    loss = linear_cross_entropy(hidden, catalog, targets, impl="torch")
+    frozen = linear_cross_entropy(hidden, catalog.detach(), targets, impl="torch")
+    with torch.no_grad():
+        evaluation = linear_cross_entropy(hidden, catalog, targets, impl="torch")
+    streamed = linear_cross_entropy(hidden, catalog, targets, block_size=8, impl="torch")
+    assert calls[0] == calls[1] == losses.DEFAULT_BLOCK_ELEMENTS // 53 and calls[2:] == [0, 0]
+    torch.testing.assert_close(loss, streamed, **TOLERANCE)
+    torch.testing.assert_close(evaluation, streamed, **TOLERANCE)
+    loss.backward()
+    hidden_grad, catalog_grad = hidden.grad.clone(), catalog.grad.clone()
+    hidden.grad, catalog.grad = None, None
+    streamed.backward()
+    torch.testing.assert_close(hidden_grad, hidden.grad, **TOLERANCE)
+    torch.testing.assert_close(catalog_grad, catalog.grad, **TOLERANCE)
+    (frozen_grad,) = torch.autograd.grad(frozen, hidden)
+    torch.testing.assert_close(frozen_grad, hidden.grad, **TOLERANCE)
+    # Too large a catalog for MIN_FUSED_ROWS rows in a block: streamed.
+    wide = torch.randn(losses.DEFAULT_BLOCK_ELEMENTS // (losses.MIN_FUSED_ROWS - 1), 2, requires_grad=True)
+    calls.clear()
+    linear_cross_entropy(torch.randn(40, 2, requires_grad=True), wide, torch.zeros(40, dtype=torch.long))
+    assert calls == [0]

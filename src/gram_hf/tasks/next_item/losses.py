@@ -34,6 +34,11 @@ MIN_BLOCK_SIZE = 256
 # `rows x (1 + K) x d` that the materialised sampled softmax gathers (twice, with its gradient): a smaller budget.
 DEFAULT_CHUNK_ELEMENTS = 2**20
 MIN_CHUNK_SIZE = 16
+# With a gradient to compute and the default block budget, CCE on CPU takes rows in chunks against the whole catalog
+# and computes the gradients in its forward pass (three products per block, as CE, instead of the streamed
+# forward-then-recompute's four) when a chunk still holds this many rows; with fewer, re-reading the catalog for every
+# chunk costs more than the recomputation saves (measured on CPU: 0.85x the streamed time at 100k items, 1.3x at 1M).
+MIN_FUSED_ROWS = 32
 
 
 def cut_cross_entropy_available() -> bool:
@@ -86,10 +91,21 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
 
     Inputs are the valid rows only: `hidden [N, d]`, `catalog [V, d]`, `targets [N]` in `[0, V)`. Returns the fp32
     per-row losses `[N]`. Memory beyond inputs and gradients: one `N x block_size` fp32 block and `O(N)` statistics.
+
+    With `fused_rows > 0` the forward pass instead takes `fused_rows` rows at a time against the whole catalog and
+    computes the gradients then (as a materialised CE would, one `fused_rows x V` block at a time), for the gradient
+    of the per-row losses' sum; the backward pass scales them by the incoming gradient, exact when that is the same
+    for every row (`"mean"` and `"sum"`), and otherwise recomputes as the streamed pass does.
     """
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, catalog: torch.Tensor, targets: torch.Tensor, block_size: int):
+    def forward(
+        ctx, hidden: torch.Tensor, catalog: torch.Tensor, targets: torch.Tensor, block_size: int, fused_rows: int = 0
+    ):
+        ctx.block_size = block_size
+        ctx.fused = None
+        if fused_rows > 0:
+            return LinearCrossEntropyFunction._fused_forward(ctx, hidden, catalog, targets, fused_rows)
         hidden32 = hidden.float()
         rows = hidden.shape[0]
         running_max = hidden32.new_full((rows,), -math.inf)
@@ -107,8 +123,39 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         lse = running_max + torch.log(running_sum)
         target_logits = (hidden32 * catalog[targets].float()).sum(dim=1)
         ctx.save_for_backward(hidden, catalog, targets, lse)
-        ctx.block_size = block_size
         return lse - target_logits
+
+    @staticmethod
+    def _fused_forward(ctx, hidden, catalog, targets, rows_per_chunk):
+        need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        hidden32, catalog32 = hidden.float(), catalog.float()
+        rows = hidden.shape[0]
+        losses = hidden32.new_empty(rows)
+        lse = hidden32.new_empty(rows)
+        grad_hidden = torch.empty_like(hidden32) if need_hidden else None
+        grad_catalog = torch.zeros_like(catalog32) if need_catalog else None
+        for start in range(0, rows, rows_per_chunk):
+            stop = min(start + rows_per_chunk, rows)
+            chunk, chunk_targets = hidden32[start:stop], targets[start:stop]
+            logits = chunk @ catalog32.T
+            target_logits = logits.gather(1, chunk_targets.unsqueeze(1)).squeeze(1)
+            row_max = logits.amax(dim=1, keepdim=True)
+            # d loss_n / d logit_nv = softmax_nv - [v = target_n], built in place of the logits (one block alive).
+            grad_logits = logits.sub_(row_max).exp_()
+            row_sum = grad_logits.sum(dim=1, keepdim=True)
+            grad_logits.div_(row_sum)
+            chunk_lse = (row_max + row_sum.log()).squeeze(1)
+            lse[start:stop] = chunk_lse
+            losses[start:stop] = chunk_lse - target_logits
+            grad_logits[torch.arange(stop - start, device=logits.device), chunk_targets] -= 1.0
+            if need_hidden:
+                torch.mm(grad_logits, catalog32, out=grad_hidden[start:stop])
+            if need_catalog:
+                grad_catalog.addmm_(grad_logits.T, chunk)
+            del logits, grad_logits
+        ctx.save_for_backward(hidden, catalog, targets, lse)
+        ctx.fused = (grad_hidden, grad_catalog)
+        return losses
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
@@ -119,6 +166,20 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grad_loss: torch.Tensor):
+        if ctx.fused is not None:
+            grad_hidden, grad_catalog = ctx.fused
+            ctx.fused = None  # the forward's gradients serve one backward; free them with it
+            grad = grad_loss.float()
+            if grad.numel() == 0 or bool((grad == grad[0]).all()):
+                # The same incoming gradient for every row (mean, sum): the forward's gradients, scaled.
+                hidden, catalog = ctx.saved_tensors[:2]
+                scale = grad[0] if grad.numel() else 0.0
+                if grad_hidden is not None:
+                    grad_hidden = grad_hidden.mul_(scale).to(hidden.dtype)
+                if grad_catalog is not None:
+                    grad_catalog = grad_catalog.mul_(scale).to(catalog.dtype)
+                return grad_hidden, grad_catalog, None, None, None
+            del grad_hidden, grad_catalog  # per-row weights (reduction="none"): recompute, weighting each row
         hidden, catalog, targets, lse = ctx.saved_tensors
         need_hidden, need_catalog = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         hidden32 = hidden.float()
@@ -141,7 +202,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
         if need_catalog:
             grad_catalog.index_add_(0, targets, hidden32 * grad.unsqueeze(1), alpha=-1.0)
             grad_catalog = grad_catalog.to(catalog.dtype)
-        return grad_hidden, grad_catalog, None, None
+        return grad_hidden, grad_catalog, None, None, None
 
 
 def linear_cross_entropy(
@@ -163,7 +224,10 @@ def linear_cross_entropy(
     With the pure-PyTorch implementation the forward pass streams over blocks of `block_size` catalog rows, keeping a
     running maximum and sum per row (online log-sum-exp); the backward pass recomputes each block's logits and adds
     its contribution to the gradients. Peak memory beyond the inputs and their gradients is one `N x block_size` fp32
-    block instead of several `N x V` tensors, for one extra matmul (the recomputation).
+    block instead of several `N x V` tensors, for one extra matmul (the recomputation). On CPU, when a gradient is
+    needed and no `block_size` is given, rows are instead taken in chunks against the whole catalog while a chunk of
+    the default block budget still holds `MIN_FUSED_ROWS` rows (catalogs up to ~131k items): the forward pass computes
+    the gradients as it goes (no recomputation, the products CE does), still one block of logits at a time.
 
     Args:
         hidden (`torch.Tensor` of shape `(..., d)`):
@@ -225,9 +289,14 @@ def linear_cross_entropy(
         raise IndexError(f"targets must lie in [0, {catalog.shape[0]}) or equal ignore_index={ignore_index}.")
     valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
     block = _auto_block_size(rows.numel(), catalog.shape[0], block_size, _block_elements(hidden))
+    fused_rows = 0
+    if block_size is None and hidden.device.type == "cpu":
+        needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or catalog.requires_grad)
+        chunk_rows = DEFAULT_BLOCK_ELEMENTS // max(catalog.shape[0], 1)
+        fused_rows = chunk_rows if needs_grad and chunk_rows >= min(MIN_FUSED_ROWS, rows.numel()) else 0
     # fp32 maths on the given operands, also under --bf16 (autocast would redo the block products in bf16).
     with torch.autocast(hidden.device.type, enabled=False):
-        per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block)
+        per_row = LinearCrossEntropyFunction.apply(valid_hidden, catalog, valid_targets, block, fused_rows)
     return _reduce(per_row, valid, targets.shape, reduction)
 
 

@@ -78,6 +78,8 @@ NEXT_ITEM_TASK = register_task(
         "surprisal@10": "Surprisal@10",
         "cold_ndcg@10": "cold-start NDCG@10",
         "cold_hr@10": "cold-start HR@10",
+        "cold_only_ndcg@10": "cold-start NDCG@10 among new items",
+        "cold_only_hr@10": "cold-start HR@10 among new items",
         "loss": "loss",
     },
 )
