@@ -65,6 +65,21 @@ def test_quality_run_writes_representation_rows_and_floor(task, workdir, tmp_pat
     assert f"| {quality.FLOOR_LABELS[task]}, no training |" in markdown and "| Hybrid GRAM 1E (seed 1) |" in markdown
     assert "capped at 1 epochs" in markdown and "synthetic structure `realistic`" in markdown
     assert (tmp_path / f"quality_{task}.png").stat().st_size > 0
+    # --extend keeps those rows and trains only what the new options add (content-only GRAM 1E, seed 1).
+    calls.clear()
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text((tmp_path / f"quality_{task}.json").read_text())
+    quality.main([*argv, "--extend", str(earlier), "--noise-item-encoders", "content", "content+id"])
+    assert calls == [("gram-1e", "content", 1, update)]
+    payload = json.loads((tmp_path / f"quality_{task}.json").read_text())
+    assert [r["label"] for r in payload["results"]] == [*labels[:4], "Content GRAM 1E (seed 1)", labels[4]]
+    assert payload["extended"]["rows_trained"] == ["Content GRAM 1E (seed 1)"]
+    assert payload["extended"]["rows_kept"] == labels
+    assert "Extended run (`--extend" in (tmp_path / f"quality_{task}.md").read_text()
+    # Rows of other data do not mix with these.
+    other = {"kt": "--kt-users", "news": "--news-users", "next_item": "--next-item-users"}[task]
+    with pytest.raises(SystemExit, match="its data differ"):
+        quality.main([*argv, other, "33", "--extend", str(earlier)])
 
 
 def args(*argv):
@@ -87,6 +102,10 @@ def test_planned_runs():
                                                ("gram-1s", "content", 1), ("gram-auto", "content", 1)]  # fmt: skip
     assert quality.planned_runs(args("--item-encoders", "content+id", "--modes", "gram-1s", "--noise-seeds", "2", "3"))
     assert quality.planned_runs(args("--item-encoders", "id", "--noise-seeds")) == [("nocontent", "id", 0)]
+    both = args("--item-encoders", "content", "content+id", "--modes", "gram-1e", "--noise-item-encoders", "content",
+                "content+id")  # fmt: skip
+    assert quality.planned_runs(both) == [("gram-1e", "content", 0), ("gram-1e", "content+id", 0),
+                                          ("gram-1e", "content", 1), ("gram-1e", "content+id", 1)]  # fmt: skip
     # --noise-modes reruns the hybrid rows of those modes that run.
     e2e_noise = args("--item-encoders", "content+id", "--modes", "e2e", "gram-1e", "--noise-seeds", "2",
                      "--noise-modes", "e2e", "gram-1e", "gram-1s")  # fmt: skip
@@ -256,6 +275,16 @@ def test_next_item_loss_trend_verdict_names_the_epoch_that_rose():
     (line,) = quality.loss_trend_verdicts([falling, rising])
     assert "missed (Hybrid GRAM 1E epoch 4 7.720 -> 7.900)" in line
     assert quality.loss_trend_verdicts([{**falling, "loss_curve": falling["loss_curve"][:2]}]) == []
+
+
+def test_hybrid_cold_start_verdict_compares_means_when_both_rows_have_seeds():
+    results = [result("gram-1e", "content", cold_start_auc=0.76), result("gram-1e", "content+id", cold_start_auc=0.74)]
+    line = next(line for line in quality.representation_verdicts("kt", results) if "content-only on cold" in line)
+    assert "-2.00 points (target" in line and line.endswith("missed (by 1.00 points)")
+    results += [result("gram-1e", "content", seed=1, cold_start_auc=0.74),
+                result("gram-1e", "content+id", seed=1, cold_start_auc=0.75)]  # fmt: skip
+    line = next(line for line in quality.representation_verdicts("kt", results) if "content-only on cold" in line)
+    assert "-0.50 points (means over 2 and 2 seeds, target" in line and line.endswith("met")
 
 
 def test_next_item_cold_start_verdicts_give_a_random_rankings_level():
