@@ -328,6 +328,46 @@ def history_only_cold_start_auc(data) -> float:
     return roc_auc(np.concatenate(scores), np.concatenate(labels))
 
 
+def next_item_cold_start_ceilings(spec: common.DataSpec, data, k: int = 10) -> dict[str, float]:
+    """
+    What ranking each cold-start test user's held-out new release among the new releases (the metric
+    `cold_only_ndcg@k`) can reach on this synthetic data, from the generator's truth (regenerated, deterministic):
+
+    - `text_oracle`: new releases scored by how their text's part of the latent factors matches that of the user's
+      last item (`ItemStructure.text_factors`), the most a model that reads the texts can know of a new release;
+    - `behaviour_oracle`: the same with the whole latent factors, which only interactions reveal (none for a new
+      release), the level a model would reach if the text said everything;
+    - `random`: a random ranking.
+
+    Ties (identical texts, same genre) are broken at random. Empty for data without latent factors (planted).
+    """
+    import tempfile
+
+    from gram_hf.tasks.next_item import make_synthetic_movielens, random_ranking_ndcg
+
+    with tempfile.TemporaryDirectory() as folder:
+        truth = make_synthetic_movielens(folder, seed=spec.seed, **spec.movielens_overrides, structure=spec.structure)
+    structure = truth.item_structure
+    cold = np.flatnonzero(np.asarray(data.items["cold_start"], dtype=bool))
+    if not structure.structure.latent_dim or not len(cold):
+        return {}
+    row_of = {item_id: row for row, item_id in enumerate(truth.item_ids)}
+    truth_rows = np.array([row_of[str(item_id)] for item_id in data.items["item_id"]])  # catalog index -> truth row
+    rng = np.random.default_rng(0)
+    gains: dict[str, list[float]] = {"text_oracle": [], "behaviour_oracle": []}
+    for items in data["test"]["items"]:
+        if items[-1] not in set(cold.tolist()):
+            continue
+        candidates = np.setdiff1d(cold, items[:-1])
+        for name, factors in (("text_oracle", structure.text_factors), ("behaviour_oracle", structure.factors)):
+            scores = factors[truth_rows[candidates]] @ factors[truth_rows[items[-2]]]
+            order = np.lexsort((rng.random(len(candidates)), -scores))
+            rank = int(np.flatnonzero(candidates[order] == items[-1])[0])
+            gains[name].append(1.0 / math.log2(rank + 2) if rank < k else 0.0)
+    ceilings = {name: float(np.mean(values)) for name, values in gains.items() if values}
+    return {**ceilings, "random": random_ranking_ndcg(len(cold), k)} if ceilings else {}
+
+
 def _padded(rows: Sequence[Sequence[float]], fill: float, dtype) -> np.ndarray:
     width = max((len(row) for row in rows), default=0)
     out = np.full((len(rows), max(width, 1)), fill, dtype=dtype)
@@ -624,7 +664,30 @@ def all_verdicts(payload: dict[str, Any]) -> list[str]:
         structure = payload.get("data_spec", {}).get("structure", "planted")
         num_items = payload.get("data_summary", {}).get("items")
         lines += representation_verdicts(task, results, payload.get("floors", ()), structure, base_seed, num_items)
+        lines += cold_start_ceiling_lines(results, (payload.get("reference") or {}).get("cold_only_ndcg@10", {}))
     return lines + verdicts(task, results, payload.get("reference"), base_seed)
+
+
+def cold_start_ceiling_lines(results: list[dict[str, Any]], ceilings: dict[str, float]) -> list[str]:
+    """
+    Next-item: where the content and hybrid rows' cold-start ranking among new items stands between a random ranking
+    and the ceilings the data allow ([`next_item_cold_start_ceilings`]).
+    """
+    if not ceilings:
+        return []
+    trained = [r for r in results if r.get("item_encoder", "content") != "id" and "cold_only_ndcg@10" in
+               r.get("test_at_best", {})]  # fmt: skip
+    best = max(trained, key=lambda r: _test(r, "cold_only_ndcg@10"), default=None)
+    text, chance = ceilings["text_oracle"], ceilings["random"]
+    words = (f"; the best content or hybrid row, {best['label']}, {100 * _test(best, 'cold_only_ndcg@10'):.2f}"
+             if best is not None else "")  # fmt: skip
+    return [
+        f"Cold-start ranking among new items (cold_only_ndcg@10) on this data: a random ranking {100 * chance:.2f}, "
+        f"the text oracle (the text's part of the latent factors, last item vs new release) {100 * text:.2f}, the "
+        f"behaviour oracle (all latent factors, which no text reveals) {100 * ceilings['behaviour_oracle']:.2f}"
+        + words
+        + f". Ranking by perfectly known texts is {100 * (text - chance):+.2f} points from random here."
+    ]
 
 
 # -------------------------------------------------------------------------------------------------------- output
@@ -866,6 +929,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     data = common.load_data(spec, args.workdir)
     summary = common.data_summary(data, spec)
     reference = {"history_only_cold_start_auc": history_only_cold_start_auc(data)} if task == "kt" else {}
+    if task == "next_item" and spec.structure != "planted":
+        reference["cold_only_ndcg@10"] = next_item_cold_start_ceilings(spec, data)
     representations = set(args.item_encoders) != {"content"}
     floors = []
     if representations:

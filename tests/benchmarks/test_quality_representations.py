@@ -287,6 +287,29 @@ def test_hybrid_cold_start_verdict_compares_means_when_both_rows_have_seeds():
     assert "-0.50 points (means over 2 and 2 seeds, target" in line and line.endswith("met")
 
 
+def test_next_item_cold_start_ceilings_order_random_text_behaviour(workdir):
+    # Latent factors that interactions reveal predict the chosen new release far better than chance; the planted data
+    # (no latent factors) have no ceilings.
+    options = args("--next-item-users", "300", "--next-item-items", "60")
+    spec = quality.data_spec("next_item", options)
+    common.prepare_data(spec, workdir)
+    data = common.load_data(spec, workdir)
+    ceilings = quality.next_item_cold_start_ceilings(spec, data)
+    cold = sum(bool(flag) for flag in data.items["cold_start"])
+    assert cold > 1 and ceilings["random"] == pytest.approx(quality.random_ranking_ndcg(cold))
+    assert ceilings["behaviour_oracle"] > ceilings["random"] + 0.1
+    assert 0.0 <= ceilings["text_oracle"] <= 1.0
+    planted = quality.data_spec("next_item", args("--next-item-users", "300", "--next-item-items", "60",
+                                                   "--structure", "planted"))  # fmt: skip
+    common.prepare_data(planted, workdir)
+    assert quality.next_item_cold_start_ceilings(planted, common.load_data(planted, workdir)) == {}
+    rows = [{**result("gram-1e", "content+id", **{"cold_only_ndcg@10": 0.3}), "label": "Hybrid GRAM 1E"}]
+    (line,) = quality.cold_start_ceiling_lines(rows, {"random": 0.25, "text_oracle": 0.3, "behaviour_oracle": 0.7})
+    assert "random ranking 25.00" in line and "text oracle" in line and "Hybrid GRAM 1E, 30.00" in line
+    assert line.endswith("+5.00 points from random here.")
+    assert quality.cold_start_ceiling_lines(rows, {}) == []
+
+
 def test_next_item_cold_start_verdicts_give_a_random_rankings_level():
     results = [
         result("nocontent", "id", **{"ndcg@10": 0.3, "warm_ndcg@10": 0.4, "cold_ndcg@10": 0.0}),
