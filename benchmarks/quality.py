@@ -941,7 +941,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     del data
     out_dir = common.results_dir(args)
     environment = common.environment_info(args.device, args.threads)
-    earlier = earlier_rows(args.extend, task, spec) if args.extend else {}
+    earlier = earlier_rows(args.extend, task, spec, args) if args.extend else {}
     results = []
     for mode, item_encoder, seed in planned_runs(args):
         if (mode, item_encoder, seed) in earlier:
@@ -964,10 +964,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         "data_description": spec.describe(),
         "data_spec": vars(spec),
         "data_summary": summary,
-        "config": {
-            **{k: v for k, v in vars(args).items() if k not in ("workdir", "output_dir")},
-            "item_id_dropout": item_id_dropout(args, task),
-        },
+        "config": recorded_options(args, task),
         "batch_size": args.batch_size or defaults["batch_size"],
         "window_encoder_fit": {
             "encoder_update": args.encoder_update or defaults["encoder_update"],
@@ -1000,15 +997,37 @@ def _read_results(path: Path, task: str) -> dict[str, Any]:
     return payload
 
 
-def earlier_rows(path: Path, task: str, spec: common.DataSpec) -> dict[tuple[str, str, int], dict[str, Any]]:
+def recorded_options(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """The run's options as its results record them (`config`), with the ID dropout the task resolves to."""
+    options = {key: value for key, value in vars(args).items() if key not in ("workdir", "output_dir")}
+    return {**options, "item_id_dropout": item_id_dropout(args, task)}
+
+
+EXTEND_FREE_OPTIONS = frozenset({"task", "modes", "item_encoders", "noise_seeds", "noise_modes",
+                                  "noise_item_encoders", "extend", "threads"})  # fmt: skip
+"""Options an `--extend` run may change: which rows are planned, and torch's thread count (timing only)."""
+
+
+def earlier_rows(
+    path: Path, task: str, spec: common.DataSpec, options: argparse.Namespace | None = None
+) -> dict[tuple[str, str, int], dict[str, Any]]:
     """
     The rows of an earlier `quality_<task>.json` (for `--extend`) by `(mode, item_encoder, seed)`, each marked
-    `earlier_run`; refuses, in one line, a file of another task or of other data, whose rows would not compare.
+    `earlier_run`; refuses, in one line, a file of another task, of other data or (given this run's `options`) of
+    other training options, whose rows would not compare.
     """
     payload = _read_results(path, task)
     if payload.get("data_spec") != json.loads(json.dumps(vars(spec))):
         raise SystemExit(f"--extend {path}: its data differ from this run's ({payload.get('data_description')!r}); "
                          "pass the same data options.")  # fmt: skip
+    if options is not None:
+        # Rows are matched by mode, representation and seed only: every option that shapes training must agree.
+        earlier, now = payload.get("config", {}), json.loads(json.dumps(recorded_options(options, task), default=str))
+        differ = sorted(key for key in set(earlier) & set(now) - EXTEND_FREE_OPTIONS if earlier[key] != now[key])
+        if differ:
+            raise SystemExit(f"--extend {path}: its rows trained with other options ("
+                             + ", ".join(f"{key}={earlier[key]!r}, here {now[key]!r}" for key in differ)
+                             + "); pass the same ones.")  # fmt: skip
     base_seed = payload["config"]["seed"]
     return {
         (row["mode"], row.get("item_encoder", "content"), row.get("seed", base_seed)): {**row, "earlier_run": True}

@@ -80,6 +80,8 @@ def test_quality_run_writes_representation_rows_and_floor(task, workdir, tmp_pat
     other = {"kt": "--kt-users", "news": "--news-users", "next_item": "--next-item-users"}[task]
     with pytest.raises(SystemExit, match="its data differ"):
         quality.main([*argv, other, "33", "--extend", str(earlier)])
+    with pytest.raises(SystemExit, match="other options .*learning_rate=0.001, here 0.002"):
+        quality.main([*argv, "--learning-rate", "0.002", "--extend", str(earlier)])
 
 
 def args(*argv):
