@@ -51,7 +51,9 @@ def make_inputs(args: argparse.Namespace, num_items: int, device: torch.device):
     catalog = torch.randn(num_items, args.dim, generator=generator).mul_(0.1).to(device).requires_grad_()
     targets = torch.randint(0, num_items, (args.batch, args.seq), generator=generator)
     targets[torch.rand(args.batch, args.seq, generator=generator) < 0.1] = -100
-    negatives = torch.randint(0, num_items, (args.batch, args.seq, args.num_negatives), generator=generator)
+    # Shared negatives: one set of K items that every position scores (the program's --shared_negatives).
+    shape = (args.num_negatives,) if args.shared_negatives else (args.batch, args.seq, args.num_negatives)
+    negatives = torch.randint(0, num_items, shape, generator=generator)
     return hidden, catalog, targets.to(device), negatives.to(device)
 
 
@@ -217,6 +219,7 @@ def run_all(args: argparse.Namespace) -> dict:
             "positions": args.batch * args.seq,
             "dim": args.dim,
             "num_negatives": args.num_negatives,
+            "shared_negatives": bool(args.shared_negatives),
             "repeats": args.repeats,
             "threads": args.threads or torch.get_num_threads(),
             "block_size": args.block_size or "auto",
@@ -254,6 +257,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         values += ["--threads", str(args.threads)]
     if args.bf16:
         values.append("--bf16")
+    if args.shared_negatives:
+        values.append("--shared-negatives")
     if args.block_size:
         values += ["--block-size", str(args.block_size)]
     return values
@@ -297,8 +302,9 @@ def markdown(report: dict) -> str:
             if settings.get("bf16")
             else "in fp32 (cce_kernel: under bf16 autocast, which its backward needs)"
         )
-        + f"; sampled losses use {settings['num_negatives']} negatives per "
-        "position. Peak memory is above the inputs and includes the gradients; the catalog's gradient alone, the "
+        + f"; sampled losses use {settings['num_negatives']} negatives "
+        + ("shared by every position of the batch" if settings.get("shared_negatives") else "per position")
+        + ". Peak memory is above the inputs and includes the gradients; the catalog's gradient alone, the "
         "same for every loss, is a floor of "
         + ", ".join(
             f"{num_items * settings['dim'] * 4 / 2**20:.1f} MiB"
@@ -381,6 +387,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, default=32, help="positions per sequence (SASRec: 50-200)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--num-negatives", type=int, default=256, help="negatives per position of the sampled losses")
+    parser.add_argument(
+        "--shared-negatives",
+        action="store_true",
+        help="the sampled losses score one set of --num-negatives items shared by every position",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--block-size", type=int, default=None, help="block size of the streaming losses")
