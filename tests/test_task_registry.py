@@ -62,8 +62,11 @@ def test_next_item_evaluates_with_a_ranking_collator():
     train, evaluation = task.make_collator(Data, head, "train"), task.make_collator(Data, head, "eval")
     assert isinstance(train, NextItemCollator) and (train.mode, evaluation.mode) == ("train", "eval")
     assert train.loss_type == "ce_sampled" and train.max_length == 5
-    # Training scores the items of the train split; evaluation ranks the whole catalog.
-    assert train.training_items.tolist() == [0, 2, 3, 5, 6] and evaluation.training_items is None
+    # Training scores the items of the train split; evaluation ranks the whole catalog, cold-start targets also among
+    # the items that never trained.
+    assert train.training_items.tolist() == [0, 2, 3, 5, 6]
+    batch = evaluation([{"items": [0, 2, 4]}])
+    assert batch["catalog_ref"].tolist() == list(range(7)) and batch["cold_ref"].tolist() == [1, 4]
 
 
 def test_register_task_refuses_conflicts(clean_registries):
