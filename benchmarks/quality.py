@@ -343,7 +343,7 @@ def next_item_cold_start_ceilings(spec: common.DataSpec, data, k: int = 10) -> d
     """
     import tempfile
 
-    from gram_hf.tasks.next_item import make_synthetic_movielens, random_ranking_ndcg
+    from gram_hf.tasks.next_item import make_synthetic_movielens
 
     with tempfile.TemporaryDirectory() as folder:
         truth = make_synthetic_movielens(folder, seed=spec.seed, **spec.movielens_overrides, structure=spec.structure)
@@ -354,9 +354,10 @@ def next_item_cold_start_ceilings(spec: common.DataSpec, data, k: int = 10) -> d
     row_of = {item_id: row for row, item_id in enumerate(truth.item_ids)}
     truth_rows = np.array([row_of[str(item_id)] for item_id in data.items["item_id"]])  # catalog index -> truth row
     rng = np.random.default_rng(0)
+    cold_items = set(cold.tolist())
     gains: dict[str, list[float]] = {"text_oracle": [], "behaviour_oracle": []}
     for items in data["test"]["items"]:
-        if items[-1] not in set(cold.tolist()):
+        if items[-1] not in cold_items:
             continue
         candidates = np.setdiff1d(cold, items[:-1])
         for name, factors in (("text_oracle", structure.text_factors), ("behaviour_oracle", structure.factors)):
@@ -941,7 +942,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     del data
     out_dir = common.results_dir(args)
     environment = common.environment_info(args.device, args.threads)
-    earlier = earlier_rows(args.extend, task, spec, args) if args.extend else {}
+    earlier_run = _read_results(args.extend, task) if args.extend else None
+    earlier = earlier_rows(earlier_run, args.extend, task, spec, args) if args.extend else {}
     results = []
     for mode, item_encoder, seed in planned_runs(args):
         if (mode, item_encoder, seed) in earlier:
@@ -973,7 +975,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
             "content_item_learning_rate": _item_learning_rate(args, defaults, "content"),
         },  # fmt: skip
         "environment": environment,
-        **({"extended": extension_record(args.extend, results)} if args.extend else {}),
+        **({"extended": extension_record(earlier_run, args.extend, results)} if args.extend else {}),
         "results": results,
         "reference": reference,
         "floors": floors,
@@ -1009,25 +1011,23 @@ EXTEND_FREE_OPTIONS = frozenset({"task", "modes", "item_encoders", "noise_seeds"
 
 
 def earlier_rows(
-    path: Path, task: str, spec: common.DataSpec, options: argparse.Namespace | None = None
+    payload: dict[str, Any], path: Path, task: str, spec: common.DataSpec, options: argparse.Namespace
 ) -> dict[tuple[str, str, int], dict[str, Any]]:
     """
-    The rows of an earlier `quality_<task>.json` (for `--extend`) by `(mode, item_encoder, seed)`, each marked
-    `earlier_run`; refuses, in one line, a file of another task, of other data or (given this run's `options`) of
-    other training options, whose rows would not compare.
+    The rows of an earlier run's results (`payload`, read from `path` for `--extend`) by `(mode, item_encoder,
+    seed)`, each marked `earlier_run`; refuses, in one line, results of other data or of other training options than
+    this run's `options`, whose rows would not compare.
     """
-    payload = _read_results(path, task)
     if payload.get("data_spec") != json.loads(json.dumps(vars(spec))):
         raise SystemExit(f"--extend {path}: its data differ from this run's ({payload.get('data_description')!r}); "
                          "pass the same data options.")  # fmt: skip
-    if options is not None:
-        # Rows are matched by mode, representation and seed only: every option that shapes training must agree.
-        earlier, now = payload.get("config", {}), json.loads(json.dumps(recorded_options(options, task), default=str))
-        differ = sorted(key for key in set(earlier) & set(now) - EXTEND_FREE_OPTIONS if earlier[key] != now[key])
-        if differ:
-            raise SystemExit(f"--extend {path}: its rows trained with other options ("
-                             + ", ".join(f"{key}={earlier[key]!r}, here {now[key]!r}" for key in differ)
-                             + "); pass the same ones.")  # fmt: skip
+    # Rows are matched by mode, representation and seed only: every option that shapes training must agree.
+    earlier, now = payload.get("config", {}), json.loads(json.dumps(recorded_options(options, task), default=str))
+    differ = sorted(key for key in set(earlier) & set(now) - EXTEND_FREE_OPTIONS if earlier[key] != now[key])
+    if differ:
+        raise SystemExit(f"--extend {path}: its rows trained with other options ("
+                         + ", ".join(f"{key}={earlier[key]!r}, here {now[key]!r}" for key in differ)
+                         + "); pass the same ones.")  # fmt: skip
     base_seed = payload["config"]["seed"]
     return {
         (row["mode"], row.get("item_encoder", "content"), row.get("seed", base_seed)): {**row, "earlier_run": True}
@@ -1035,9 +1035,9 @@ def earlier_rows(
     }
 
 
-def extension_record(path: Path, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """What `--extend` took from the earlier run: its file, environment and options, and which rows are whose."""
-    payload = json.loads(Path(path).read_text())
+def extension_record(payload: dict[str, Any], path: Path, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `--extend` took from the earlier run (`payload`, read from `path`): its file, environment and options, and
+    which rows are whose."""
     return {
         "from": str(path),
         "earlier_environment": payload.get("environment", {}),

@@ -30,6 +30,16 @@ def random_problem(seed: int, batch=4, length=7, dim=16, items=53):
     return hidden, catalog, targets
 
 
+def assert_same_gradients(loss, reference, inputs):
+    """The gradients of `loss` and `reference` for `inputs` agree under a random, non-uniform incoming gradient (which
+    exercises the backward's per-row scaling)."""
+    upstream = torch.randn_like(loss)
+    grads = torch.autograd.grad(loss, inputs, upstream)
+    reference_grads = torch.autograd.grad(reference, inputs, upstream)
+    for grad, reference_grad in zip(grads, reference_grads):
+        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+
+
 @pytest.mark.parametrize("block_size", [1, 5, 16, 53, 1000, None])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cce_equals_full_cross_entropy_in_value_and_gradients(block_size, reduction):
@@ -39,11 +49,7 @@ def test_cce_equals_full_cross_entropy_in_value_and_gradients(block_size, reduct
     reference = F.cross_entropy(logits.reshape(-1, catalog.shape[0]), targets.reshape(-1), reduction=reduction)
     reference = reference.reshape(targets.shape) if reduction == "none" else reference
     torch.testing.assert_close(loss, reference, **TOLERANCE)
-    upstream = torch.randn_like(loss)  # a non-uniform incoming gradient exercises the backward's scaling
-    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
-    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
-    for grad, reference_grad in zip(grads, reference_grads):
-        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+    assert_same_gradients(loss, reference, (hidden, catalog))
     if reduction == "none":
         assert (loss[targets == -100] == 0).all()
 
@@ -106,11 +112,7 @@ def test_cce_sampled_equals_materialised_sampled_softmax(block_size, reduction):
     loss = sampled_linear_cross_entropy(hidden, catalog, targets, negatives, block_size=block_size, **kwargs)
     reference = sampled_cross_entropy(hidden, catalog, targets, negatives, **kwargs)
     torch.testing.assert_close(loss, reference, **TOLERANCE)
-    upstream = torch.randn_like(loss)
-    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
-    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
-    for grad, reference_grad in zip(grads, reference_grads):
-        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+    assert_same_gradients(loss, reference, (hidden, catalog))
 
 
 @pytest.mark.parametrize("block_size", [1, 3, None])
@@ -290,11 +292,7 @@ def test_cce_with_gradients_in_the_forward_pass_equals_cross_entropy(fused_rows,
     loss = _reduce(per_row, valid, targets.shape, reduction)
     reference = F.cross_entropy((hidden @ catalog.T).transpose(1, 2), targets, reduction=reduction)
     torch.testing.assert_close(loss, reference, **TOLERANCE)
-    upstream = torch.randn_like(loss)
-    grads = torch.autograd.grad(loss, (hidden, catalog), upstream)
-    reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
-    for grad, reference_grad in zip(grads, reference_grads):
-        torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+    assert_same_gradients(loss, reference, (hidden, catalog))
 
 
 def test_cce_takes_the_fused_path_only_when_training_on_cpu_with_the_default_blocks(monkeypatch):
