@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from gram_hf.tasks.next_item import (
+    NEGATIVE_SHARING,
     cut_cross_entropy_available,
     linear_cross_entropy,
     sampled_cross_entropy,
@@ -42,6 +43,11 @@ from gram_hf.tasks.next_item import (
 )
 
 METHODS = ("ce", "ce_sampled", "cce", "cce_sampled")
+SHARING_WORDS = {
+    "position": "per position",
+    "sequence": "per sequence, shared by its positions",
+    "batch": "shared by every position of the batch",
+}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -51,8 +57,9 @@ def make_inputs(args: argparse.Namespace, num_items: int, device: torch.device):
     catalog = torch.randn(num_items, args.dim, generator=generator).mul_(0.1).to(device).requires_grad_()
     targets = torch.randint(0, num_items, (args.batch, args.seq), generator=generator)
     targets[torch.rand(args.batch, args.seq, generator=generator) < 0.1] = -100
-    # Shared negatives: one set of K items that every position scores (the program's --shared_negatives).
-    shape = (args.num_negatives,) if args.shared_negatives else (args.batch, args.seq, args.num_negatives)
+    # A set of K items per position, per sequence or per batch (the program's --negative_sharing).
+    leading = {"position": (args.batch, args.seq), "sequence": (args.batch,), "batch": ()}[args.negative_sharing]
+    shape = (*leading, args.num_negatives)
     negatives = torch.randint(0, num_items, shape, generator=generator)
     return hidden, catalog, targets.to(device), negatives.to(device)
 
@@ -219,7 +226,7 @@ def run_all(args: argparse.Namespace) -> dict:
             "positions": args.batch * args.seq,
             "dim": args.dim,
             "num_negatives": args.num_negatives,
-            "shared_negatives": bool(args.shared_negatives),
+            "negative_sharing": args.negative_sharing,
             "repeats": args.repeats,
             "threads": args.threads or torch.get_num_threads(),
             "block_size": args.block_size or "auto",
@@ -257,11 +264,16 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         values += ["--threads", str(args.threads)]
     if args.bf16:
         values.append("--bf16")
-    if args.shared_negatives:
-        values.append("--shared-negatives")
+    if args.negative_sharing != "position":
+        values += ["--negative-sharing", args.negative_sharing]
     if args.block_size:
         values += ["--block-size", str(args.block_size)]
     return values
+
+
+def negative_sharing(settings: dict) -> str:
+    """The settings' negative sharing; reports before `--negative-sharing` had a `shared_negatives` flag."""
+    return settings.get("negative_sharing") or ("batch" if settings.get("shared_negatives") else "position")
 
 
 def summary(results: list[dict]) -> dict:
@@ -303,7 +315,7 @@ def markdown(report: dict) -> str:
             else "in fp32 (cce_kernel: under bf16 autocast, which its backward needs)"
         )
         + f"; sampled losses use {settings['num_negatives']} negatives "
-        + ("shared by every position of the batch" if settings.get("shared_negatives") else "per position")
+        + SHARING_WORDS[negative_sharing(settings)]
         + ". Peak memory is above the inputs and includes the gradients; the catalog's gradient alone, the "
         "same for every loss, is a floor of "
         + ", ".join(
@@ -388,9 +400,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--num-negatives", type=int, default=256, help="negatives per position of the sampled losses")
     parser.add_argument(
-        "--shared-negatives",
-        action="store_true",
-        help="the sampled losses score one set of --num-negatives items shared by every position",
+        "--negative-sharing",
+        default="position",
+        choices=list(NEGATIVE_SHARING),
+        help="the sampled losses draw --num-negatives items per position, one set per sequence, or one set that "
+        "every position of the batch scores",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

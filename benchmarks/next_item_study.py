@@ -123,8 +123,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import recbole_reference  # noqa: E402
 
+from gram_hf.tasks.next_item import NEGATIVE_SHARING  # noqa: E402
+
 LOSSES = ("ce", "ce_sampled", "cce", "cce_sampled")
 LOSS_LABELS = {"ce": "CE", "ce_sampled": "CE-", "cce": "CCE", "cce_sampled": "CCE-", "bce": "BCE"}
+SHARING_LABELS = {"sequence": "shared per sequence", "batch": "shared per batch"}
 ITEM_ENCODERS = ("id", "content", "content+id")
 LARGE_CATALOG = 100_000
 """The issue's CCE-vs-CE memory and time target holds at catalogs of at least this many items."""
@@ -249,12 +252,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--program-args='--encoder_epochs 1 --item_max_length 32'.",
     )
     parser.add_argument(
-        "--shared-negatives",
-        "--shared_negatives",
-        dest="shared_negatives",
-        action="store_true",
-        help="CE- and CCE- draw one set of --num-negatives items per batch that every position scores (the program's "
-        "--shared_negatives) instead of a set per position.",
+        "--negative-sharing",
+        "--negative_sharing",
+        dest="negative_sharing",
+        default="position",
+        choices=list(NEGATIVE_SHARING),
+        help="CE- and CCE- draw --num-negatives items per position, one set per sequence that its positions score, "
+        "or one set per batch that every position scores (the program's --negative_sharing).",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="Training seeds (run-to-run noise).")
     parser.add_argument(
@@ -598,7 +602,8 @@ def program_argv(args: argparse.Namespace, files: dict[str, str], kind: str, cac
     ]  # fmt: skip
     if loss in ("ce_sampled", "cce_sampled"):
         argv += ["--num_negatives", str(args.num_negatives)]
-        argv += ["--shared_negatives"] if getattr(args, "shared_negatives", False) else []
+        sharing = getattr(args, "negative_sharing", "position")
+        argv += ["--negative_sharing", sharing] if sharing != "position" else []
     if item_encoder != "id":
         argv += ["--item_max_length", "32"]
     if args.device == "cpu":
@@ -928,7 +933,8 @@ def _met(ok: bool) -> str:
 def verdicts(payload: dict[str, Any]) -> list[str]:
     """The issue's targets, checked per dataset shape (ID-based rows)."""
     shapes = payload["datasets"]
-    minus = "CCE- (negatives shared per batch)" if payload.get("config", {}).get("shared_negatives") else "CCE-"
+    sharing = negative_sharing(payload.get("config", {}))
+    minus = "CCE-" + (f" (negatives {SHARING_LABELS[sharing]})" if sharing != "position" else "")
     lines = []
     large = [shape for shape in shapes if shape["data"]["items"] >= LARGE_CATALOG]
     for shape in large:
@@ -1065,8 +1071,16 @@ def _mib(value: float) -> str:
     return f"{value / 2**20:,.0f} MiB"
 
 
-def _row_label(loss: str, item_encoder: str, several_encoders: bool, num_negatives: int, shared: bool = False) -> str:
-    negatives = f", {num_negatives} negatives" + (" shared per batch" if shared else "") + ")"
+def negative_sharing(config: dict[str, Any]) -> str:
+    """A run's negative sharing; configurations before `--negative-sharing` had a `shared_negatives` flag."""
+    return config.get("negative_sharing") or ("batch" if config.get("shared_negatives") else "position")
+
+
+def _row_label(
+    loss: str, item_encoder: str, several_encoders: bool, num_negatives: int, sharing: str = "position"
+) -> str:
+    shared = f" {SHARING_LABELS[sharing]}" if sharing != "position" else ""
+    negatives = f", {num_negatives} negatives{shared})"
     label = f"{LOSS_LABELS[loss]} (`{loss}`" + (negatives if "sampled" in loss else ")")
     return f"{label}, {item_encoder}" if several_encoders else label
 
@@ -1151,7 +1165,7 @@ def shape_markdown(shape: dict[str, Any], config: dict[str, Any], top_command: s
         for loss in config["losses"]:
             runs = [r for r in shape["runs"] if r["loss"] == loss and r["item_encoder"] == item_encoder]
             label = _row_label(
-                loss, item_encoder, len(encoders) > 1, config["num_negatives"], config.get("shared_negatives", False)
+                loss, item_encoder, len(encoders) > 1, config["num_negatives"], negative_sharing(config)
             )
             ok = [r for r in runs if r["status"] == "ok"]
             unfit = [r for r in runs if r["status"] == "does not fit"]
@@ -1335,7 +1349,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "seeds": args.seeds, "max_epochs": args.epochs, "recbole_epochs": args.recbole_epochs,
         "patience": args.patience, "batch_size": args.batch_size, "max_length": args.max_length,
         "item_dim": args.item_dim, "learning_rate": args.learning_rate, "num_negatives": args.num_negatives,
-        "shared_negatives": args.shared_negatives,
+        "negative_sharing": args.negative_sharing,
         "memory_cap_gib": args.memory_cap_gib, "threads": args.threads, "bf16": args.bf16, "data_seed": args.seed,
         "recbole": args.recbole, "new_item_fraction": args.new_item_fraction, "program_args": args.program_args,
     }  # fmt: skip

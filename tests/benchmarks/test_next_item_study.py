@@ -164,18 +164,27 @@ def test_new_items_are_cold_start_and_keyed_apart(tmp_path, monkeypatch):
     assert argv[-4:] == ["--encoder_epochs", "1", "--item_max_length", "16"]
 
 
-def test_shared_negatives_reach_the_sampled_runs_and_their_labels():
-    args = next_item_study.parse_args(["--datasets", "ml-20m", "--shared-negatives"])
+def test_negative_sharing_reaches_the_sampled_runs_and_their_labels():
     files = {"data_dir": "d"}
-    for loss, shared in (("cce_sampled", True), ("ce_sampled", True), ("cce", False)):
-        argv = next_item_study.program_argv(args, files, "movielens", Path("c"), loss, "id", 0, 1, "o")
-        assert ("--shared_negatives" in argv) == shared
+    for sharing in ("sequence", "batch"):
+        args = next_item_study.parse_args(["--datasets", "ml-20m", "--negative-sharing", sharing])
+        for loss, shared in (("cce_sampled", True), ("ce_sampled", True), ("cce", False)):
+            argv = next_item_study.program_argv(args, files, "movielens", Path("c"), loss, "id", 0, 1, "o")
+            assert (
+                (argv[argv.index("--negative_sharing") + 1] == sharing) if shared else "--negative_sharing" not in argv
+            )
     plain = next_item_study.program_argv(next_item_study.parse_args([]), files, "movielens", Path("c"), "cce_sampled",
                                          "id", 0, 1, "o")  # fmt: skip
-    assert "--shared_negatives" not in plain
-    assert next_item_study._row_label("cce_sampled", "id", False, 256, True) == (
+    assert "--negative_sharing" not in plain
+    assert next_item_study._row_label("cce_sampled", "id", False, 256, "batch") == (
         "CCE- (`cce_sampled`, 256 negatives shared per batch)"
     )
+    assert next_item_study._row_label("cce_sampled", "id", False, 256, "sequence") == (
+        "CCE- (`cce_sampled`, 256 negatives shared per sequence)"
+    )
+    # Results written before --negative-sharing said `shared_negatives`.
+    assert next_item_study.negative_sharing({"shared_negatives": True}) == "batch"
+    assert next_item_study.negative_sharing({"negative_sharing": "sequence"}) == "sequence"
 
 
 def test_warm_metrics_and_content_verdicts():

@@ -178,7 +178,7 @@ def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
     assert eta("--item_encoder", "content", "--item_learning_rate", "0.1") == 0.1
 
 
-def test_next_item_shared_negatives_reach_the_head_config(tmp_path):
+def test_next_item_negative_sharing_reaches_the_head_config(tmp_path):
     from gram_hf.scripts import next_item, parse_recipe_args
 
     def data(*argv):
@@ -187,11 +187,13 @@ def test_next_item_shared_negatives_reach_the_head_config(tmp_path):
             demo_defaults=next_item.DEMO_DEFAULTS, uses_synthetic=lambda data: not data.has_data,
         ).data  # fmt: skip
 
-    shared = data("--loss_type", "cce_sampled", "--num_negatives", "512", "--shared_negatives")
-    assert shared.head_config()["shared_negatives"] is True and shared.head_config()["num_negatives"] == 512
-    assert "shared_negatives" not in data("--loss_type", "cce_sampled").head_config()
-    with pytest.raises((UsageError, ValueError), match="shared_negatives applies to the sampled softmax losses"):
-        data("--loss_type", "cce", "--shared_negatives")
+    shared = data("--loss_type", "cce_sampled", "--num_negatives", "512", "--negative_sharing", "sequence")
+    assert shared.head_config()["negative_sharing"] == "sequence" and shared.head_config()["num_negatives"] == 512
+    assert "negative_sharing" not in data("--loss_type", "cce_sampled").head_config()
+    with pytest.raises((UsageError, ValueError), match="applies to the sampled softmax losses"):
+        data("--loss_type", "cce", "--negative_sharing", "batch")
+    with pytest.raises((UsageError, ValueError, SystemExit)):
+        data("--loss_type", "cce_sampled", "--negative_sharing", "user")
 
 
 def test_readme_resume_walk_through(tiny_encoder, tmp_path, caplog):

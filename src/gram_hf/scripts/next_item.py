@@ -24,8 +24,8 @@ learned ID row, cold-start items keep content only); `--item_encoder content` tr
 `--item_encoder id` the ID-based one (an item-ID table, as `--gram_mode nocontent`) for comparison. A hybrid's cached
 content vectors train at `--item_learning_rate 0.01` between encoder fits (content-only vectors and `--gram_interval
 1`, exactly E2E, at 1.0);
-`--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss (`--shared_negatives`: one set
-of negatives per batch for the sampled softmax losses). Early stopping watches
+`--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss (`--negative_sharing
+sequence|batch`: one set of negatives per sequence or per batch for the sampled softmax losses). Early stopping watches
 validation NDCG@10; the reported (`test_*`) metrics are on the test targets.
 
 Embedded default (no data arguments): a synthetic MovieLens download in ML-20M's format (titles and genres that
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..tasks.next_item import LOSS_TYPES, load_amazon, load_gowalla, load_movielens, load_next_item_csv
-from ..tasks.next_item.head import check_shared_negatives
+from ..tasks.next_item.head import NEGATIVE_SHARING, check_negative_sharing
 from ..tasks.next_item.loaders import MISSING_TEXT_CHOICES
 from ..tasks.next_item.task import TRAIN_SLICES
 from .arguments import PAPER_TRAINING_DEFAULTS, RecipeArguments, ScriptArguments, split_list
@@ -172,11 +172,13 @@ class DataArguments(ScriptArguments):
     num_negatives: int | None = field(
         default=None, metadata={"help": "Negatives per position of the sampled losses (default: the head's)."}
     )
-    shared_negatives: bool = field(
-        default=False,
+    negative_sharing: str = field(
+        default="position",
         metadata={
-            "help": "ce_sampled, cce_sampled: one set of --num_negatives items per batch that every position scores "
-            "(much faster where gathering a set per position dominates, e.g. on a CPU), instead of a set per position."
+            "help": "ce_sampled, cce_sampled: which positions score one set of --num_negatives items: each position "
+            "its own, every position of a sequence the sequence's, or every position of the batch one set (shared "
+            "sets are much faster where gathering a set per position dominates, e.g. on a CPU).",
+            "choices": list(NEGATIVE_SHARING),
         },
     )
     max_length: int = field(default=200, metadata={"help": "SASRec reads the last this many items of a sequence."})
@@ -216,7 +218,7 @@ class DataArguments(ScriptArguments):
             raise ValueError("--text_columns must name at least one column.")
         if self.slice_stride is not None and not 1 <= self.slice_stride <= self.max_length:
             raise ValueError(f"--slice_stride must lie in 1..max_length ({self.max_length}), got {self.slice_stride}.")
-        check_shared_negatives(self.loss_type, self.shared_negatives)
+        check_negative_sharing(self.loss_type, self.negative_sharing)
         if self.slice_stride is not None and self.train_slices == "last":
             raise ValueError("--slice_stride applies to --train_slices all, not last.")
 
@@ -233,8 +235,8 @@ class DataArguments(ScriptArguments):
         }
         if self.num_negatives is not None:
             config["num_negatives"] = self.num_negatives
-        if self.shared_negatives:
-            config["shared_negatives"] = True
+        if self.negative_sharing != "position":
+            config["negative_sharing"] = self.negative_sharing
         return config
 
 

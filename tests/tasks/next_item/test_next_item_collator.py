@@ -46,23 +46,28 @@ def test_sampled_batch_holds_unique_items_and_removes_accidental_hits():
     assert sorted(set(referenced.tolist())) == list(range(item_index.numel()))  # every unique item is referenced
 
 
-def test_shared_negatives_are_one_set_per_batch_with_a_mask_of_hits():
+@pytest.mark.parametrize(("sharing", "shape"), [("sequence", (2, 12)), ("batch", (12,))])
+def test_shared_negatives_are_one_set_per_sequence_or_batch_with_a_mask_of_hits(sharing, shape):
     generator = torch.Generator().manual_seed(0)
     collator = NextItemCollator(num_items=6, loss_type="cce_sampled", num_negatives=12, generator=generator,
-                                shared_negatives=True)  # fmt: skip
+                                negative_sharing=sharing)  # fmt: skip
     batch = collator([{"items": [0, 1, 2, 3, 4, 5]}, {"items": [5, 4]}])
     assert set(batch) == {"item_index", "input_ref", "target_ref", "negative_ref", "negative_mask"}
     item_index, targets, negatives = batch["item_index"], batch["target_ref"], batch["negative_ref"]
     mask = batch["negative_mask"]
-    assert negatives.shape == (12,) and (negatives >= 0).all() and mask.shape == (2, 5, 12)
-    hits = item_index[negatives].unsqueeze(0).unsqueeze(0) == item_index[targets.clamp(min=0)].unsqueeze(-1)
+    assert negatives.shape == shape and (negatives >= 0).all() and mask.shape == (2, 5, 12)
+    # Every position of a sequence scores its sequence's (the batch's) set.
+    per_position = item_index[negatives].unsqueeze(-2).expand(2, 5, 12)
+    hits = per_position == item_index[targets.clamp(min=0)].unsqueeze(-1)
     valid = (targets >= 0).unsqueeze(-1)
     assert torch.equal(mask, valid & ~hits)  # a position drops exactly its accidental hits; padding keeps none
     assert hits[0].any() and mask[0].any()
-    with pytest.raises(ValueError, match="shared_negatives applies"):
-        NextItemCollator(num_items=6, loss_type="bce", shared_negatives=True)
-    head = SASRecHead(8, loss_type="ce_sampled", num_negatives=9, shared_negatives=True)
-    assert NextItemCollator.from_head(head, num_items=20).shared_negatives
+    if sharing == "sequence":
+        assert not torch.equal(negatives[0], negatives[1])  # the sequences draw their own sets
+    with pytest.raises(ValueError, match=f"negative_sharing='{sharing}' applies"):
+        NextItemCollator(num_items=6, loss_type="bce", negative_sharing=sharing)
+    head = SASRecHead(8, loss_type="ce_sampled", num_negatives=9, negative_sharing=sharing)
+    assert NextItemCollator.from_head(head, num_items=20).negative_sharing == sharing
 
 
 def test_negatives_are_reproducible_from_the_global_generator():

@@ -102,30 +102,34 @@ def test_sampled_losses_agree_and_use_the_batch_negatives():
     torch.testing.assert_close(results["ce_sampled"][1], results["cce_sampled"][1], atol=1e-5, rtol=1e-5)
 
 
-def test_shared_negatives_head_scores_the_batch_set_at_every_position():
+@pytest.mark.parametrize(("sharing", "shape"), [("sequence", (3, 6)), ("batch", (6,))])
+def test_shared_negatives_head_scores_the_shared_set_at_every_position(sharing, shape):
     results = {}
     for loss_type in ("ce_sampled", "cce_sampled"):
-        head = make_head(loss_type, num_negatives=6, loss_block_size=4, shared_negatives=True).train()
+        head = make_head(loss_type, num_negatives=6, loss_block_size=4, negative_sharing=sharing).train()
         batch = batch_for(head)
-        assert batch["negative_ref"].shape == (6,)
+        assert batch["negative_ref"].shape == shape
         vectors = catalog_vectors()[batch["item_index"]].requires_grad_()
         loss = head(vectors, **head_inputs(batch)).loss
         results[loss_type] = (loss, torch.autograd.grad(loss, vectors)[0])
         states = head.encode_sequence(vectors, batch["input_ref"])
         targets = batch["target_ref"].masked_fill(batch["target_ref"] < 0, -100)
-        per_position = batch["negative_ref"].expand(*targets.shape, -1)
+        per_position = batch["negative_ref"].unsqueeze(-2).expand(*targets.shape, -1)
         reference = sampled_cross_entropy(states, vectors, targets, per_position, negative_mask=batch["negative_mask"])
         torch.testing.assert_close(loss, reference, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(results["ce_sampled"][1], results["cce_sampled"][1], atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="shared_negatives applies"):
-        make_head("cce", shared_negatives=True)
+    with pytest.raises(ValueError, match=f"negative_sharing='{sharing}' applies"):
+        make_head("cce", negative_sharing=sharing)
+    with pytest.raises(ValueError, match="negative_sharing must be one of"):
+        make_head("cce_sampled", negative_sharing="user")
 
 
-@pytest.mark.parametrize(("loss_type", "shared"), [("cce", False), ("bce", False), ("cce_sampled", False),
-                                                   ("cce_sampled", True), ("ce_sampled", True)])  # fmt: skip
-def test_e2e_expansion_gives_the_same_loss_and_summed_gradients(loss_type, shared):
+@pytest.mark.parametrize(("loss_type", "sharing"), [("cce", "position"), ("bce", "position"),
+                                                    ("cce_sampled", "position"), ("cce_sampled", "sequence"),
+                                                    ("cce_sampled", "batch"), ("ce_sampled", "batch")])  # fmt: skip
+def test_e2e_expansion_gives_the_same_loss_and_summed_gradients(loss_type, sharing):
     """With one row per occurrence (e2e), the loss is unchanged and per-occurrence gradients sum to GRAM's."""
-    head = make_head(loss_type, num_negatives=3, **({"shared_negatives": True} if shared else {})).train()
+    head = make_head(loss_type, num_negatives=3, negative_sharing=sharing).train()
     batch = batch_for(head)
     item_index = batch["item_index"]
     unique_vectors = catalog_vectors()[item_index].requires_grad_()

@@ -115,19 +115,27 @@ def test_cce_sampled_equals_materialised_sampled_softmax(block_size, reduction):
     assert_same_gradients(loss, reference, (hidden, catalog))
 
 
-@pytest.mark.parametrize("block_size", [1, 3, None])
+@pytest.mark.parametrize("block_size", [1, 3, 7, 20, None])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_shared_negatives_equal_the_same_negatives_at_every_position(block_size, reduction):
-    """A `(K,)` set of negatives is the per-position loss with that set at every position: value and gradients."""
+@pytest.mark.parametrize("sharing", ["sequence", "batch"])
+def test_shared_negatives_equal_the_same_negatives_at_every_position(block_size, reduction, sharing):
+    """
+    A `(B, K)` set of negatives per sequence (or one `(K,)` set for the batch) is the per-position loss with the
+    sequence's (the batch's) set at every position: value and gradients, with chunks of positions inside a sequence
+    (1, 3), of whole sequences (7 positions = one sequence, 20) and the default.
+    """
     hidden, catalog, targets = random_problem(seed=20 + (block_size or 0))
     generator = torch.Generator().manual_seed(2)
-    negatives = torch.randint(0, catalog.shape[0], (9,), generator=generator)
-    negatives[1] = targets[1, 2]  # an accidental hit of one position
-    negatives[4] = negatives[3]  # a negative drawn twice
-    negatives[8] = -1  # a padding slot
+    shape = (targets.shape[0], 9) if sharing == "sequence" else (9,)
+    negatives = torch.randint(0, catalog.shape[0], shape, generator=generator)
+    negatives[..., 1] = targets[1, 2]  # an accidental hit of one position
+    negatives[..., 4] = negatives[..., 3]  # a negative drawn twice
+    negatives[..., 8] = -1  # a padding slot
+    if sharing == "sequence":
+        negatives[0, 5] = -1  # padding in one sequence's set only
     mask = torch.rand((*targets.shape, 9), generator=generator) > 0.2
     kwargs = {"negative_mask": mask, "reduction": reduction}
-    per_position = negatives.expand(*targets.shape, -1)
+    per_position = negatives.unsqueeze(-2).expand(*targets.shape, -1)
     reference = sampled_cross_entropy(hidden, catalog, targets, per_position, **kwargs)
     upstream = torch.randn_like(reference)
     reference_grads = torch.autograd.grad(reference, (hidden, catalog), upstream)
@@ -153,6 +161,11 @@ def test_shared_negatives_validate_their_mask_and_rows():
         sampled_linear_cross_entropy(hidden, catalog, targets, negatives, negative_mask=torch.ones(3, dtype=bool))
     with pytest.raises(IndexError, match="must lie in"):
         sampled_cross_entropy(hidden, catalog, targets, torch.tensor([0, catalog.shape[0]]))
+    with pytest.raises(IndexError, match="must lie in"):
+        sampled_linear_cross_entropy(hidden, catalog, targets, torch.full((targets.shape[0], 2), catalog.shape[0]))
+    # Negatives that are neither per position, per sequence nor per batch.
+    with pytest.raises(ValueError, match="negatives must have shape"):
+        sampled_linear_cross_entropy(hidden, catalog, targets, torch.zeros(targets.shape[0] + 1, 2, dtype=torch.long))
 
 
 def test_sampled_softmax_reference_by_hand():

@@ -83,13 +83,16 @@ def test_the_task_trains_on_the_train_split_items(movielens):
     assert batch["catalog_ref"].tolist() == list(range(movielens.num_items)) and batch["cold_ref"].tolist() == cold
 
 
-@pytest.mark.parametrize(("loss_type", "shared"), [("cce", False), ("cce_sampled", False), ("cce_sampled", True)])
+@pytest.mark.parametrize(
+    ("loss_type", "sharing"),
+    [("cce", "position"), ("cce_sampled", "position"), ("cce_sampled", "sequence"), ("cce_sampled", "batch")],
+)
 def test_single_step_gram_equals_e2e_with_a_training_catalog(movielens, tokenizer, tiny_bert_config, tmp_path,
-                                                            loss_type, shared):  # fmt: skip
+                                                            loss_type, sharing):  # fmt: skip
     catalog = movielens.catalog(tokenizer, max_length=12)
     torch.manual_seed(0)
     head_config = {"max_length": 12, "dropout": 0.0, "loss_type": loss_type, "num_negatives": 4,
-                   "shared_negatives": shared}  # fmt: skip
+                   "negative_sharing": sharing}  # fmt: skip
     config = GramConfig(encoder=tiny_bert_config, head_type="next_item", head_config=head_config)
     base = GramModel(config)
     cold = torch.tensor([bool(flag) for flag in movielens.items["cold_start"]])

@@ -30,7 +30,7 @@ mini-batches of `encoder_batch_size`) for large catalogs.
 
 from ..synthetic_structure import SYNTHETIC_STRUCTURES, ItemStructure, SyntheticStructure
 from .collator import NextItemCollator
-from .head import FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, NextItemOutput, SASRecHead
+from .head import FULL_CATALOG_LOSSES, LOSS_TYPES, NEGATIVE_SHARING, SAMPLED_LOSSES, NextItemOutput, SASRecHead
 from .loaders import (
     AmazonBuilder,
     GowallaBuilder,
@@ -59,6 +59,7 @@ __all__ = [
     "NEXT_ITEM_TASK",
     "FULL_CATALOG_LOSSES",
     "LOSS_TYPES",
+    "NEGATIVE_SHARING",
     "SAMPLED_LOSSES",
     "SYNTHETIC_STRUCTURES",
     "AmazonBuilder",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, check_shared_negatives
+from .head import DEFAULT_NUM_NEGATIVES, FULL_CATALOG_LOSSES, LOSS_TYPES, SAMPLED_LOSSES, check_negative_sharing
 from .slicing import SLICE_START_COLUMN
 
 if TYPE_CHECKING:
@@ -32,10 +32,11 @@ class NextItemCollator:
     - Sampled losses (`"bce"`, `"ce_sampled"`, `"cce_sampled"`): `item_index` = the unique items of inputs, targets
       and negatives, `input_ref` and `target_ref` (`[B, T]`) and `negative_ref` (`[B, T, K]`): `K = num_negatives`
       items drawn uniformly from the catalog per position; a negative equal to the position's target (an accidental
-      hit, detected by catalog index) is removed (-1), so it is neither encoded nor scored. With `shared_negatives`,
-      `negative_ref` is one set of `K` items (`[K]`) that every position of the batch scores, and `negative_mask`
-      (`[B, T, K]`) is False where a shared negative is the position's target (or the position is padding): the
-      negative logits are then one product with `K` vectors instead of `B x T x K` gathered ones.
+      hit, detected by catalog index) is removed (-1), so it is neither encoded nor scored. With `negative_sharing`
+      `"sequence"`, `negative_ref` is one set of `K` items per sequence (`[B, K]`) that every position of it scores;
+      with `"batch"`, one set (`[K]`) for every position of the batch. `negative_mask` (`[B, T, K]`) is then False
+      where a shared negative is the position's target (or the position is padding): the negative logits are one
+      product with `K` vectors per sequence (per batch) instead of `B x T x K` gathered ones.
 
     **Evaluation** (`mode="eval"`, any loss): the last item is held out. `item_index = catalog_ref =
     arange(num_items)`, `input_ref` (`items[:-1]`, last `max_length`), `labels` and `target_ref` (`[B]`, the held-out
@@ -65,8 +66,9 @@ class NextItemCollator:
         loss_start_column (`str`, *optional*, defaults to `"loss_start"`): the column, when rows have it, of the
             number of leading targets that are context only.
         generator (`torch.Generator`, *optional*): source of the negatives.
-        shared_negatives (`bool`, *optional*, defaults to `False`): the softmax losses (`ce_sampled`, `cce_sampled`)
-            draw one set of `num_negatives` items per batch for every position instead of a set per position.
+        negative_sharing (`str`, *optional*, defaults to `"position"`): the softmax losses (`ce_sampled`,
+            `cce_sampled`) draw `num_negatives` items per `"position"`, one set per `"sequence"`, or one set for the
+            whole `"batch"`.
         training_items (`Sequence[int]` or `torch.LongTensor`, *optional*): the catalog indices training batches
             score (sorted, unique); defaults to the whole catalog. Evaluation batches rank the whole catalog and
             name the items outside these as the cold-start items (`cold_ref`).
@@ -82,7 +84,7 @@ class NextItemCollator:
     loss_start_column: str = SLICE_START_COLUMN
     generator: torch.Generator | None = None
     training_items: Sequence[int] | torch.LongTensor | None = None
-    shared_negatives: bool = False
+    negative_sharing: str = "position"
 
     def __post_init__(self):
         if self.num_items < 1:
@@ -115,13 +117,13 @@ class NextItemCollator:
                 self.num_negatives = DEFAULT_NUM_NEGATIVES[self.loss_type]
             if self.num_negatives < 1:
                 raise ValueError(f"num_negatives must be positive, got {self.num_negatives}.")
-        check_shared_negatives(self.loss_type, self.shared_negatives)
+        check_negative_sharing(self.loss_type, self.negative_sharing)
 
     @classmethod
     def from_head(cls, head: SASRecHead, num_items: int, mode: str = "train", **kwargs: Any) -> NextItemCollator:
         """A collator matching `head`'s loss type, number of negatives and maximum length."""
         settings = {"loss_type": head.loss_type, "num_negatives": head.num_negatives, "max_length": head.max_length,
-                    "shared_negatives": head.shared_negatives}  # fmt: skip
+                    "negative_sharing": head.negative_sharing}  # fmt: skip
         return cls(num_items=num_items, mode=mode, **{**settings, **kwargs})
 
     def _sequences(self, features: Sequence[dict[str, Any]], minimum: int) -> list[torch.LongTensor]:
@@ -152,15 +154,18 @@ class NextItemCollator:
         if self.loss_type in FULL_CATALOG_LOSSES:
             return self._full_catalog_batch(input_items, target_items, target_columns)
         valid = target_items >= 0
-        shape = (self.num_negatives,) if self.shared_negatives else (*target_items.shape, self.num_negatives)
+        # A set per position, per sequence (the leading axis) or for the batch: the leading axes of the targets.
+        axes = {"position": 2, "sequence": 1, "batch": 0}[self.negative_sharing]
+        shape = (*target_items.shape[:axes], self.num_negatives)
         if self.training_items is None:
             negatives = torch.randint(0, self.num_items, shape, generator=self.generator)
         else:
             negatives = self.training_items[
                 torch.randint(0, self.training_items.numel(), shape, generator=self.generator)
             ]
-        keep = valid.unsqueeze(-1) & (negatives != target_items.unsqueeze(-1))
-        if not self.shared_negatives:
+        shared = negatives.unsqueeze(-2) if self.negative_sharing == "sequence" else negatives
+        keep = valid.unsqueeze(-1) & (shared != target_items.unsqueeze(-1))
+        if self.negative_sharing == "position":
             negatives = negatives.masked_fill(~keep, -1)
         # The batch's unique items by marking them (-1, padding, marks the last slot, cleared after): linear in the
         # references, where sorting them (torch.unique) took most of a batch's time at 128 x 50 x 256 negatives.
@@ -176,7 +181,7 @@ class NextItemCollator:
             "target_ref": lookup[target_items],
             "negative_ref": lookup[negatives],
         }
-        if self.shared_negatives:
+        if self.negative_sharing != "position":
             batch["negative_mask"] = keep
         return batch
 

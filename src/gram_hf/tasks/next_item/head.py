@@ -24,16 +24,20 @@ FULL_CATALOG_LOSSES = ("ce", "cce")
 # Losses that score every position against its target and sampled negatives only.
 SAMPLED_LOSSES = ("bce", "ce_sampled", "cce_sampled")
 DEFAULT_NUM_NEGATIVES = {"bce": 1, "ce_sampled": 256, "cce_sampled": 256}
-# The softmax losses over sampled negatives, which may share one set of negatives across a batch's positions.
+# The softmax losses over sampled negatives, which may share one set of negatives across positions.
 SHARED_NEGATIVE_LOSSES = ("ce_sampled", "cce_sampled")
+# Which positions draw one set of negatives together: each its own, a sequence's positions, or the whole batch.
+NEGATIVE_SHARING = ("position", "sequence", "batch")
 
 
-def check_shared_negatives(loss_type: str, shared_negatives: bool) -> None:
-    """Refuses `shared_negatives` for a loss that samples no negatives or is not a softmax over them."""
-    if shared_negatives and loss_type not in SHARED_NEGATIVE_LOSSES:
+def check_negative_sharing(loss_type: str, negative_sharing: str) -> None:
+    """Refuses an unknown `negative_sharing`, or sharing for a loss that is not a softmax over sampled negatives."""
+    if negative_sharing not in NEGATIVE_SHARING:
+        raise ValueError(f"negative_sharing must be one of {NEGATIVE_SHARING}, got {negative_sharing!r}.")
+    if negative_sharing != "position" and loss_type not in SHARED_NEGATIVE_LOSSES:
         raise ValueError(
-            f"shared_negatives applies to the sampled softmax losses {SHARED_NEGATIVE_LOSSES}, not "
-            f"loss_type={loss_type!r}."
+            f"negative_sharing={negative_sharing!r} applies to the sampled softmax losses {SHARED_NEGATIVE_LOSSES}, "
+            f"not loss_type={loss_type!r}."
         )
 
 
@@ -113,19 +117,21 @@ class SASRecHead(GramHead):
     - `"ce_sampled"` (CE-): softmax over the target and `num_negatives` (default 256) uniform negatives per position,
       accidental hits masked, materialised;
     - `"cce_sampled"` (CCE-): the same loss through [`sampled_linear_cross_entropy`], streamed.
-    With `shared_negatives` the two softmax losses over negatives draw one set of `num_negatives` items per batch that
-    every position scores (the memory-efficient-SASRec reference's `negatives_sharing`): the negative logits are one
-    `N x K` product with `K` vectors instead of `N x K` gathered vectors, much faster where gathers dominate (a CPU),
-    at the price of negatives that are correlated within a batch.
+    `negative_sharing` decides which positions of the two softmax losses over negatives draw their `num_negatives`
+    items together: `"position"` (each its own set), `"sequence"` (one set per sequence, which all its positions
+    score) or `"batch"` (one set for every position, the memory-efficient-SASRec reference's `negatives_sharing`).
+    Shared sets make the negative logits one `T x K` product per sequence (one `N x K` product) instead of `N x K`
+    gathered vectors, much faster where gathers dominate (a CPU); a batch-wide set also updates only `K` catalog
+    vectors per step, where per-sequence sets update `B x K`.
 
     **Batch contract** (see [`NextItemCollator`]). Training batches for the full-catalog losses hold `input_ref`
     (`[B, T]`, the sequence's items), `catalog_ref` (`[C]`, the catalog, i.e. the output layer, usually
     `arange(num_items)`) and `labels` (`[B, T]`, the next item as a *column* of `catalog_ref`, -100 for padding); the
     sampled losses hold `input_ref`, `target_ref` (`[B, T]`) and `negative_ref` (`[B, T, K]`, -1 for padding and for
-    masked accidental hits; with `shared_negatives`, `negative_ref` is `[K]` and `negative_mask` `[B, T, K]` marks
-    the negatives each position keeps). Because the catalog is itself a reference key, the engine's semantics stay
-    exact: in `e2e` every catalog item is one more occurrence (the output layer's), and in `gram` the loss's gradient
-    for every catalog vector feeds that item's pseudo-target.
+    masked accidental hits; with shared negatives, `negative_ref` is `[B, K]` (per sequence) or `[K]` (per batch) and
+    `negative_mask` `[B, T, K]` marks the negatives each position keeps). Because the catalog is itself a reference
+    key, the engine's semantics stay exact: in `e2e` every catalog item is one more occurrence (the output layer's),
+    and in `gram` the loss's gradient for every catalog vector feeds that item's pseudo-target.
 
     **Evaluation** (ranking mode: the head in eval mode and a batch with `catalog_ref` and 1-D `labels`): the state at
     each sequence's last position is ranked against the whole catalog block by block ([`rank_catalog`]), never
@@ -145,8 +151,9 @@ class SASRecHead(GramHead):
             `"cce_sampled"`.
         num_negatives (`int`, *optional*): negatives per position for the sampled losses (default 1 for `"bce"`,
             256 for the sampled softmax); stored here so that [`NextItemCollator.from_head`] samples accordingly.
-        shared_negatives (`bool`, *optional*, defaults to `False`): `ce_sampled` and `cce_sampled` score one set of
-            negatives per batch, shared by every position (stored for [`NextItemCollator.from_head`] too).
+        negative_sharing (`str`, *optional*, defaults to `"position"`): `ce_sampled` and `cce_sampled` draw a set of
+            negatives per `"position"`, per `"sequence"` or per `"batch"` (stored for
+            [`NextItemCollator.from_head`] too).
         loss_block_size (`int`, *optional*): catalog rows (or candidates) per block of the streaming losses.
         loss_impl (`str`, *optional*, defaults to `"auto"`): `"cce"` implementation (`"torch"`, `"cce"` kernels on
             CUDA, or `"auto"`), see [`linear_cross_entropy`].
@@ -170,7 +177,7 @@ class SASRecHead(GramHead):
         loss_impl: str = "auto",
         eval_top_k: int = 10,
         eval_block_size: int | None = None,
-        shared_negatives: bool = False,
+        negative_sharing: str = "position",
     ):
         super().__init__(item_dim)
         if loss_type not in LOSS_TYPES:
@@ -188,10 +195,10 @@ class SASRecHead(GramHead):
             # The batch keys the engine encodes and expands depend on the loss: the sampled losses reference only
             # the sequence, its targets and the negatives, never the whole catalog.
             self.item_ref_keys = ("input_ref", "target_ref", "negative_ref")
-        check_shared_negatives(loss_type, shared_negatives)
+        check_negative_sharing(loss_type, negative_sharing)
         self.loss_type = loss_type
         self.num_negatives = num_negatives
-        self.shared_negatives = shared_negatives
+        self.negative_sharing = negative_sharing
         self.max_length = max_length
         self.loss_block_size = loss_block_size
         self.loss_impl = loss_impl
@@ -288,7 +295,8 @@ class SASRecHead(GramHead):
         targets = target_ref.masked_fill(target_ref < 0, -100)
         # Accidental hits were removed by the collator by catalog identity (negative_ref = -1), which stays right
         # after e2e expansion; comparing rows as well is exact whenever rows are unique items.
-        # Shared negatives (`[K]`) come with the collator's `negative_mask`, which marks accidental hits the same way.
+        # Shared negatives (`[B, K]`, `[K]`) come with the collator's `negative_mask`, which marks accidental hits the
+        # same way.
         if self.loss_type == "bce":
             loss = sampled_binary_cross_entropy(hidden_states, item_vectors, targets, negative_ref)
         elif self.loss_type == "ce_sampled":
@@ -364,4 +372,4 @@ def _lookup(table: torch.LongTensor, references: torch.LongTensor) -> torch.Long
     return torch.where(references >= 0, table[references.clamp(min=0)], torch.full_like(references, -1))
 
 
-__all__ = ["FULL_CATALOG_LOSSES", "LOSS_TYPES", "SAMPLED_LOSSES", "NextItemOutput", "SASRecHead"]
+__all__ = ["FULL_CATALOG_LOSSES", "LOSS_TYPES", "NEGATIVE_SHARING", "SAMPLED_LOSSES", "NextItemOutput", "SASRecHead"]

@@ -10,8 +10,9 @@ log-sum-exp; the backward pass recomputes each block's logits from the saved log
 gradients for the hidden states and the catalog vectors. [`sampled_linear_cross_entropy`] (CCE-) streams the same way
 over each position's own candidate set (target plus sampled negatives), which never materialises the `N x K x d`
 gathered negative vectors that the sampled softmax (CE-) needs. Both sampled losses also take negatives shared by
-every position of a batch (`negatives` of shape `(K,)`): the negative logits are then one `N x K` product with `K`
-vectors, where per-position negatives gather `N x K` of them.
+groups of positions: one set per sequence (`negatives` of shape `(B, K)` for `(B, T)` targets) or one set for every
+position of a batch (`(K,)`). The negative logits are then one `T x K` product per sequence (one `N x K` product) with
+`K` vectors, where per-position negatives gather `N x K` of them.
 """
 
 from __future__ import annotations
@@ -331,37 +332,46 @@ def _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction,
 # ------------------------------------------------------------------------------------------------ sampled candidates
 
 
-def _shares_negatives(targets: torch.Tensor, negatives: torch.Tensor) -> bool:
-    """Whether `negatives` is one `(K,)` set for every position (rather than `(..., K)`, a set per position)."""
-    return negatives.ndim == 1 and targets.ndim >= 1
+def _negative_groups(targets: torch.Tensor, negatives: torch.Tensor) -> int | None:
+    """
+    How many leading axes of `targets` the negative sets follow, when they are shared: `negatives` of shape
+    `targets.shape[:j] + (K,)` with `j < targets.ndim` is one set per index of the first `j` axes, shared by the
+    positions along the others (`(K,)`, j = 0: one set for every position; `(B, K)` for `(B, T)` targets: a set per
+    sequence). `None` for a set per position (`targets.shape + (K,)`).
+    """
+    axes = negatives.ndim - 1
+    if axes < targets.ndim and tuple(negatives.shape[:-1]) == tuple(targets.shape[:axes]):
+        return axes
+    return None
 
 
-def _shared_candidates(
+def _grouped_candidates(
     targets: torch.Tensor,
     negatives: torch.Tensor,
     negative_mask: torch.Tensor | None,
     ignore_index: int,
     remove_accidental_hits: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """
-    The valid rows' targets `[n]`, the shared negatives `[K]` (padding, negative values, clamped to 0), which of them
-    each row keeps `[n, K]`, the validity of every position and the valid rows' positions.
+    Shared negatives in groups: the targets `[G, R]` (R positions per set of negatives), the sets `[G, K]` (padding,
+    negative values, clamped to 0), which negatives each position keeps `[G, R, K]` (none at ignored positions) and
+    the validity of every position `[G, R]`.
     """
-    if negative_mask is not None and tuple(negative_mask.shape) != (*targets.shape, negatives.shape[0]):
+    if negative_mask is not None and tuple(negative_mask.shape) != (*targets.shape, negatives.shape[-1]):
         raise ValueError(
-            f"negative_mask must have shape {(*targets.shape, negatives.shape[0])} (positions x shared negatives), "
+            f"negative_mask must have shape {(*targets.shape, negatives.shape[-1])} (positions x shared negatives), "
             f"got {tuple(negative_mask.shape)}."
         )
-    flat_targets = targets.reshape(-1)
-    valid = flat_targets != ignore_index
-    rows = valid.nonzero().squeeze(1)
-    row_targets = flat_targets[rows]
-    keep = (negatives >= 0).unsqueeze(0).expand(rows.numel(), -1)
+    num_negatives = negatives.shape[-1]
+    group_negatives = negatives.reshape(-1, num_negatives)
+    group_targets = targets.reshape(group_negatives.shape[0], -1)
+    valid = group_targets != ignore_index
+    keep = valid.unsqueeze(2) & (group_negatives >= 0).unsqueeze(1)
     if negative_mask is not None:
-        keep = keep & negative_mask.reshape(-1, negatives.shape[0])[rows].bool()
+        keep = keep & negative_mask.reshape(keep.shape).bool()
     if remove_accidental_hits:
-        keep = keep & (negatives.unsqueeze(0) != row_targets.unsqueeze(1))
-    return row_targets, negatives.clamp(min=0), keep, valid, rows
+        keep = keep & (group_negatives.unsqueeze(1) != group_targets.unsqueeze(2))
+    return group_targets, group_negatives.clamp(min=0), keep, valid
 
 
 def _check_rows(catalog: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> None:
@@ -380,7 +390,10 @@ def _candidates(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flattens targets and negatives into the valid rows' candidate indices `[n, 1 + K]` (target first) and mask."""
     if negatives.ndim != targets.ndim + 1 or tuple(negatives.shape[:-1]) != tuple(targets.shape):
-        raise ValueError(f"negatives must have shape {tuple(targets.shape)} + (K,), got {tuple(negatives.shape)}.")
+        raise ValueError(
+            f"negatives must have shape {tuple(targets.shape)} + (K,) (a set per position), or a prefix of it + (K,) "
+            f"(a set shared along the remaining axes), got {tuple(negatives.shape)}."
+        )
     if negative_mask is not None and negative_mask.shape != negatives.shape:
         raise ValueError(f"negative_mask must have the shape of negatives {tuple(negatives.shape)}.")
     flat_targets = targets.reshape(-1)
@@ -468,81 +481,103 @@ class SampledLinearCrossEntropyFunction(torch.autograd.Function):
         return grad_hidden, grad_catalog, None, None, None
 
 
-class SharedNegativesCrossEntropyFunction(torch.autograd.Function):
+class GroupedNegativesCrossEntropyFunction(torch.autograd.Function):
     """
-    Per-row cross-entropy of each row's target logit against it plus `K` negatives shared by all rows, streamed over
-    row chunks: `hidden [n, d]`, `target_vectors [n, d]`, `negative_vectors [K, d]`, `keep [n, K]` (False = not a
-    candidate of that row). Memory beyond inputs and gradients: one `chunk x K` block of logits at a time.
+    Per-position cross-entropy of the target's logit against it plus `K` negatives shared by a group of positions,
+    streamed over chunks of groups (or of one group's positions): `hidden [G, R, d]`, `target_vectors [G, R, d]`,
+    `negative_vectors [G, K, d]` (group g's negatives), `keep [G, R, K]` (False = not a candidate of that position).
+    The negative logits are one `R x K` product per group instead of `R x K` gathered vectors. Memory beyond inputs
+    and gradients: one `groups x rows x K` block of logits at a time.
     """
 
     @staticmethod
-    def forward(ctx, hidden, target_vectors, negative_vectors, keep, chunk):
+    def forward(ctx, hidden, target_vectors, negative_vectors, keep, group_chunk, row_chunk):
         hidden32, negative32 = hidden.float(), negative_vectors.float()
-        target_logits = (hidden32 * target_vectors.float()).sum(dim=1)
+        target_logits = (hidden32 * target_vectors.float()).sum(dim=2)
         lse = torch.empty_like(target_logits)
-        for start in range(0, hidden.shape[0], chunk):
-            stop = start + chunk
-            logits = (hidden32[start:stop] @ negative32.T).masked_fill_(~keep[start:stop], -math.inf)
-            lse[start:stop] = torch.logaddexp(target_logits[start:stop], torch.logsumexp(logits, dim=1))
+        for groups, rows in _group_blocks(hidden.shape[0], hidden.shape[1], group_chunk, row_chunk):
+            logits = torch.bmm(hidden32[groups, rows], negative32[groups].transpose(1, 2))
+            logits.masked_fill_(~keep[groups, rows], -math.inf)
+            lse[groups, rows] = torch.logaddexp(target_logits[groups, rows], torch.logsumexp(logits, dim=2))
             del logits
         ctx.save_for_backward(hidden, target_vectors, negative_vectors, keep, lse, target_logits)
-        ctx.chunk = chunk
+        ctx.chunks = (group_chunk, row_chunk)
         return lse - target_logits
 
     @staticmethod
     def backward(ctx, grad_loss):
         # fp32 maths also when `loss.backward()` runs inside an autocast region (see LinearCrossEntropyFunction).
         with torch.autocast(grad_loss.device.type, enabled=False):
-            return SharedNegativesCrossEntropyFunction._backward(ctx, grad_loss)
+            return GroupedNegativesCrossEntropyFunction._backward(ctx, grad_loss)
 
     @staticmethod
     def _backward(ctx, grad_loss):
         hidden, target_vectors, negative_vectors, keep, lse, target_logits = ctx.saved_tensors
         hidden32, target32, negative32 = hidden.float(), target_vectors.float(), negative_vectors.float()
         grad = grad_loss.float()
-        # d loss / d target logit = p_target - 1, per row, times the incoming gradient.
-        target_weight = (torch.exp(target_logits - lse) - 1.0) * grad
-        grad_hidden = target32 * target_weight.unsqueeze(1)
+        # d loss / d target logit = p_target - 1, per position, times the incoming gradient.
+        target_weight = ((torch.exp(target_logits - lse) - 1.0) * grad).unsqueeze(2)
+        grad_hidden = target32 * target_weight
         grad_negative = torch.zeros_like(negative32)
-        for start in range(0, hidden.shape[0], ctx.chunk):
-            stop = start + ctx.chunk
-            logits = (hidden32[start:stop] @ negative32.T).masked_fill_(~keep[start:stop], -math.inf)
-            probs = logits.sub_(lse[start:stop].unsqueeze(1)).exp_().mul_(grad[start:stop].unsqueeze(1))
-            grad_hidden[start:stop] += probs @ negative32
-            grad_negative += probs.T @ hidden32[start:stop]
+        for groups, rows in _group_blocks(hidden.shape[0], hidden.shape[1], *ctx.chunks):
+            logits = torch.bmm(hidden32[groups, rows], negative32[groups].transpose(1, 2))
+            logits.masked_fill_(~keep[groups, rows], -math.inf)
+            probs = logits.sub_(lse[groups, rows].unsqueeze(2)).exp_().mul_(grad[groups, rows].unsqueeze(2))
+            grad_hidden[groups, rows] += torch.bmm(probs, negative32[groups])
+            grad_negative[groups] += torch.bmm(probs.transpose(1, 2), hidden32[groups, rows])
             del logits, probs
-        grad_target = hidden32 * target_weight.unsqueeze(1)
+        grad_target = hidden32 * target_weight
         return (
             grad_hidden.to(hidden.dtype),
             grad_target.to(target_vectors.dtype),
             grad_negative.to(negative_vectors.dtype),
             None,
             None,
+            None,
         )
 
 
-def _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
-                         remove_accidental_hits, stream: bool, block_size: int | None = None):  # fmt: skip
-    """CE- (the `n x (1 + K)` logits materialised) or CCE- (`stream`, row chunks) with shared negatives."""
-    row_targets, negatives, keep, valid, rows = _shared_candidates(
+def _group_blocks(num_groups: int, num_rows: int, group_chunk: int, row_chunk: int):
+    """Slices `(groups, rows)` covering `[num_groups, num_rows]`: whole groups `group_chunk` at a time, or rows."""
+    for group_start in range(0, num_groups, group_chunk):
+        groups = slice(group_start, group_start + group_chunk)
+        for row_start in range(0, num_rows, row_chunk):
+            yield groups, slice(row_start, row_start + row_chunk)
+
+
+def _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                          remove_accidental_hits, stream: bool, block_size: int | None = None):  # fmt: skip
+    """CE- (the `[G, R, 1 + K]` logits materialised) or CCE- (`stream`, chunks) with negatives shared in groups."""
+    group_targets, group_negatives, keep, valid = _grouped_candidates(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
-    _check_rows(catalog, row_targets, negatives)
-    valid_hidden = hidden.reshape(-1, hidden.shape[-1])[rows]
+    _check_rows(catalog, group_targets[valid], group_negatives)
+    num_groups, num_rows = group_targets.shape
+    group_hidden = hidden.reshape(num_groups, num_rows, hidden.shape[-1])
     with torch.autocast(hidden.device.type, enabled=False):
-        target_vectors, negative_vectors = catalog[row_targets], catalog[negatives]
+        # Ignored positions keep no negative (`keep`): their loss is 0 and their gradient too, whatever their target.
+        target_vectors, negative_vectors = catalog[group_targets.clamp(min=0)], catalog[group_negatives]
         if not stream:
-            hidden32 = valid_hidden.float()
-            target_logits = (hidden32 * target_vectors.float()).sum(dim=1, keepdim=True)
-            negative_logits = (hidden32 @ negative_vectors.float().T).masked_fill(~keep, -math.inf)
-            logits = torch.cat([target_logits, negative_logits], dim=1)
-            per_row = F.cross_entropy(logits, logits.new_zeros(logits.shape[0], dtype=torch.long), reduction="none")
-        else:
-            chunk = _auto_block_size(negatives.numel(), rows.numel(), block_size, DEFAULT_CHUNK_ELEMENTS, 1)
-            per_row = SharedNegativesCrossEntropyFunction.apply(
-                valid_hidden, target_vectors, negative_vectors, keep, chunk
+            hidden32 = group_hidden.float()
+            target_logits = (hidden32 * target_vectors.float()).sum(dim=2, keepdim=True)
+            negative_logits = torch.bmm(hidden32, negative_vectors.float().transpose(1, 2)).masked_fill(
+                ~keep, -math.inf
             )
-    return _reduce(per_row, valid, targets.shape, reduction)
+            logits = torch.cat([target_logits, negative_logits], dim=2).reshape(-1, 1 + group_negatives.shape[1])
+            per_position = F.cross_entropy(
+                logits, logits.new_zeros(logits.shape[0], dtype=torch.long), reduction="none"
+            )
+        else:
+            # About DEFAULT_CHUNK_ELEMENTS logits per chunk (`block_size` positions): whole groups when they fit.
+            rows = _auto_block_size(
+                group_negatives.shape[1], num_groups * num_rows, block_size, DEFAULT_CHUNK_ELEMENTS, 1
+            )
+            group_chunk, row_chunk = (rows // num_rows, num_rows) if rows >= num_rows else (1, rows)
+            per_position = GroupedNegativesCrossEntropyFunction.apply(
+                group_hidden, target_vectors, negative_vectors, keep, group_chunk, row_chunk
+            )
+    flat_valid = valid.reshape(-1)
+    return _reduce(per_position.reshape(-1)[flat_valid], flat_valid, targets.shape, reduction)
 
 
 def sampled_linear_cross_entropy(
@@ -567,23 +602,26 @@ def sampled_linear_cross_entropy(
         hidden (`torch.Tensor` of shape `(..., d)`): output states.
         catalog (`torch.Tensor` of shape `(V, d)`): item vectors that targets and negatives index.
         targets (`torch.LongTensor` of shape `(...)`): target rows of `catalog`, or `ignore_index`.
-        negatives (`torch.LongTensor` of shape `(..., K)` or `(K,)`): negative rows of `catalog` per position, or one
-            set shared by every position; negative values are padding (not candidates).
-        negative_mask (`torch.BoolTensor` of shape `(..., K)`, *optional*): False removes a negative of a position
-            (e.g. an accidental hit that the caller detected by item identity); also for shared negatives.
+        negatives (`torch.LongTensor`): negative rows of `catalog`, negative values being padding (not candidates):
+            `targets.shape + (K,)`, a set per position; or `targets.shape[:j] + (K,)` with `j < targets.ndim`, a set
+            shared by the positions along the remaining axes (`(B, K)` for `(B, T)` targets: one set per sequence;
+            `(K,)`: one set for every position).
+        negative_mask (`torch.BoolTensor` of shape `targets.shape + (K,)`, *optional*): False removes a negative of a
+            position (e.g. an accidental hit that the caller detected by item identity); also for shared negatives.
         ignore_index (`int`, *optional*, defaults to -100): target value of positions that contribute nothing.
         reduction (`str`, *optional*, defaults to `"mean"`): `"mean"`, `"sum"` or `"none"` ([`linear_cross_entropy`]).
         remove_accidental_hits (`bool`, *optional*, defaults to `True`): masks negatives equal to the position's
             target row, which is an accidental hit whenever the rows of `catalog` are distinct items.
         block_size (`int`, *optional*): candidates per chunk; by default about 2**20 gathered values (at least 16
-            candidates) per chunk. With shared negatives: rows per chunk, by default about 2**20 logits per chunk.
+            candidates) per chunk. With shared negatives: positions per chunk, by default about 2**20 logits per
+            chunk (whole groups when they fit).
     """
     _check_reduction(reduction)
     if tuple(targets.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
-    if _shares_negatives(targets, negatives):
-        return _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
-                                    remove_accidental_hits, True, block_size)  # fmt: skip
+    if _negative_groups(targets, negatives) is not None:
+        return _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                                     remove_accidental_hits, True, block_size)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
@@ -613,9 +651,9 @@ def sampled_cross_entropy(
     `-inf`), cross-entropy against column 0. Arguments as [`sampled_linear_cross_entropy`].
     """
     _check_reduction(reduction)
-    if _shares_negatives(targets, negatives):
-        return _shared_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
-                                    remove_accidental_hits, False)  # fmt: skip
+    if _negative_groups(targets, negatives) is not None:
+        return _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
+                                     remove_accidental_hits, False)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
@@ -652,6 +690,7 @@ def sampled_binary_cross_entropy(
 
 
 __all__ = [
+    "GroupedNegativesCrossEntropyFunction",
     "LinearCrossEntropyFunction",
     "SampledLinearCrossEntropyFunction",
     "cut_cross_entropy_available",
