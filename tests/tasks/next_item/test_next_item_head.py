@@ -124,6 +124,14 @@ def test_shared_negatives_head_scores_the_shared_set_at_every_position(sharing, 
         make_head("cce_sampled", negative_sharing="user")
 
 
+def test_configurations_saved_with_shared_negatives_still_load():
+    """Head configurations written before `negative_sharing` said `shared_negatives`: True was one set per batch."""
+    with pytest.warns(FutureWarning, match="negative_sharing"):
+        assert make_head("cce_sampled", shared_negatives=True).negative_sharing == "batch"
+    with pytest.warns(FutureWarning):
+        assert make_head("cce_sampled", shared_negatives=False).negative_sharing == "position"
+
+
 @pytest.mark.parametrize(("loss_type", "sharing"), [("cce", "position"), ("bce", "position"),
                                                     ("cce_sampled", "position"), ("cce_sampled", "sequence"),
                                                     ("cce_sampled", "batch"), ("ce_sampled", "batch")])  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -115,14 +116,15 @@ def test_cce_sampled_equals_materialised_sampled_softmax(block_size, reduction):
     assert_same_gradients(loss, reference, (hidden, catalog))
 
 
-@pytest.mark.parametrize("block_size", [1, 3, 7, 20, None])
+@pytest.mark.parametrize("block_size", [1, 3, 7, 20, 21, None])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("sharing", ["sequence", "batch"])
 def test_shared_negatives_equal_the_same_negatives_at_every_position(block_size, reduction, sharing):
     """
     A `(B, K)` set of negatives per sequence (or one `(K,)` set for the batch) is the per-position loss with the
     sequence's (the batch's) set at every position: value and gradients, with chunks of positions inside a sequence
-    (1, 3), of whole sequences (7 positions = one sequence, 20) and the default.
+    (1, 3), of whole sequences (7 positions = one sequence; 20 and 21: two and three sequences, the last chunk partial)
+    and the default.
     """
     hidden, catalog, targets = random_problem(seed=20 + (block_size or 0))
     generator = torch.Generator().manual_seed(2)
@@ -152,6 +154,46 @@ def test_shared_negatives_equal_the_same_negatives_at_every_position(block_size,
     alone[..., 1] = True
     per_row = sampled_cross_entropy(hidden, catalog, targets, negatives, negative_mask=alone, reduction="none")
     assert per_row[1, 2].item() == 0.0 and per_row[1, 3].item() > 0.0
+
+
+@pytest.mark.parametrize("sharing", ["sequence", "batch"])
+def test_shared_negatives_leave_ignored_positions_out_entirely(sharing):
+    """
+    An ignored position's state and target reach nothing, as with per-position negatives: a NaN state there, and an
+    `ignore_index` beyond the catalog, give the per-position loss and gradients.
+    """
+    hidden, catalog, targets = random_problem(seed=31)
+    ignore = 7000  # beyond the 53 catalog rows
+    targets = targets.masked_fill(targets == -100, ignore)
+    with torch.no_grad():
+        hidden[0, 5] = math.nan  # an ignored position (targets[0, 4:] is padding)
+    shape = (targets.shape[0], 6) if sharing == "sequence" else (6,)
+    negatives = torch.randint(0, catalog.shape[0], shape, generator=torch.Generator().manual_seed(4))
+    per_position = negatives.unsqueeze(-2).expand(*targets.shape, -1)
+    reference = sampled_cross_entropy(hidden, catalog, targets, per_position, ignore_index=ignore)
+    reference_grads = torch.autograd.grad(reference, (hidden, catalog))
+    assert torch.isfinite(reference)
+    for function in (sampled_cross_entropy, sampled_linear_cross_entropy):
+        loss = function(hidden, catalog, targets, negatives, ignore_index=ignore)
+        torch.testing.assert_close(loss, reference, **TOLERANCE)
+        for grad, reference_grad in zip(torch.autograd.grad(loss, (hidden, catalog)), reference_grads):
+            torch.testing.assert_close(grad, reference_grad, **TOLERANCE)
+
+
+@pytest.mark.parametrize(("target_shape", "negative_shape"), [((2, 0), (2, 4)), ((2, 0), (4,)), ((0, 5), (0, 4)),
+                                                              ((0, 5), (4,))])  # fmt: skip
+def test_shared_negatives_with_no_positions(target_shape, negative_shape):
+    """Empty batches and zero-length sequences: a sum of 0 and a mean that is NaN, as `F.cross_entropy`'s."""
+    hidden = torch.randn(*target_shape, 8, requires_grad=True)
+    catalog = torch.randn(10, 8, requires_grad=True)
+    targets = torch.zeros(target_shape, dtype=torch.long)
+    negatives = torch.zeros(negative_shape, dtype=torch.long)
+    for function in (sampled_cross_entropy, sampled_linear_cross_entropy):
+        total = function(hidden, catalog, targets, negatives, reduction="sum")
+        assert total.item() == 0.0
+        total.backward()
+        assert function(hidden, catalog, targets, negatives, reduction="none").shape == target_shape
+        assert torch.isnan(function(hidden, catalog, targets, negatives))
 
 
 def test_shared_negatives_validate_their_mask_and_rows():
@@ -249,12 +291,18 @@ def test_streamed_losses_and_ranking_keep_fp32_maths_under_cpu_autocast():
     """Under `--bf16` (CPU autocast) the streamed losses and the ranking compute exactly what they do in fp32."""
     hidden, catalog, targets = random_problem(seed=7)
     negatives = torch.randint(0, catalog.shape[0], (*targets.shape, 5), generator=torch.Generator().manual_seed(1))
+    per_sequence, per_batch = negatives[:, 0], negatives[0, 0]
     losses = {
         "cce": lambda: linear_cross_entropy(hidden, catalog, targets, block_size=8, impl="torch"),
         "cce_sampled": lambda: sampled_linear_cross_entropy(hidden, catalog, targets, negatives, block_size=2),
         "ce_sampled": lambda: sampled_cross_entropy(hidden, catalog, targets, negatives),
         "bce": lambda: sampled_binary_cross_entropy(hidden, catalog, targets, negatives),
     }
+    for name, shared in (("sequence", per_sequence), ("batch", per_batch)):
+        losses[f"cce_sampled {name}"] = partial(
+            sampled_linear_cross_entropy, hidden, catalog, targets, shared, block_size=3
+        )
+        losses[f"ce_sampled {name}"] = partial(sampled_cross_entropy, hidden, catalog, targets, shared)
     for name, loss in losses.items():
         expected = loss()
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -278,6 +326,10 @@ def test_streamed_losses_backward_inside_autocast_keeps_fp32_gradients():
     losses = {
         "cce": lambda h, c: linear_cross_entropy(h, c, targets, block_size=8, impl="torch"),
         "cce_sampled": lambda h, c: sampled_linear_cross_entropy(h, c, targets, negatives, block_size=2),
+        "cce_sampled sequence": lambda h, c: sampled_linear_cross_entropy(
+            h, c, targets, negatives[:, 0], block_size=3
+        ),
+        "cce_sampled batch": lambda h, c: sampled_linear_cross_entropy(h, c, targets, negatives[0, 0], block_size=3),
     }
     for name, loss in losses.items():
         grads = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -154,7 +155,10 @@ class SASRecHead(GramHead):
         negative_sharing (`str`, *optional*, defaults to `"position"`): `ce_sampled` and `cce_sampled` draw a set of
             negatives per `"position"`, per `"sequence"` or per `"batch"` (stored for
             [`NextItemCollator.from_head`] too).
-        loss_block_size (`int`, *optional*): catalog rows (or candidates) per block of the streaming losses.
+        shared_negatives (`bool`, *optional*): deprecated, `True` is `negative_sharing="batch"` (read from
+            configurations saved before `negative_sharing`).
+        loss_block_size (`int`, *optional*): catalog rows per block of `cce`; candidates per chunk of `cce_sampled`,
+            positions per chunk with shared negatives.
         loss_impl (`str`, *optional*, defaults to `"auto"`): `"cce"` implementation (`"torch"`, `"cce"` kernels on
             CUDA, or `"auto"`), see [`linear_cross_entropy`].
         eval_top_k (`int`, *optional*, defaults to 10): length of the recommendation lists in ranking mode.
@@ -178,8 +182,17 @@ class SASRecHead(GramHead):
         eval_top_k: int = 10,
         eval_block_size: int | None = None,
         negative_sharing: str = "position",
+        shared_negatives: bool | None = None,
     ):
         super().__init__(item_dim)
+        if shared_negatives is not None:
+            # Configurations saved before `negative_sharing` had this flag: True was one set per batch.
+            warnings.warn(
+                "SASRecHead's shared_negatives is deprecated; use negative_sharing='batch' (or 'sequence').",
+                FutureWarning,
+                stacklevel=2,
+            )
+            negative_sharing = "batch" if shared_negatives else negative_sharing
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}.")
         if item_dim % num_heads:

@@ -362,9 +362,9 @@ def _grouped_candidates(
             f"negative_mask must have shape {(*targets.shape, negatives.shape[-1])} (positions x shared negatives), "
             f"got {tuple(negative_mask.shape)}."
         )
-    num_negatives = negatives.shape[-1]
-    group_negatives = negatives.reshape(-1, num_negatives)
-    group_targets = targets.reshape(group_negatives.shape[0], -1)
+    axes = negatives.ndim - 1
+    group_negatives = negatives.reshape(math.prod(negatives.shape[:-1]), negatives.shape[-1])
+    group_targets = targets.reshape(group_negatives.shape[0], math.prod(targets.shape[axes:]))
     valid = group_targets != ignore_index
     keep = valid.unsqueeze(2) & (group_negatives >= 0).unsqueeze(1)
     if negative_mask is not None:
@@ -552,11 +552,22 @@ def _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ig
         targets, negatives, negative_mask, ignore_index, remove_accidental_hits
     )
     _check_rows(catalog, group_targets[valid], group_negatives)
+    dim = hidden.shape[-1]
+    if group_targets.shape[0] == 1:
+        # One set for every position: only the valid positions are scored, as with per-position negatives.
+        rows = valid[0].nonzero().squeeze(1)
+        group_targets, keep = group_targets[:, rows], keep[:, rows]
+        group_hidden = hidden.reshape(-1, dim)[rows].unsqueeze(0)
+    else:
+        # A set per sequence keeps the [G, R] layout for its batched products; ignored positions are scored with a
+        # zero state and a valid row's vector, so that neither their state nor their target can reach the result.
+        group_hidden = hidden.reshape(*group_targets.shape, dim)
+        group_hidden = torch.where(valid.unsqueeze(2), group_hidden, group_hidden.new_zeros(()))
+        group_targets = torch.where(valid, group_targets, 0)
     num_groups, num_rows = group_targets.shape
-    group_hidden = hidden.reshape(num_groups, num_rows, hidden.shape[-1])
     with torch.autocast(hidden.device.type, enabled=False):
-        # Ignored positions keep no negative (`keep`): their loss is 0 and their gradient too, whatever their target.
-        target_vectors, negative_vectors = catalog[group_targets.clamp(min=0)], catalog[group_negatives]
+        # Ignored positions keep no negative (`keep`): their loss is 0 and their gradient too.
+        target_vectors, negative_vectors = catalog[group_targets], catalog[group_negatives]
         if not stream:
             hidden32 = group_hidden.float()
             target_logits = (hidden32 * target_vectors.float()).sum(dim=2, keepdim=True)
@@ -572,12 +583,13 @@ def _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ig
             rows = _auto_block_size(
                 group_negatives.shape[1], num_groups * num_rows, block_size, DEFAULT_CHUNK_ELEMENTS, 1
             )
-            group_chunk, row_chunk = (rows // num_rows, num_rows) if rows >= num_rows else (1, rows)
+            group_chunk, row_chunk = (rows // max(num_rows, 1), max(num_rows, 1)) if rows >= num_rows else (1, rows)
             per_position = GroupedNegativesCrossEntropyFunction.apply(
                 group_hidden, target_vectors, negative_vectors, keep, group_chunk, row_chunk
             )
     flat_valid = valid.reshape(-1)
-    return _reduce(per_position.reshape(-1)[flat_valid], flat_valid, targets.shape, reduction)
+    per_position = per_position.reshape(-1)
+    return _reduce(per_position if num_groups == 1 else per_position[flat_valid], flat_valid, targets.shape, reduction)
 
 
 def sampled_linear_cross_entropy(
