@@ -332,17 +332,14 @@ def _cut_cross_entropy_kernel(hidden, catalog, targets, ignore_index, reduction,
 # ------------------------------------------------------------------------------------------------ sampled candidates
 
 
-def _negative_groups(targets: torch.Tensor, negatives: torch.Tensor) -> int | None:
+def _shares_negatives(targets: torch.Tensor, negatives: torch.Tensor) -> bool:
     """
-    How many leading axes of `targets` the negative sets follow, when they are shared: `negatives` of shape
-    `targets.shape[:j] + (K,)` with `j < targets.ndim` is one set per index of the first `j` axes, shared by the
-    positions along the others (`(K,)`, j = 0: one set for every position; `(B, K)` for `(B, T)` targets: a set per
-    sequence). `None` for a set per position (`targets.shape + (K,)`).
+    Whether the negative sets are shared: `negatives` of shape `targets.shape[:j] + (K,)` with `j < targets.ndim` is
+    one set per index of the first `j` axes, shared by the positions along the others (`(K,)`: one set for every
+    position; `(B, K)` for `(B, T)` targets: a set per sequence), where `targets.shape + (K,)` is a set per position.
     """
     axes = negatives.ndim - 1
-    if axes < targets.ndim and tuple(negatives.shape[:-1]) == tuple(targets.shape[:axes]):
-        return axes
-    return None
+    return axes < targets.ndim and tuple(negatives.shape[:-1]) == tuple(targets.shape[:axes])
 
 
 def _grouped_candidates(
@@ -631,7 +628,7 @@ def sampled_linear_cross_entropy(
     _check_reduction(reduction)
     if tuple(targets.shape) != tuple(hidden.shape[:-1]):
         raise ValueError(f"targets must have shape {tuple(hidden.shape[:-1])}, got {tuple(targets.shape)}.")
-    if _negative_groups(targets, negatives) is not None:
+    if _shares_negatives(targets, negatives):
         return _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
                                      remove_accidental_hits, True, block_size)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
@@ -663,7 +660,7 @@ def sampled_cross_entropy(
     `-inf`), cross-entropy against column 0. Arguments as [`sampled_linear_cross_entropy`].
     """
     _check_reduction(reduction)
-    if _negative_groups(targets, negatives) is not None:
+    if _shares_negatives(targets, negatives):
         return _grouped_sampled_loss(hidden, catalog, targets, negatives, negative_mask, ignore_index, reduction,
                                      remove_accidental_hits, False)  # fmt: skip
     candidates, mask, valid, rows = _candidates(
