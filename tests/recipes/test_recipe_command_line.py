@@ -178,7 +178,7 @@ def test_next_item_item_learning_rate_default_is_for_windows(tmp_path):
     assert eta("--item_encoder", "content", "--item_learning_rate", "0.1") == 0.1
 
 
-def test_next_item_negative_sharing_reaches_the_head_config(tmp_path):
+def test_next_item_negative_sharing_and_new_item_share_reach_the_head_config(tmp_path):
     from gram_hf.scripts import next_item, parse_recipe_args
 
     def data(*argv):
@@ -194,6 +194,10 @@ def test_next_item_negative_sharing_reaches_the_head_config(tmp_path):
         data("--loss_type", "cce", "--negative_sharing", "batch")
     with pytest.raises((UsageError, ValueError, SystemExit)):
         data("--loss_type", "cce_sampled", "--negative_sharing", "user")
+    assert data("--new_item_share", "0.25").head_config()["new_item_share"] == 0.25
+    assert "new_item_share" not in data().head_config()
+    with pytest.raises((UsageError, ValueError), match="new_item_share must lie in"):
+        data("--new_item_share", "1")
 
 
 def test_readme_resume_walk_through(tiny_encoder, tmp_path, caplog):

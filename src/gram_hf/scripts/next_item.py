@@ -181,6 +181,15 @@ class DataArguments(ScriptArguments):
             "choices": list(NEGATIVE_SHARING),
         },
     )
+    new_item_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "Evaluation: the share of next items that go to new releases (the cold-start items, never in "
+            "train), e.g. from recent logs; the whole-catalog ranking then mixes the model's softmax over the warm "
+            "items and over the new releases in that proportion. 0: rank by raw scores, where new releases rarely "
+            "reach a top-10."
+        },
+    )
     max_length: int = field(default=200, metadata={"help": "SASRec reads the last this many items of a sequence."})
     num_blocks: int = field(default=2, metadata={"help": "SASRec's self-attention blocks."})
     num_heads: int = field(default=1, metadata={"help": "Attention heads per block (must divide the item size)."})
@@ -219,6 +228,8 @@ class DataArguments(ScriptArguments):
         if self.slice_stride is not None and not 1 <= self.slice_stride <= self.max_length:
             raise ValueError(f"--slice_stride must lie in 1..max_length ({self.max_length}), got {self.slice_stride}.")
         check_negative_sharing(self.loss_type, self.negative_sharing)
+        if not 0.0 <= self.new_item_share < 1.0:
+            raise ValueError(f"--new_item_share must lie in [0, 1), got {self.new_item_share}.")
         if self.slice_stride is not None and self.train_slices == "last":
             raise ValueError("--slice_stride applies to --train_slices all, not last.")
 
@@ -237,6 +248,8 @@ class DataArguments(ScriptArguments):
             config["num_negatives"] = self.num_negatives
         if self.negative_sharing != "position":
             config["negative_sharing"] = self.negative_sharing
+        if self.new_item_share:
+            config["new_item_share"] = self.new_item_share
         return config
 
 

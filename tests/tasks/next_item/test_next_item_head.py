@@ -11,6 +11,7 @@ from gram_hf.tasks.next_item import (
     NextItemCollator,
     SASRecHead,
     linear_cross_entropy,
+    new_item_offsets,
     rank_catalog,
     sampled_cross_entropy,
 )
@@ -231,3 +232,33 @@ def test_gram_model_with_next_item_head_round_trips(tmp_path, tiny_bert_config):
     ids = GramModel.for_item_ids(NUM_ITEMS, DIM, head_type="next_item", head_config={"loss_type": "ce"})
     batch = NextItemCollator.from_head(ids.head, NUM_ITEMS)(SEQUENCES)
     assert torch.isfinite(ids(**batch).loss)
+
+
+def test_ranking_mode_mixes_in_the_new_releases_at_the_new_item_share():
+    cold_items = [4, 7, 11, 18, 22, 25, 29]
+    training = [item for item in range(NUM_ITEMS) if item not in cold_items]
+    vectors = catalog_vectors()
+    vectors[cold_items] *= 0.05  # never trained: low scores
+    plain_head = make_head("cce", eval_top_k=5).eval()
+    batch = batch_for(plain_head, mode="eval", training_items=training)
+    plain = plain_head(vectors, **head_inputs(batch))
+    head = make_head("cce", eval_top_k=5, new_item_share=0.4).eval()
+    mixed = head(vectors, **head_inputs(batch))
+    final = head.encode_sequence(vectors, batch["input_ref"])[torch.arange(3), (batch["input_ref"] >= 0).sum(1) - 1]
+    new_items = torch.zeros(NUM_ITEMS, dtype=torch.bool)
+    new_items[cold_items] = True
+    offsets = new_item_offsets(final, vectors, new_items, 0.4, exclude=batch["seen_ref"])
+    top, ranks = rank_catalog(
+        final, vectors, batch["labels"], k=5, exclude=batch["seen_ref"], offset_items=new_items, offsets=offsets
+    )
+    assert mixed.top_items.tolist() == top.tolist() and mixed.target_rank.tolist() == ranks.tolist()
+    assert new_items[mixed.top_items].sum() > new_items[plain.top_items].sum()
+    assert mixed.target_rank[1] < plain.target_rank[1]  # user 1 holds out the new release 18
+    # The ranking among the new releases only, and the loss, are the model's either way.
+    assert mixed.cold_rank.tolist() == plain.cold_rank.tolist()
+    torch.testing.assert_close(mixed.loss, plain.loss)
+    # Without cold-start items in the batch there is nothing to mix in.
+    no_cold = {key: value for key, value in head_inputs(batch).items() if key != "cold_ref"}
+    assert head(vectors, **no_cold).top_items.tolist() == plain_head(vectors, **no_cold).top_items.tolist()
+    with pytest.raises(ValueError, match="new_item_share must lie in"):
+        make_head("cce", new_item_share=1.0)

@@ -50,7 +50,7 @@ from .losses import (
 )
 from .metrics import NextItemMetrics, item_popularity, popularity_recommendations, random_ranking_ndcg
 from .preprocessing import PreparedInteractions, prepare_sequences
-from .ranking import rank_catalog
+from .ranking import new_item_offsets, rank_catalog
 from .slicing import sequence_slices
 from .synthetic import SyntheticNextItem, make_synthetic_amazon, make_synthetic_gowalla, make_synthetic_movielens
 from .task import NEXT_ITEM_TASK
@@ -84,6 +84,7 @@ __all__ = [
     "make_synthetic_amazon",
     "make_synthetic_gowalla",
     "make_synthetic_movielens",
+    "new_item_offsets",
     "popularity_recommendations",
     "prepare_sequences",
     "random_ranking_ndcg",

@@ -17,7 +17,7 @@ from .losses import (
     sampled_cross_entropy,
     sampled_linear_cross_entropy,
 )
-from .ranking import rank_catalog
+from .ranking import new_item_offsets, rank_catalog
 
 LOSS_TYPES = ("bce", "ce", "ce_sampled", "cce", "cce_sampled")
 # Losses that score every position against the whole catalog: the batch carries the catalog as a reference key.
@@ -140,7 +140,9 @@ class SASRecHead(GramHead):
     optional: the cold-start items, which never trained) a target among them is also ranked among them only, the item
     cold-start protocol (a new release competes with the other new releases, not with the warm items' popularity).
     `scores` packs the target's rank, the top-`eval_top_k` columns and that cold-start rank into one
-    `LongTensor [B, 2 + k]`, which [`NextItemMetrics`] reads.
+    `LongTensor [B, 2 + k]`, which [`NextItemMetrics`] reads. With `new_item_share > 0` the whole-catalog ranking
+    mixes the cold-start items in as new releases that take that share of the next items ([`new_item_offsets`]);
+    their order among themselves, and the warm items', stays the model's.
 
     Args:
         item_dim (`int`): dimension of item vectors, which is also SASRec's hidden size (the output layer is tied).
@@ -163,6 +165,10 @@ class SASRecHead(GramHead):
             CUDA, or `"auto"`), see [`linear_cross_entropy`].
         eval_top_k (`int`, *optional*, defaults to 10): length of the recommendation lists in ranking mode.
         eval_block_size (`int`, *optional*): catalog rows per block when ranking.
+        new_item_share (`float`, *optional*, defaults to 0.0): in ranking mode, the probability that a user's next
+            item is one of the batch's cold-start items (`cold_ref`, the new releases): the ranking is then by the
+            mixture of the model's softmax over the warm items and over the new releases ([`new_item_offsets`]). 0
+            ranks by the raw scores, where items that never trained rarely reach a top-10.
     """
 
     item_ref_keys = ("input_ref", "catalog_ref")
@@ -183,6 +189,7 @@ class SASRecHead(GramHead):
         eval_block_size: int | None = None,
         negative_sharing: str = "position",
         shared_negatives: bool | None = None,
+        new_item_share: float = 0.0,
     ):
         super().__init__(item_dim)
         if shared_negatives is not None:
@@ -201,6 +208,8 @@ class SASRecHead(GramHead):
             raise ValueError("num_blocks, max_length and eval_top_k must be positive.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}.")
+        if not 0.0 <= new_item_share < 1.0:
+            raise ValueError(f"new_item_share must lie in [0, 1), got {new_item_share}.")
         if loss_type in SAMPLED_LOSSES:
             num_negatives = DEFAULT_NUM_NEGATIVES[loss_type] if num_negatives is None else num_negatives
             if num_negatives < 1:
@@ -217,6 +226,7 @@ class SASRecHead(GramHead):
         self.loss_impl = loss_impl
         self.eval_top_k = eval_top_k
         self.eval_block_size = eval_block_size
+        self.new_item_share = new_item_share
         self.input_scale = math.sqrt(item_dim)
         self.position_embeddings = nn.Embedding(max_length, item_dim)
         self.input_dropout = nn.Dropout(dropout)
@@ -342,26 +352,36 @@ class SASRecHead(GramHead):
         column_of_row[catalog_ref] = torch.arange(catalog_ref.numel(), device=catalog_ref.device)
         exclude = None if seen_ref is None else _lookup(column_of_row, seen_ref)
         targets = None if labels is None else labels.masked_fill(labels < 0, -1)
-        top_items, ranks = rank_catalog(
-            final_states, catalog, targets, k=self.eval_top_k, exclude=exclude, block_size=self.eval_block_size
-        )
-        cold_ranks = torch.full_like(ranks, -1)
-        if cold_ref is not None and targets is not None:
+        cold_columns = None
+        if cold_ref is not None:
             cold_columns = _lookup(column_of_row, cold_ref)
             cold_columns = cold_columns[cold_columns >= 0]
-            if cold_columns.numel():
-                # Catalog column -> position among the cold-start columns (-1 elsewhere): targets and seen items
-                # outside that set drop out of the cold-start ranking.
-                cold_position = torch.full((catalog.shape[0],), -1, dtype=torch.long, device=catalog.device)
-                cold_position[cold_columns] = torch.arange(cold_columns.numel(), device=catalog.device)
-                _, cold_ranks = rank_catalog(
-                    final_states,
-                    catalog[cold_columns],
-                    _lookup(cold_position, targets),
-                    k=1,
-                    exclude=None if exclude is None else _lookup(cold_position, exclude),
-                    block_size=self.eval_block_size,
-                )
+        mixture = {}
+        if self.new_item_share > 0 and cold_columns is not None and cold_columns.numel():
+            new_items = torch.zeros(catalog.shape[0], dtype=torch.bool, device=catalog.device)
+            new_items[cold_columns] = True
+            offsets = new_item_offsets(
+                final_states, catalog, new_items, self.new_item_share, exclude=exclude, block_size=self.eval_block_size
+            )
+            mixture = {"offset_items": new_items, "offsets": offsets}
+        top_items, ranks = rank_catalog(
+            final_states, catalog, targets, k=self.eval_top_k, exclude=exclude, block_size=self.eval_block_size,
+            **mixture,
+        )  # fmt: skip
+        cold_ranks = torch.full_like(ranks, -1)
+        if cold_columns is not None and targets is not None and cold_columns.numel():
+            # Catalog column -> position among the cold-start columns (-1 elsewhere): targets and seen items outside
+            # that set drop out of the cold-start ranking.
+            cold_position = torch.full((catalog.shape[0],), -1, dtype=torch.long, device=catalog.device)
+            cold_position[cold_columns] = torch.arange(cold_columns.numel(), device=catalog.device)
+            _, cold_ranks = rank_catalog(
+                final_states,
+                catalog[cold_columns],
+                _lookup(cold_position, targets),
+                k=1,
+                exclude=None if exclude is None else _lookup(cold_position, exclude),
+                block_size=self.eval_block_size,
+            )
         loss = None
         if labels is not None and bool((labels >= 0).any()):
             loss = linear_cross_entropy(

@@ -1,6 +1,7 @@
 """
 Full-catalog ranking for next-item evaluation: each user's top-`k` items and the held-out item's rank, streamed over
-catalog blocks so that no users x items score matrix is built.
+catalog blocks so that no users x items score matrix is built; and the new-release mixture ([`new_item_offsets`]),
+which lets items that never trained compete with the warm catalog in one list.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def rank_catalog(
     k: int = 10,
     exclude: torch.Tensor | None = None,
     block_size: int | None = None,
+    offset_items: torch.Tensor | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> tuple[torch.LongTensor, torch.LongTensor]:
     r"""
     Top-`k` items and the target's rank over the full catalog, streamed over catalog blocks so that no `B x V` score
@@ -39,6 +42,9 @@ def rank_catalog(
         exclude (`torch.LongTensor` of shape `(B, H)`, *optional*): rows never recommended to that user (e.g. items
             already seen), -1 for padding. An excluded target gets rank `V` (a miss).
         block_size (`int`, *optional*): catalog rows per block.
+        offset_items (`torch.BoolTensor` of shape `(V,)`, *optional*): rows whose scores get each user's `offsets`
+            added before ranking (the new releases, with [`new_item_offsets`]).
+        offsets (`torch.Tensor` of shape `(B,)`, *optional*): the per-user score offset of the `offset_items`.
 
     Returns:
         `(top_items, target_rank)`: `LongTensor [B, k]` of catalog rows, best first (-1 where fewer than `k` items
@@ -54,9 +60,23 @@ def rank_catalog(
     safe_targets = torch.zeros(batch, dtype=torch.long, device=device) if targets is None else targets.clamp(min=0)
     target_vectors = catalog[safe_targets].float()
     target_scores = (hidden32 * target_vectors).sum(dim=1)
+    eps = torch.finfo(torch.float32).eps
     # Items within the rounding error of the target's dot product (|err| <= d * eps * |h| * |w| for both products)
     # count as ties, and ties count against the target. Its own score is put just below that threshold.
-    tolerance = 4 * dim * torch.finfo(torch.float32).eps * hidden32.norm(dim=1) * target_vectors.norm(dim=1)
+    tolerance = 4 * dim * eps * hidden32.norm(dim=1) * target_vectors.norm(dim=1)
+    if (offset_items is None) != (offsets is None):
+        raise ValueError("offset_items and offsets go together.")
+    if offsets is not None:
+        if offset_items.shape != (num_items,) or offsets.shape != (batch,):
+            raise ValueError(
+                f"offset_items must be a ({num_items},) mask and offsets ({batch},), got {tuple(offset_items.shape)} "
+                f"and {tuple(offsets.shape)}."
+            )
+        offset_items = offset_items.to(device=device, dtype=torch.bool)
+        offsets = offsets.to(device=device, dtype=torch.float32)
+        target_scores = target_scores + torch.where(offset_items[safe_targets], offsets, 0.0)
+        # The offset's addition rounds too, alike for the target and for the items it is compared with.
+        tolerance = tolerance + 4 * eps * (target_scores.abs() + offsets.abs())
     threshold = target_scores - tolerance
     below = torch.nextafter(threshold, threshold.new_tensor(-math.inf))
     target_excluded = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -71,6 +91,10 @@ def rank_catalog(
         stop = min(start + block, num_items)
         with torch.autocast(device.type, enabled=False):  # fp32 scores also under --bf16: ranks need them
             scores = hidden32 @ catalog[start:stop].float().T
+        if offsets is not None:
+            columns = offset_items[start:stop].nonzero().squeeze(1)
+            if columns.numel():
+                scores[:, columns] += offsets.unsqueeze(1)
         in_block = has_target & (safe_targets >= start) & (safe_targets < stop)
         scores[user_index[in_block], safe_targets[in_block] - start] = below[in_block]
         if exclude is not None:
@@ -91,4 +115,69 @@ def rank_catalog(
     return top_items, ranks
 
 
-__all__ = ["rank_catalog"]
+@torch.no_grad()
+def new_item_offsets(
+    hidden: torch.Tensor,
+    catalog: torch.Tensor,
+    new_items: torch.Tensor,
+    share: float,
+    *,
+    exclude: torch.Tensor | None = None,
+    block_size: int | None = None,
+) -> torch.Tensor:
+    r"""
+    Per-user score offsets that rank the new releases (items that never trained) and the warm catalog as one mixture:
+    the next item is a new release with probability `share`, and then the model's softmax over the new releases says
+    which; otherwise its softmax over the warm items does. With `s_i` a user's scores,
+
+    $$\log p(i) = s_i - \operatorname{LSE}_{\text{warm}}(s) + \log(1 - \text{share}) \text{ (warm)}, \quad
+    s_i - \operatorname{LSE}_{\text{new}}(s) + \log \text{share} \text{ (new)},$$
+
+    so adding `log(share / (1 - share)) + LSE_warm(s) - LSE_new(s)` to the new releases' scores ranks by `p(i)`. Why
+    it is needed: a model trained on the warm catalog never saw a new release as a target, so its scores rank every
+    new release below the warm items a user is likely to pick (whole-catalog cold-start HR@10 near 0) even where it
+    orders the new releases well among themselves; the share, what part of the traffic goes to new releases, is a
+    fact of the deployment (the last weeks' logs), not something the training split can show. Within each group the
+    order is the model's; only how the two interleave changes. Items in `exclude` count in neither sum.
+
+    Args:
+        hidden (`torch.Tensor` of shape `(B, d)`): one state per user.
+        catalog (`torch.Tensor` of shape `(V, d)`): item vectors.
+        new_items (`torch.BoolTensor` of shape `(V,)`): the new releases among the catalog's rows.
+        share (`float`): probability in (0, 1) that the next item is a new release.
+        exclude (`torch.LongTensor` of shape `(B, H)`, *optional*): rows never recommended to that user, -1 padding.
+        block_size (`int`, *optional*): catalog rows per block.
+
+    Returns:
+        `torch.Tensor` of shape `(B,)`: the offset to add to each user's new-release scores (0 for a user with no
+        recommendable new release or warm item, whose ranking has nothing to interleave).
+    """
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"The new-release share must lie in (0, 1), got {share}.")
+    batch = hidden.shape[0]
+    num_items = catalog.shape[0]
+    if new_items.shape != (num_items,):
+        raise ValueError(f"new_items must be a ({num_items},) mask, got {tuple(new_items.shape)}.")
+    device = hidden.device
+    new_items = new_items.to(device=device, dtype=torch.bool)
+    hidden32 = hidden.float()
+    log_sums = hidden32.new_full((2, batch), -math.inf)  # warm, new
+    block = _auto_block_size(batch, num_items, block_size, _block_elements(hidden))
+    for start in range(0, num_items, block):
+        stop = min(start + block, num_items)
+        with torch.autocast(device.type, enabled=False):
+            scores = hidden32 @ catalog[start:stop].float().T
+        if exclude is not None:
+            hit = (exclude >= start) & (exclude < stop)
+            users, slots = hit.nonzero(as_tuple=True)
+            scores[users, exclude[users, slots] - start] = -math.inf
+        is_new = new_items[start:stop]
+        for group, members in enumerate((~is_new, is_new)):
+            if members.any():
+                block_sum = scores[:, members].logsumexp(dim=1)
+                log_sums[group] = torch.logaddexp(log_sums[group], block_sum)
+    offsets = math.log(share / (1.0 - share)) + log_sums[0] - log_sums[1]
+    return torch.where(torch.isfinite(offsets), offsets, torch.zeros_like(offsets))
+
+
+__all__ = ["new_item_offsets", "rank_catalog"]
