@@ -216,10 +216,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--next-item-max-length", type=int, default=30, help="SASRec reads this many last items.")
     parser.add_argument("--next-item-loss", default="cce", help="SASRec's training loss (the head's loss_type).")
+    parser.add_argument("--next-item-new-item-share", type=float, default=0.0,
+                        help="Rank the whole catalog as a mixture in which this share of next items are new "
+                        "releases (the head's new_item_share; 0: raw scores).")  # fmt: skip
     common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.max_epochs < 1 or args.patience < 1:
         parser.error("--max-epochs and --patience must be at least 1.")
+    if not 0.0 <= args.next_item_new_item_share < 1.0:
+        parser.error("--next-item-new-item-share must lie in [0, 1).")
     if any(seed == args.seed for seed in args.noise_seeds):
         parser.error(
             f"--noise-seeds must differ from --seed {args.seed}: a rerun with the same seed measures nothing."
@@ -771,7 +776,13 @@ def render_markdown(payload: dict[str, Any]) -> str:
             f"no training: {payload.get('floor_description', '')}. {WARM_COLD_NOTES[task]}"
             + (
                 f" Next-item vectors: {config.get('next_item_dim')}-d (encoder projected), SASRec loss "
-                f"{config.get('next_item_loss')}, last {config.get('next_item_max_length')} items."
+                f"{config.get('next_item_loss')}, last {config.get('next_item_max_length')} items"
+                + (
+                    f"; the whole-catalog ranking mixes in the new releases at a share of {share:g} of next items "
+                    "(`new_item_share`)."
+                    if (share := config.get("next_item_new_item_share"))
+                    else "."
+                )
                 if task == "next_item"
                 else ""
             ),  # fmt: skip
@@ -893,6 +904,8 @@ def run_config(task: str, args: argparse.Namespace, spec: common.DataSpec, mode:
     if task == "next_item":
         config["item_dim"] = args.next_item_dim
         config["head_config"] = {"loss_type": args.next_item_loss, "max_length": args.next_item_max_length}
+        if args.next_item_new_item_share:
+            config["head_config"]["new_item_share"] = args.next_item_new_item_share
     return config
 
 
