@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -229,6 +230,59 @@ def test_hybrid_new_items_get_their_content_alone(tokenizer, tiny_bert_config, t
     assert torch.equal(vectors[cold], content[cold])
     recommender.add_items(["brand-new"], ["a film nobody rated"])
     assert torch.equal(recommender.item_vectors[-1], recommender._content[-1])
+
+
+def test_next_item_top_k_mixes_in_the_new_releases(tokenizer, tiny_bert_config, tmp_path):
+    from gram_hf.tasks.next_item import new_item_offsets
+
+    trainer, data = _next_item(tokenizer, tiny_bert_config, tmp_path, "content+id")
+    cold = torch.zeros(data.num_items, dtype=torch.bool)
+    cold[[5, 9, 13]] = True  # this small dataset has no new release of its own
+    trainer.gram_model.set_cold_start_items(cold)
+    recommender = GramRecommender.from_trainer(trainer)
+    assert torch.equal(recommender.new_items, cold)
+    recommender.add_items(["brand-new"], ["a film nobody rated"])
+    assert recommender.new_items[-1] and int(recommender.new_items.sum()) == int(cold.sum()) + 1
+    ids = recommender.item_ids
+    histories = [[ids[0], ids[1]], [ids[2]], ["brand-new"]]
+
+    def mixture_lists(share, new_mask, histories, k=8):
+        queries, vectors = recommender.user_vectors(histories), recommender.item_vectors
+        scores = (queries.double() @ vectors.double().T).clone()
+        for row, history in enumerate(histories):
+            scores[row, [ids.index(item) for item in history]] = -torch.inf
+        warm = scores.masked_fill(new_mask, -torch.inf).log_softmax(dim=1) + math.log(1 - share)
+        new = scores.masked_fill(~new_mask, -torch.inf).log_softmax(dim=1) + math.log(share)
+        log_p = torch.where(new_mask, new, warm)
+        return [[ids[i] for i in row.argsort(descending=True)[:k].tolist()] for row in log_p]
+
+    for share in (0.05, 0.5):
+        lists = recommender.top_k(histories, k=8, new_item_share=share)
+        assert [[entry["item_id"] for entry in top] for top in lists] == mixture_lists(
+            share, recommender.new_items, histories
+        )
+        # A new release's score carries the user's mixture offset, so each list stays sorted by its scores.
+        offsets = new_item_offsets(
+            recommender.user_vectors(histories), recommender.item_vectors, recommender.new_items, share,
+            exclude=torch.tensor([[ids.index(i) for i in h] + [-1] * (2 - len(h)) for h in histories]),
+        )  # fmt: skip
+        for top in lists:
+            assert all(a["score"] >= b["score"] for a, b in zip(top, top[1:]))
+        assert torch.isfinite(offsets).all()
+    # The third user has seen the one new release named here: nothing to interleave, the model's own list.
+    named = recommender.top_k(histories, k=8, new_item_share=0.5, new_items=["brand-new"])
+    only_brand_new = torch.zeros(len(ids), dtype=torch.bool)
+    only_brand_new[-1] = True
+    assert [[entry["item_id"] for entry in top] for top in named[:2]] == mixture_lists(
+        0.5, only_brand_new, histories[:2]
+    )
+    assert [entry["item_id"] for entry in named[2]] == [e["item_id"] for e in recommender.top_k(histories[2], k=8)]
+    with pytest.raises(ValueError, match="new_item_share must lie in"):
+        recommender.top_k(histories, new_item_share=1.0)
+    with pytest.raises(ValueError, match="names the new releases"):
+        recommender.top_k(histories, new_items=["brand-new"])
+    with pytest.raises(ValueError, match="use_index=False"):
+        recommender.top_k(histories, new_item_share=0.1, use_index=True)
 
 
 # -------------------------------------------------------------------------------------------- bad inputs

@@ -36,6 +36,8 @@ def exact_top_k(
     *,
     exclude: torch.Tensor | None = None,
     block_size: int | None = None,
+    offset_items: torch.Tensor | None = None,
+    offsets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.LongTensor]:
     r"""
     The `k` items with the highest dot product with each query, exactly, streamed over blocks of items.
@@ -47,9 +49,13 @@ def exact_top_k(
         exclude (`torch.LongTensor` of shape `(B, H)`, *optional*): item rows never returned to that user (e.g. the
             items already seen), -1 for padding.
         block_size (`int`, *optional*): items scored at once; default keeps `B x block` at 16M scores.
+        offset_items (`torch.BoolTensor` of shape `(V,)`, *optional*): items whose scores get each user's `offsets`
+            added (the new releases of a next-item mixture, [`~gram_hf.tasks.next_item.new_item_offsets`]).
+        offsets (`torch.Tensor` of shape `(B,)`, *optional*): the per-user score offset of the `offset_items`.
 
     Returns:
-        `(scores, indices)`: `[B, k]` float32 scores, best first, and the item rows (`-1` past the last item).
+        `(scores, indices)`: `[B, k]` float32 scores (offsets included), best first, and the item rows (`-1` past
+        the last item).
     """
     if k < 1:
         raise ValueError(f"k must be positive, got {k}.")
@@ -60,6 +66,16 @@ def exact_top_k(
     batch, num_items = queries.shape[0], items.shape[0]
     device = queries.device
     exclude = _exclusion_lists(exclude, batch, device)
+    if (offset_items is None) != (offsets is None):
+        raise ValueError("offset_items and offsets go together.")
+    if offsets is not None:
+        if offset_items.shape != (num_items,) or offsets.shape != (batch,):
+            raise ValueError(
+                f"offset_items must be a ({num_items},) mask and offsets ({batch},), got {tuple(offset_items.shape)} "
+                f"and {tuple(offsets.shape)}."
+            )
+        offset_items = offset_items.to(device=device, dtype=torch.bool)
+        offsets = offsets.to(device=device, dtype=torch.float32).unsqueeze(1)
     block = block_size or max(k, DEFAULT_BLOCK_ELEMENTS // max(batch, 1))
     queries32 = queries.float()
     top_scores = queries32.new_full((batch, k), -math.inf)
@@ -68,6 +84,10 @@ def exact_top_k(
         stop = min(start + block, num_items)
         with torch.autocast(device.type, enabled=False):
             scores = queries32 @ items[start:stop].float().T
+        if offsets is not None:
+            columns = offset_items[start:stop].nonzero().squeeze(1)
+            if columns.numel():
+                scores[:, columns] += offsets
         if exclude is not None:
             users, slots = ((exclude >= start) & (exclude < stop)).nonzero(as_tuple=True)
             scores[users, exclude[users, slots] - start] = -math.inf
