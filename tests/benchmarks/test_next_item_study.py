@@ -213,6 +213,16 @@ def test_warm_metrics_and_content_verdicts():
     assert line.endswith("Overall: met.")
     shape["runs"][1]["metrics"]["warm_ndcg@10"] = 0.10  # -16.7%
     assert next_item_study.content_verdicts(shape)[0].endswith("Overall: missed.")
+    # With a new-release share the ID model's lists hold new releases too (random ones): content must beat that.
+    shape["runs"][1]["metrics"]["warm_ndcg@10"] = 0.11
+    shape["runs"][0]["metrics"]["cold_hr@10"] = 0.09
+    [line] = next_item_study.content_verdicts(shape)
+    assert (
+        "the ID model's 0.0900 (target: well above 0, here >= 10x a random ranking's 0.00010 and above the ID" in line
+    )
+    assert line.endswith("Overall: missed.")
+    shape["runs"][0]["metrics"]["cold_hr@10"] = 0.02
+    assert next_item_study.content_verdicts(shape)[0].endswith("Overall: met.")
 
 
 def test_data_only_generates_and_writes_nothing(tmp_path, monkeypatch):
