@@ -1005,6 +1005,17 @@ def verdicts(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def new_item_share(shape: dict[str, Any]) -> float:
+    """The `--new_item_share` the shape's runs ranked with (passed through `--program-args`; 0 without)."""
+    words = shlex.split(shape.get("settings", {}).get("program_args") or "")
+    for position, word in enumerate(words):
+        if word.startswith("--new_item_share="):
+            return float(word.split("=", 1)[1])
+        if word == "--new_item_share" and position + 1 < len(words):
+            return float(words[position + 1])
+    return 0.0
+
+
 def content_verdicts(shape: dict[str, Any]) -> list[str]:
     """
     Content-based next-item at scale, per content or hybrid row against the ID-based row of the same loss: NDCG@10
@@ -1042,11 +1053,12 @@ def content_verdicts(shape: dict[str, Any]) -> list[str]:
                 id_hr = ids.get("cold_hr@10") if ids else None
                 versus = f", the ID model's {id_hr:.4f}" if id_hr is not None else ""
                 target = f">= {COLD_HR_OVER_CHANCE}x a random ranking's {chance:.5f}"
-                if id_hr:
-                    # A new-release share (`--new_item_share`) puts new releases into the ID model's lists too, in
-                    # the random order of its untrained rows: content must beat that, not only chance.
+                if new_item_share(shape) and id_hr is not None:
+                    # The new-release share puts new releases into the ID model's lists too, in the random order of
+                    # its untrained rows: content must beat that, not only chance.
                     well = well and ours["cold_hr@10"] > id_hr
-                    target += " and above the ID model's, which mixes in new releases by untrained rows"
+                    target += (f" and above the ID model's, whose lists mix in new releases by untrained rows at the "
+                               f"same share {new_item_share(shape):g}")  # fmt: skip
                 parts.append(f"cold-start HR@10 {ours['cold_hr@10']:.4f} over {ours.get('cold_users', 0):,.0f} "
                              f"users{versus} (target: well above 0, here {target}): {_met(well)}")  # fmt: skip
                 checks.append(well)

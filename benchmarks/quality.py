@@ -1036,6 +1036,9 @@ def earlier_rows(
                          "pass the same data options.")  # fmt: skip
     # Rows are matched by mode, representation and seed only: every option that shapes training must agree.
     earlier, now = payload.get("config", {}), json.loads(json.dumps(recorded_options(options, task), default=str))
+    # An option newer than the earlier run's results trained (or ranked) its rows at that option's default.
+    defaults = json.loads(json.dumps(vars(parse_args([])), default=str))
+    earlier = {**{key: defaults[key] for key in set(now) - set(earlier) if key in defaults}, **earlier}
     differ = sorted(key for key in set(earlier) & set(now) - EXTEND_FREE_OPTIONS if earlier[key] != now[key])
     if differ:
         raise SystemExit(f"--extend {path}: its rows trained with other options ("

@@ -261,14 +261,18 @@ def test_next_item_top_k_mixes_in_the_new_releases(tokenizer, tiny_bert_config, 
         assert [[entry["item_id"] for entry in top] for top in lists] == mixture_lists(
             share, recommender.new_items, histories
         )
-        # A new release's score carries the user's mixture offset, so each list stays sorted by its scores.
-        offsets = new_item_offsets(
-            recommender.user_vectors(histories), recommender.item_vectors, recommender.new_items, share,
-            exclude=torch.tensor([[ids.index(i) for i in h] + [-1] * (2 - len(h)) for h in histories]),
-        )  # fmt: skip
-        for top in lists:
-            assert all(a["score"] >= b["score"] for a, b in zip(top, top[1:]))
-        assert torch.isfinite(offsets).all()
+        # A new release's score is its raw score plus the user's mixture offset; a warm item's is its raw score.
+        queries, vectors = recommender.user_vectors(histories), recommender.item_vectors
+        exclude = torch.tensor([[ids.index(i) for i in h] + [-1] * (2 - len(h)) for h in histories])
+        offsets = new_item_offsets(queries, vectors, recommender.new_items, share, exclude=exclude)
+        for row, top in enumerate(lists):
+            for entry in top:
+                item = ids.index(entry["item_id"])
+                raw = float(queries[row] @ vectors[item])
+                expected = raw + float(offsets[row]) if recommender.new_items[item] else raw
+                assert entry["score"] == pytest.approx(expected, rel=1e-5, abs=1e-5)
+        if share == 0.5:  # half the next items are new releases: some reach the lists
+            assert any(recommender.new_items[ids.index(entry["item_id"])] for top in lists for entry in top)
     # The third user has seen the one new release named here: nothing to interleave, the model's own list.
     named = recommender.top_k(histories, k=8, new_item_share=0.5, new_items=["brand-new"])
     only_brand_new = torch.zeros(len(ids), dtype=torch.bool)
@@ -283,6 +287,46 @@ def test_next_item_top_k_mixes_in_the_new_releases(tokenizer, tiny_bert_config, 
         recommender.top_k(histories, new_items=["brand-new"])
     with pytest.raises(ValueError, match="use_index=False"):
         recommender.top_k(histories, new_item_share=0.1, use_index=True)
+    with pytest.raises(TypeError, match="list of item ids"):
+        recommender.top_k(histories, new_item_share=0.1, new_items=[{"item_id": "x", "text": "y"}])
+    # By default top_k ranks at the share the model was evaluated with (the head's); 0 turns it off.
+    raw = recommender.top_k(histories, k=8, new_item_share=0.0)
+    assert recommender.top_k(histories, k=8) == raw
+    trainer.gram_model.head.new_item_share = 0.5
+    assert recommender.top_k(histories, k=8) == recommender.top_k(histories, k=8, new_item_share=0.5) != raw
+    assert recommender.top_k(histories, k=8, new_item_share=0.0) == raw
+
+
+def test_next_item_new_releases_of_content_and_id_models(tokenizer, tiny_bert_config, tmp_path, caplog):
+    trainer, data = _next_item(tokenizer, tiny_bert_config, tmp_path, "content")
+    ids = list(data.items["item_id"])
+    histories = [[ids[0], ids[1]], [ids[2]]]
+    # Built from the trainer's catalog, a content model knows no new release: an explicit share says so, the head's
+    # share (from training) is skipped with one warning.
+    recommender = GramRecommender.from_trainer(trainer)
+    assert not recommender.new_items.any()
+    with pytest.raises(ValueError, match="knows no new release .*new_items="):
+        recommender.top_k(histories, new_item_share=0.2)
+    trainer.gram_model.head.new_item_share = 0.2
+    with caplog.at_level("WARNING"):
+        assert recommender.top_k(histories, k=5) == recommender.top_k(histories, k=5, new_item_share=0.0)
+    assert sum("new_item_share=0.2 is not applied" in record.message for record in caplog.records) == 1
+    # The loaders' item tables flag them (`cold_start`), and so does any table with that column.
+    flags = [index in (4, 7) for index in range(len(ids))]
+    items = {"item_id": ids, "text": list(data.items["text"]), "cold_start": flags}
+    listed = GramRecommender(trainer.gram_model, items, tokenizer, device="cpu")
+    assert listed.new_items.tolist() == flags
+    assert listed.top_k(histories, k=5, new_item_share=0.2) == listed.top_k(
+        histories, k=5, new_item_share=0.2, new_items=[ids[4], ids[7]]
+    )
+    with pytest.raises(ValueError, match="has only new releases"):
+        listed.top_k(histories, new_item_share=0.2, new_items=ids)
+    # An ID model's recommender reads the flags from its items too.
+    id_trainer, _ = _next_item(tokenizer, tiny_bert_config, tmp_path / "id", "id")
+    id_recommender = GramRecommender.from_trainer(id_trainer, items={"item_id": ids, "cold_start": flags})
+    assert id_recommender.new_items.tolist() == flags
+    lists = id_recommender.top_k(histories, k=5, new_item_share=0.9)
+    assert any(entry["item_id"] in (ids[4], ids[7]) for top in lists for entry in top)
 
 
 # -------------------------------------------------------------------------------------------- bad inputs

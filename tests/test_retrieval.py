@@ -27,6 +27,22 @@ def test_exact_top_k_equals_one_full_topk(block_size):
     assert torch.allclose(scores, expected.values, atol=1e-5)
 
 
+@pytest.mark.parametrize("block_size", [None, 7])
+def test_exact_top_k_adds_each_users_offset_to_the_offset_items(block_size):
+    users, items = clustered(300, 8, seed=1)
+    marked = torch.zeros(300, dtype=torch.bool)
+    marked[::17] = True
+    offsets = torch.linspace(-3.0, 6.0, users.shape[0])
+    scores, indices = exact_top_k(users, items, k=10, block_size=block_size, offset_items=marked, offsets=offsets)
+    expected = torch.topk(users @ items.T + marked.float() * offsets.unsqueeze(1), 10)
+    assert torch.equal(indices, expected.indices)
+    assert torch.allclose(scores, expected.values, atol=1e-5)
+    with pytest.raises(ValueError, match="go together"):
+        exact_top_k(users, items, offsets=offsets)
+    with pytest.raises(ValueError, match="offset_items must be a boolean"):
+        exact_top_k(users, items, offset_items=marked.long(), offsets=offsets)
+
+
 def test_exact_top_k_excludes_and_pads():
     users, items = clustered(12, 4)
     full = torch.topk(users @ items.T, 12).indices

@@ -69,12 +69,12 @@ def exact_top_k(
     if (offset_items is None) != (offsets is None):
         raise ValueError("offset_items and offsets go together.")
     if offsets is not None:
-        if offset_items.shape != (num_items,) or offsets.shape != (batch,):
+        if offset_items.dtype != torch.bool or offset_items.shape != (num_items,) or offsets.shape != (batch,):
             raise ValueError(
-                f"offset_items must be a ({num_items},) mask and offsets ({batch},), got {tuple(offset_items.shape)} "
-                f"and {tuple(offsets.shape)}."
+                f"offset_items must be a boolean ({num_items},) mask and offsets ({batch},), got "
+                f"{offset_items.dtype} {tuple(offset_items.shape)} and {tuple(offsets.shape)}."
             )
-        offset_items = offset_items.to(device=device, dtype=torch.bool)
+        offset_items = offset_items.to(device)
         offsets = offsets.to(device=device, dtype=torch.float32).unsqueeze(1)
     block = block_size or max(k, DEFAULT_BLOCK_ELEMENTS // max(batch, 1))
     queries32 = queries.float()

@@ -216,13 +216,15 @@ def test_warm_metrics_and_content_verdicts():
     # With a new-release share the ID model's lists hold new releases too (random ones): content must beat that.
     shape["runs"][1]["metrics"]["warm_ndcg@10"] = 0.11
     shape["runs"][0]["metrics"]["cold_hr@10"] = 0.09
+    assert next_item_study.content_verdicts(shape)[0].endswith("Overall: met.")  # no share: chance is the bar
+    shape["settings"] = {"program_args": "--encoder_epochs 1 --new_item_share 0.3"}
+    assert next_item_study.new_item_share(shape) == 0.3
     [line] = next_item_study.content_verdicts(shape)
-    assert (
-        "the ID model's 0.0900 (target: well above 0, here >= 10x a random ranking's 0.00010 and above the ID" in line
-    )
-    assert line.endswith("Overall: missed.")
+    assert "the ID model's 0.0900 (target: well above 0, here >= 10x a random ranking's 0.00010 and above the" in line
+    assert "at the same share 0.3" in line and line.endswith("Overall: missed.")
     shape["runs"][0]["metrics"]["cold_hr@10"] = 0.02
     assert next_item_study.content_verdicts(shape)[0].endswith("Overall: met.")
+    assert next_item_study.new_item_share({"settings": {"program_args": "--new_item_share=0.05"}}) == 0.05
 
 
 def test_data_only_generates_and_writes_nothing(tmp_path, monkeypatch):

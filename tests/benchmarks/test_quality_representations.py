@@ -82,6 +82,12 @@ def test_quality_run_writes_representation_rows_and_floor(task, workdir, tmp_pat
         quality.main([*argv, other, "33", "--extend", str(earlier)])
     with pytest.raises(SystemExit, match="other options .*learning_rate=0.001, here 0.002"):
         quality.main([*argv, "--learning-rate", "0.002", "--extend", str(earlier)])
+    # Results written before an option existed ranked at its default: a run with another value does not extend them.
+    older = json.loads(earlier.read_text())
+    del older["config"]["next_item_new_item_share"]
+    earlier.write_text(json.dumps(older))
+    with pytest.raises(SystemExit, match="next_item_new_item_share=0.0, here 0.2"):
+        quality.main([*argv, "--next-item-new-item-share", "0.2", "--extend", str(earlier)])
 
 
 def args(*argv):

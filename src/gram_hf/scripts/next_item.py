@@ -26,7 +26,9 @@ content vectors train at `--item_learning_rate 0.01` between encoder fits (conte
 1`, exactly E2E, at 1.0);
 `--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss (`--negative_sharing
 sequence|batch`: one set of negatives per sequence or per batch for the sampled softmax losses). Early stopping watches
-validation NDCG@10; the reported (`test_*`) metrics are on the test targets.
+validation NDCG@10; the reported (`test_*`) metrics are on the test targets. New releases (cold-start items) never
+trained as targets, so over the whole catalog they rarely reach a top-10; `--new_item_share 0.1` ranks as the mixture
+in which that share of next items goes to new releases (the share your traffic gives them).
 
 Embedded default (no data arguments): a synthetic MovieLens download in ML-20M's format (titles and genres that
 reveal each movie's genre, users who stay with their genres, a popularity skew, new releases never seen in training;

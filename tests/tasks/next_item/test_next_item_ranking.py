@@ -101,3 +101,8 @@ def test_mixture_arguments_are_checked():
         rank_catalog(hidden, catalog, offsets=torch.zeros(5))
     with pytest.raises(ValueError, match="offset_items must be"):
         rank_catalog(hidden, catalog, offset_items=new_items, offsets=torch.zeros(4))
+    # Indices are not a mask: a row list of the catalog's length would silently mean something else.
+    with pytest.raises(ValueError, match="offset_items must be a boolean"):
+        rank_catalog(hidden, catalog, offset_items=new_items.long(), offsets=torch.zeros(5))
+    with pytest.raises(ValueError, match="new_items must be a boolean"):
+        new_item_offsets(hidden, catalog, new_items.long(), 0.2)

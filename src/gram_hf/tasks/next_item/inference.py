@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -10,6 +11,8 @@ import torch
 from ...inference import GramRecommender, ItemRef, is_batch_of_lists
 from ...retrieval import ItemIndex, exact_top_k
 from .ranking import new_item_offsets
+
+logger = logging.getLogger(__name__)
 
 
 class NextItemRecommender(GramRecommender):
@@ -27,18 +30,26 @@ class NextItemRecommender(GramRecommender):
     [{'item_id': '3408', 'score': 7.41}, {'item_id': '2355', 'score': 7.02}, {'item_id': '1197', 'score': 6.93}]
     ```
 
-    New releases (items that never trained: a hybrid model's cold-start items and every item added after training)
-    score below the warm items a user is likely to pick, since the model never saw one as a target. `top_k(...,
-    new_item_share=0.1)` ranks the catalog as the mixture in which 10% of next items are new releases, chosen by the
-    model's scores among them ([`new_item_offsets`]); `new_items=` names them explicitly.
+    New releases (items that never trained, [`new_items`]) score below the warm items a user is likely to pick, since
+    the model never saw one as a target. `top_k(..., new_item_share=0.1)` ranks the catalog as the mixture in which
+    10% of next items are new releases, chosen by the model's scores among them ([`new_item_offsets`]); by default
+    `top_k` uses the share the model was evaluated with (the head's `new_item_share`, the program's
+    `--new_item_share`), and `new_items=` names the new releases explicitly.
     """
 
     task_name = "next_item"
     index: ItemIndex | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model: Any, items: Any, *args: Any, **kwargs: Any):
+        super().__init__(model, items, *args, **kwargs)
         self._added_rows: set[int] = set()  # catalog rows of the items added after training
+        self._share_warned = False
+        # The loaders' item tables flag the items that never occur in train (`cold_start`).
+        self._listed_new: torch.BoolTensor | None = None
+        if (hasattr(items, "column_names") or isinstance(items, Mapping)) and "cold_start" in (
+            items.column_names if hasattr(items, "column_names") else items
+        ):
+            self._listed_new = torch.tensor([bool(flag) for flag in items["cold_start"]], dtype=torch.bool)
 
     @property
     def max_length(self) -> int:
@@ -101,11 +112,14 @@ class NextItemRecommender(GramRecommender):
     @property
     def new_items(self) -> torch.BoolTensor:
         """
-        `[num_items]` mask of the new releases, items without a trained representation: the cold-start items of a
-        hybrid model (`GramModel.set_cold_start_items`), the rows beyond its ID table, and every item added with
-        [`add_items`] after this recommender was built.
+        `[num_items]` mask of the new releases, items without a trained representation: those flagged in the
+        `cold_start` column of the `items` table this recommender was built with (the loaders' tables have it), the
+        cold-start items of a hybrid model (`GramModel.set_cold_start_items`) and the rows beyond its ID table, and
+        every item added with [`add_items`] after this recommender was built.
         """
         mask = torch.zeros(self.num_items, dtype=torch.bool)
+        if self._listed_new is not None:
+            mask[: len(self._listed_new)] = self._listed_new
         if self._added_rows:
             mask[list(self._added_rows)] = True
         if self._content is not None and self._id_rows:
@@ -120,7 +134,7 @@ class NextItemRecommender(GramRecommender):
         *,
         exclude_seen: bool = True,
         use_index: bool | None = None,
-        new_item_share: float = 0.0,
+        new_item_share: float | None = None,
         new_items: Sequence[str] | None = None,
     ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """
@@ -133,27 +147,36 @@ class NextItemRecommender(GramRecommender):
             exclude_seen (`bool`, *optional*, defaults to `True`): never recommend an item of the history.
             use_index (`bool`, *optional*): search the approximate index; default: when one was built (and no
                 `new_item_share`).
-            new_item_share (`float`, *optional*, defaults to 0.0): the share of next items that go to new releases
-                (e.g. from the last weeks' logs): the list ranks by the mixture of the model's softmax over the warm
-                items and over the new releases; their scores then include the mixture's per-user offset. Exact
-                search: the mixture sums over the whole catalog anyway.
+            new_item_share (`float`, *optional*): the share of next items that go to new releases (e.g. from the last
+                weeks' logs): the list ranks by the mixture of the model's softmax over the warm items and over the
+                new releases, whose scores then include the mixture's per-user offset. Exact search: the mixture sums
+                over the whole catalog anyway. Default: the head's `new_item_share` (0 unless the model was trained
+                with one); 0 ranks by the raw scores.
             new_items (`list[str]`, *optional*): the new releases' ids for `new_item_share` (default: [`new_items`]).
         """
         single = not is_batch_of_lists(history)
         histories = [history] if single else list(history)
+        explicit = new_item_share is not None
+        if not explicit:
+            new_item_share = float(getattr(self.model.head, "new_item_share", 0.0))
         if not 0.0 <= new_item_share < 1.0:
             raise ValueError(f"new_item_share must lie in [0, 1), got {new_item_share}.")
         if new_items is not None and not new_item_share:
             raise ValueError("new_items names the new releases of a new_item_share > 0.")
-        if use_index is None:
-            use_index = self.index is not None and not new_item_share
-        if use_index and new_item_share:
+        if new_items is not None and (
+            isinstance(new_items, (str, bytes)) or not all(isinstance(item_id, str) for item_id in new_items)
+        ):
+            raise TypeError(
+                f"new_items is a list of item ids (add new items with add_items first), got {new_items!r}."
+            )
+        if use_index and new_item_share and explicit:
             raise ValueError(
                 "new_item_share ranks by sums over the whole catalog, which exact search computes anyway: pass "
                 "use_index=False (or leave it unset)."
             )
         if use_index and self.index is None:
             raise ValueError("use_index=True needs an index: call build_index() first.")
+        # Histories may add items (given with their text): the catalog is final once the queries are.
         queries = self.user_vectors(histories)
         exclude = None
         if exclude_seen:
@@ -161,18 +184,35 @@ class NextItemRecommender(GramRecommender):
             exclude = torch.full((len(rows), max(len(r) for r in rows)), -1, dtype=torch.long)
             for position, seen in enumerate(rows):
                 exclude[position, : len(seen)] = torch.tensor(seen)
+        new_mask = None
+        if new_item_share and not use_index:
+            new_mask = self.new_items if new_items is None else self._new_item_mask(new_items)
+            if not new_mask.any() or new_mask.all():
+                problem = (
+                    "knows no new release (items of a cold_start column, a hybrid's cold-start items, items added "
+                    "after training): name them with new_items="
+                    if not new_mask.any()
+                    else "has only new releases: there is nothing to mix them with"
+                )
+                if explicit:
+                    raise ValueError(f"new_item_share={new_item_share}: this recommender {problem}.")
+                if not self._share_warned:  # once, not on every request
+                    logger.warning("The model's new_item_share=%s is not applied: this recommender %s.",
+                                   new_item_share, problem)  # fmt: skip
+                    self._share_warned = True
+                new_mask = None
+        if use_index is None:
+            use_index = self.index is not None and new_mask is None
         if use_index:
             scores, indices = self.index.search(queries, k, exclude=exclude)
         else:
             vectors = self.item_vectors
             exclude = None if exclude is None else exclude.to(self.device)
             mixture = {}
-            if new_item_share:
-                mask = self.new_items if new_items is None else self._new_item_mask(new_items)
-                if mask.any() and not mask.all():
-                    mask = mask.to(self.device)
-                    offsets = new_item_offsets(queries, vectors, mask, new_item_share, exclude=exclude)
-                    mixture = {"offset_items": mask, "offsets": offsets}
+            if new_mask is not None:
+                new_mask = new_mask.to(self.device)
+                offsets = new_item_offsets(queries, vectors, new_mask, new_item_share, exclude=exclude)
+                mixture = {"offset_items": new_mask, "offsets": offsets}
             scores, indices = exact_top_k(queries, vectors, k, exclude=exclude, **mixture)
         scores, indices = scores.cpu(), indices.cpu()
         results = [
@@ -186,8 +226,6 @@ class NextItemRecommender(GramRecommender):
         return results[0] if single else results
 
     def _new_item_mask(self, item_ids: Sequence[str]) -> torch.BoolTensor:
-        if isinstance(item_ids, (str, bytes)):
-            raise TypeError(f"new_items is a list of item ids, got {item_ids!r}.")
         mask = torch.zeros(self.num_items, dtype=torch.bool)
         mask[self._item_rows(list(item_ids), "new_items")] = True
         return mask

@@ -67,12 +67,12 @@ def rank_catalog(
     if (offset_items is None) != (offsets is None):
         raise ValueError("offset_items and offsets go together.")
     if offsets is not None:
-        if offset_items.shape != (num_items,) or offsets.shape != (batch,):
+        if offset_items.dtype != torch.bool or offset_items.shape != (num_items,) or offsets.shape != (batch,):
             raise ValueError(
-                f"offset_items must be a ({num_items},) mask and offsets ({batch},), got {tuple(offset_items.shape)} "
-                f"and {tuple(offsets.shape)}."
+                f"offset_items must be a boolean ({num_items},) mask and offsets ({batch},), got "
+                f"{offset_items.dtype} {tuple(offset_items.shape)} and {tuple(offsets.shape)}."
             )
-        offset_items = offset_items.to(device=device, dtype=torch.bool)
+        offset_items = offset_items.to(device)
         offsets = offsets.to(device=device, dtype=torch.float32)
         target_scores = target_scores + torch.where(offset_items[safe_targets], offsets, 0.0)
         # The offset's addition rounds too, alike for the target and for the items it is compared with.
@@ -153,13 +153,15 @@ def new_item_offsets(
         recommendable new release or warm item, whose ranking has nothing to interleave).
     """
     if not 0.0 < share < 1.0:
-        raise ValueError(f"The new-release share must lie in (0, 1), got {share}.")
+        raise ValueError(f"new_item_offsets: share must lie in (0, 1), got {share}.")
     batch = hidden.shape[0]
     num_items = catalog.shape[0]
-    if new_items.shape != (num_items,):
-        raise ValueError(f"new_items must be a ({num_items},) mask, got {tuple(new_items.shape)}.")
+    if new_items.dtype != torch.bool or new_items.shape != (num_items,):
+        raise ValueError(
+            f"new_items must be a boolean ({num_items},) mask, got {new_items.dtype} {tuple(new_items.shape)}."
+        )
     device = hidden.device
-    new_items = new_items.to(device=device, dtype=torch.bool)
+    new_items = new_items.to(device)
     hidden32 = hidden.float()
     log_sums = hidden32.new_full((2, batch), -math.inf)  # warm, new
     block = _auto_block_size(batch, num_items, block_size, _block_elements(hidden))
