@@ -28,6 +28,32 @@ def _exclusion_lists(exclude: torch.Tensor | None, batch: int, device: torch.dev
     return exclude
 
 
+def checked_offsets(
+    offset_items: torch.Tensor | None, offsets: torch.Tensor | None, num_items: int, batch: int, device: torch.device
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """`(offset_items, offsets)` validated and on `device`, `offsets` as a float32 `[B, 1]` column (or both `None`)."""
+    if (offset_items is None) != (offsets is None):
+        raise ValueError("offset_items and offsets go together.")
+    if offsets is None:
+        return None, None
+    if offset_items.dtype != torch.bool or offset_items.shape != (num_items,) or offsets.shape != (batch,):
+        raise ValueError(
+            f"offset_items must be a boolean ({num_items},) mask and offsets ({batch},), got "
+            f"{offset_items.dtype} {tuple(offset_items.shape)} and {tuple(offsets.shape)}."
+        )
+    return offset_items.to(device), offsets.to(device=device, dtype=torch.float32).unsqueeze(1)
+
+
+def add_offsets(
+    scores: torch.Tensor, offset_items: torch.Tensor | None, offsets: torch.Tensor | None, start: int, stop: int
+) -> None:
+    """Adds each user's offset (`[B, 1]`) in place to the scores `[B, stop - start]` of the block's offset items."""
+    if offsets is not None:
+        columns = offset_items[start:stop].nonzero().squeeze(1)
+        if columns.numel():
+            scores[:, columns] += offsets
+
+
 @torch.no_grad()
 def exact_top_k(
     queries: torch.Tensor,
@@ -66,16 +92,7 @@ def exact_top_k(
     batch, num_items = queries.shape[0], items.shape[0]
     device = queries.device
     exclude = _exclusion_lists(exclude, batch, device)
-    if (offset_items is None) != (offsets is None):
-        raise ValueError("offset_items and offsets go together.")
-    if offsets is not None:
-        if offset_items.dtype != torch.bool or offset_items.shape != (num_items,) or offsets.shape != (batch,):
-            raise ValueError(
-                f"offset_items must be a boolean ({num_items},) mask and offsets ({batch},), got "
-                f"{offset_items.dtype} {tuple(offset_items.shape)} and {tuple(offsets.shape)}."
-            )
-        offset_items = offset_items.to(device)
-        offsets = offsets.to(device=device, dtype=torch.float32).unsqueeze(1)
+    offset_items, offsets = checked_offsets(offset_items, offsets, num_items, batch, device)
     block = block_size or max(k, DEFAULT_BLOCK_ELEMENTS // max(batch, 1))
     queries32 = queries.float()
     top_scores = queries32.new_full((batch, k), -math.inf)
@@ -84,10 +101,7 @@ def exact_top_k(
         stop = min(start + block, num_items)
         with torch.autocast(device.type, enabled=False):
             scores = queries32 @ items[start:stop].float().T
-        if offsets is not None:
-            columns = offset_items[start:stop].nonzero().squeeze(1)
-            if columns.numel():
-                scores[:, columns] += offsets
+        add_offsets(scores, offset_items, offsets, start, stop)
         if exclude is not None:
             users, slots = ((exclude >= start) & (exclude < stop)).nonzero(as_tuple=True)
             scores[users, exclude[users, slots] - start] = -math.inf

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ...retrieval import add_offsets, checked_offsets
 from .losses import _auto_block_size, _block_elements
 
 
@@ -64,19 +65,11 @@ def rank_catalog(
     # Items within the rounding error of the target's dot product (|err| <= d * eps * |h| * |w| for both products)
     # count as ties, and ties count against the target. Its own score is put just below that threshold.
     tolerance = 4 * dim * eps * hidden32.norm(dim=1) * target_vectors.norm(dim=1)
-    if (offset_items is None) != (offsets is None):
-        raise ValueError("offset_items and offsets go together.")
+    offset_items, offsets = checked_offsets(offset_items, offsets, num_items, batch, device)
     if offsets is not None:
-        if offset_items.dtype != torch.bool or offset_items.shape != (num_items,) or offsets.shape != (batch,):
-            raise ValueError(
-                f"offset_items must be a boolean ({num_items},) mask and offsets ({batch},), got "
-                f"{offset_items.dtype} {tuple(offset_items.shape)} and {tuple(offsets.shape)}."
-            )
-        offset_items = offset_items.to(device)
-        offsets = offsets.to(device=device, dtype=torch.float32)
-        target_scores = target_scores + torch.where(offset_items[safe_targets], offsets, 0.0)
+        target_scores = target_scores + torch.where(offset_items[safe_targets], offsets.squeeze(1), 0.0)
         # The offset's addition rounds too, alike for the target and for the items it is compared with.
-        tolerance = tolerance + 4 * eps * (target_scores.abs() + offsets.abs())
+        tolerance = tolerance + 4 * eps * (target_scores.abs() + offsets.squeeze(1).abs())
     threshold = target_scores - tolerance
     below = torch.nextafter(threshold, threshold.new_tensor(-math.inf))
     target_excluded = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -91,10 +84,7 @@ def rank_catalog(
         stop = min(start + block, num_items)
         with torch.autocast(device.type, enabled=False):  # fp32 scores also under --bf16: ranks need them
             scores = hidden32 @ catalog[start:stop].float().T
-        if offsets is not None:
-            columns = offset_items[start:stop].nonzero().squeeze(1)
-            if columns.numel():
-                scores[:, columns] += offsets.unsqueeze(1)
+        add_offsets(scores, offset_items, offsets, start, stop)
         in_block = has_target & (safe_targets >= start) & (safe_targets < stop)
         scores[user_index[in_block], safe_targets[in_block] - start] = below[in_block]
         if exclude is not None:
