@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -869,8 +870,12 @@ def run_quality_worker(config: dict[str, Any]) -> dict[str, Any]:
             start = time.perf_counter()
             if outer:
                 clock["eval_start"] = start
+            # Validation as in the programs' training loop: in the task's validation context (next-item: ranked by
+            # the model's scores, without the new-release share that the test ranking mixes in).
+            validating = kwargs.get("metric_key_prefix") == "eval_validation"
             try:
-                return original_evaluate(*args, **kwargs)
+                with get_task(model.config.head_type).validating(model) if validating else nullcontext():
+                    return original_evaluate(*args, **kwargs)
             finally:
                 clock["depth"] -= 1
                 if outer:

@@ -10,6 +10,7 @@ imports a task: this module only holds what tasks put in it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,10 @@ class GramTask:
         train_dataset (`Callable`, *optional*): `train_dataset(data, head, **options) -> datasets.Dataset`, the rows
             the training collator receives (e.g. next-item's slices of long sequences); defaults to `data["train"]`.
             `options` are the task's training-data options; unknown ones raise `TypeError`.
+        validation_context (`Callable`, *optional*): `validation_context(model) -> context manager` in which the
+            validation evaluations of training (early stopping, the best checkpoint) run, e.g. next-item's ranking by
+            the model's own scores where the test metrics and serving mix in new releases; the test evaluation runs
+            outside it.
     """
 
     name: str
@@ -82,6 +87,11 @@ class GramTask:
     metric_names: tuple[tuple[str, str], ...] = ()
     recommender: type | None = None
     train_dataset: Callable[..., datasets.Dataset] | None = None
+    validation_context: Callable[[Any], AbstractContextManager] | None = None
+
+    def validating(self, model: Any) -> AbstractContextManager:
+        """The context of the validation evaluations of training for `model` (see `validation_context`)."""
+        return nullcontext() if self.validation_context is None else self.validation_context(model)
 
     def training_rows(self, data: InteractionData, head: GramHead, **options: Any) -> datasets.Dataset:
         """The training split as the training collator's rows (see `train_dataset`)."""
@@ -113,6 +123,7 @@ def register_task(
     metric_names: dict[str, str] | None = None,
     recommender: type | None = None,
     train_dataset: Callable[..., datasets.Dataset] | None = None,
+    validation_context: Callable[[Any], AbstractContextManager] | None = None,
 ) -> GramTask:
     """
     Registers a task under `name` (see [`GramTask`] for the arguments) and its head as `head_type=name`.
@@ -147,6 +158,7 @@ def register_task(
         metric_names=tuple((metric_names or {}).items()),
         recommender=recommender,
         train_dataset=train_dataset,
+        validation_context=validation_context,
     )
     registered = TASK_REGISTRY.get(name)
     if registered is not None and registered != task:

@@ -249,3 +249,20 @@ def test_recipes_take_the_adaptive_interval(name, tiny_encoder, tmp_path):
     counters = results["gram_counters"]
     # A drift threshold of 0 ends every window after one step: two windows, each one step long.
     assert counters["gram/windows"] == 2 and counters["gram/window_steps"] == 1.0 and "gram/drift" in counters
+
+
+def test_next_item_new_item_share_ranks_the_test_split_not_the_validation_split(tiny_encoder, tmp_path):
+    """`--new_item_share` mixes the new releases into the test ranking (and is saved for serving); the validation
+    evaluations of early stopping rank by the model's own scores, as without it."""
+    runs = {}
+    for share in ("0", "0.5"):
+        argv = [*smoke_argv("next_item", tiny_encoder, tmp_path / share), "--synthetic_scale", "0.05",
+                "--synthetic_dir", str(tmp_path / "synthetic"), "--eval_strategy", "steps", "--eval_steps", "1",
+                "--save_strategy", "steps", "--save_steps", "1", "--new_item_share", share]  # fmt: skip
+        runs[share] = load_recipe("next_item").main(argv)
+    plain, mixed = runs["0"], runs["0.5"]
+    assert plain["test_metrics"]["test_cold_users"] > 0  # new releases are some test users' held-out items
+    assert mixed["best_validation"]["value"] == plain["best_validation"]["value"]
+    assert mixed["test_metrics"]["test_cold_only_ndcg@10"] == plain["test_metrics"]["test_cold_only_ndcg@10"]
+    assert mixed["test_metrics"]["test_cold_hr@10"] > plain["test_metrics"]["test_cold_hr@10"]
+    assert AutoModel.from_pretrained(tmp_path / "0.5" / "out").head.new_item_share == 0.5

@@ -27,8 +27,9 @@ content vectors train at `--item_learning_rate 0.01` between encoder fits (conte
 `--loss_type bce|ce|ce_sampled|cce|cce_sampled` and `--num_negatives` choose the loss (`--negative_sharing
 sequence|batch`: one set of negatives per sequence or per batch for the sampled softmax losses). Early stopping watches
 validation NDCG@10; the reported (`test_*`) metrics are on the test targets. New releases (cold-start items) never
-trained as targets, so over the whole catalog they rarely reach a top-10; `--new_item_share 0.1` ranks as the mixture
-in which that share of next items goes to new releases (the share your traffic gives them).
+trained as targets, so over the whole catalog they rarely reach a top-10; `--new_item_share 0.1` ranks the test split
+(and, saved with the model, `top_k`) as the mixture in which that share of next items goes to new releases (the share
+your traffic gives them); validation, which early stopping watches, ranks by the model's scores.
 
 Embedded default (no data arguments): a synthetic MovieLens download in ML-20M's format (titles and genres that
 reveal each movie's genre, users who stay with their genres, a popularity skew, new releases never seen in training;
@@ -186,10 +187,10 @@ class DataArguments(ScriptArguments):
     new_item_share: float = field(
         default=0.0,
         metadata={
-            "help": "Evaluation: the share of next items that go to new releases (the cold-start items, never in "
-            "train), e.g. from recent logs; the whole-catalog ranking then mixes the model's softmax over the warm "
-            "items and over the new releases in that proportion. 0: rank by raw scores, where new releases rarely "
-            "reach a top-10."
+            "help": "Test metrics and serving: the share of next items that go to new releases (the cold-start "
+            "items, never in train), e.g. from recent logs; the whole-catalog ranking then mixes the model's softmax "
+            "over the warm items and over the new releases in that proportion (validation, for early stopping, ranks "
+            "by the model's scores). 0: rank by raw scores, where new releases rarely reach a top-10."
         },
     )
     max_length: int = field(default=200, metadata={"help": "SASRec reads the last this many items of a sequence."})

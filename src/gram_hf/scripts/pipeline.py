@@ -145,7 +145,9 @@ def train_and_evaluate(
     training_args = args.training
     start = time.perf_counter()
     # parse_recipe_args checked the checkpoint (and made `True` the last complete one in output_dir).
-    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    model = trainer.gram_model
+    with get_task(model.config.head_type).validating(model):
+        train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     train_seconds = time.perf_counter() - start
     # Early stopping watches validation metrics; the final evaluation is not one of them.
     trainer.remove_callback(EarlyStoppingCallback)

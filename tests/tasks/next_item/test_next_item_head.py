@@ -262,3 +262,21 @@ def test_ranking_mode_mixes_in_the_new_releases_at_the_new_item_share():
     assert head(vectors, **no_cold).top_items.tolist() == plain_head(vectors, **no_cold).top_items.tolist()
     with pytest.raises(ValueError, match="new_item_share must lie in"):
         make_head("cce", new_item_share=1.0)
+
+
+def test_validation_ranks_by_the_models_scores_and_restores_the_share(tiny_bert_config):
+    from gram_hf import get_task
+
+    head = make_head("cce", new_item_share=0.3)
+    with head.ranking_by_scores():
+        assert head.new_item_share == 0.0
+    assert head.new_item_share == 0.3
+    with pytest.raises(RuntimeError), head.ranking_by_scores():
+        raise RuntimeError("an evaluation failed")
+    assert head.new_item_share == 0.3  # restored even then
+    model = GramModel(GramConfig(encoder=tiny_bert_config, head_type="next_item", head_config={"new_item_share": 0.2}))
+    with get_task("next_item").validating(model):
+        assert model.head.new_item_share == 0.0
+    assert model.head.new_item_share == 0.2
+    with get_task("knowledge_tracing").validating(model):  # a task without a validation context changes nothing
+        assert model.head.new_item_share == 0.2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -232,6 +234,20 @@ class SASRecHead(GramHead):
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(SASRecBlock(item_dim, num_heads, dropout) for _ in range(num_blocks))
         self.final_norm = nn.LayerNorm(item_dim, eps=1e-8)
+
+    @contextmanager
+    def ranking_by_scores(self) -> Iterator[None]:
+        """
+        Ranks by the model's own scores inside the block (`new_item_share` off): the validation evaluations of
+        training run so (the task's `validation_context`), since a leave-one-out validation split holds warm targets
+        and model selection judges the model, not the deployment's share of new releases.
+        """
+        share = self.new_item_share
+        self.new_item_share = 0.0
+        try:
+            yield
+        finally:
+            self.new_item_share = share
 
     @property
     def uses_full_catalog(self) -> bool:

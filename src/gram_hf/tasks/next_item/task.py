@@ -71,6 +71,7 @@ NEXT_ITEM_TASK = register_task(
     default_pooling="mean",
     metric_for_best_model="ndcg@10",
     describe=describe,
+    validation_context=lambda model: model.head.ranking_by_scores(),
     metric_names={
         "ndcg@10": "NDCG@10",
         "hr@10": "HR@10",
