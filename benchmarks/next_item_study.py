@@ -1053,12 +1053,13 @@ def content_verdicts(shape: dict[str, Any]) -> list[str]:
                 id_hr = ids.get("cold_hr@10") if ids else None
                 versus = f", the ID model's {id_hr:.4f}" if id_hr is not None else ""
                 target = f">= {COLD_HR_OVER_CHANCE}x a random ranking's {chance:.5f}"
-                if new_item_share(shape) and id_hr is not None:
+                share = new_item_share(shape)
+                if share and id_hr is not None:
                     # The new-release share puts new releases into the ID model's lists too, in the random order of
                     # its untrained rows: content must beat that, not only chance.
                     well = well and ours["cold_hr@10"] > id_hr
                     target += (f" and above the ID model's, whose lists mix in new releases by untrained rows at the "
-                               f"same share {new_item_share(shape):g}")  # fmt: skip
+                               f"same share {share:g}")  # fmt: skip
                 parts.append(f"cold-start HR@10 {ours['cold_hr@10']:.4f} over {ours.get('cold_users', 0):,.0f} "
                              f"users{versus} (target: well above 0, here {target}): {_met(well)}")  # fmt: skip
                 checks.append(well)

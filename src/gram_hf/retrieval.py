@@ -54,6 +54,13 @@ def add_offsets(
             scores[:, columns] += offsets
 
 
+def mask_excluded(scores: torch.Tensor, exclude: torch.Tensor | None, start: int, stop: int) -> None:
+    """Sets to -inf, in place, the scores `[B, stop - start]` of the block's items each user's `exclude` row names."""
+    if exclude is not None:
+        users, slots = ((exclude >= start) & (exclude < stop)).nonzero(as_tuple=True)
+        scores[users, exclude[users, slots] - start] = -math.inf
+
+
 @torch.no_grad()
 def exact_top_k(
     queries: torch.Tensor,
@@ -102,9 +109,7 @@ def exact_top_k(
         with torch.autocast(device.type, enabled=False):
             scores = queries32 @ items[start:stop].float().T
         add_offsets(scores, offset_items, offsets, start, stop)
-        if exclude is not None:
-            users, slots = ((exclude >= start) & (exclude < stop)).nonzero(as_tuple=True)
-            scores[users, exclude[users, slots] - start] = -math.inf
+        mask_excluded(scores, exclude, start, stop)
         block_k = min(k, stop - start)
         block_scores, block_items = scores.topk(block_k, dim=1)
         candidate_scores = torch.cat([top_scores, block_scores], dim=1)

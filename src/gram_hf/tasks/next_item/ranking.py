@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ...retrieval import add_offsets, checked_offsets
+from ...retrieval import add_offsets, checked_offsets, mask_excluded
 from .losses import _auto_block_size, _block_elements
 
 
@@ -87,10 +87,7 @@ def rank_catalog(
         add_offsets(scores, offset_items, offsets, start, stop)
         in_block = has_target & (safe_targets >= start) & (safe_targets < stop)
         scores[user_index[in_block], safe_targets[in_block] - start] = below[in_block]
-        if exclude is not None:
-            hit = (exclude >= start) & (exclude < stop)
-            users, slots = hit.nonzero(as_tuple=True)
-            scores[users, exclude[users, slots] - start] = -math.inf
+        mask_excluded(scores, exclude, start, stop)
         # Summing the comparison in int32 is several times faster on CPU than torch's default int64 accumulation.
         counts += (scores >= threshold.unsqueeze(1)).sum(dim=1, dtype=torch.int32)
         # The block's own top-k first, then a merge of 2k candidates: the union's top-k, without copying the block.
@@ -159,10 +156,7 @@ def new_item_offsets(
         stop = min(start + block, num_items)
         with torch.autocast(device.type, enabled=False):
             scores = hidden32 @ catalog[start:stop].float().T
-        if exclude is not None:
-            hit = (exclude >= start) & (exclude < stop)
-            users, slots = hit.nonzero(as_tuple=True)
-            scores[users, exclude[users, slots] - start] = -math.inf
+        mask_excluded(scores, exclude, start, stop)
         is_new = new_items[start:stop]
         for group, members in enumerate((~is_new, is_new)):
             if members.any():
