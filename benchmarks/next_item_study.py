@@ -1308,30 +1308,35 @@ def render_markdown(payload: dict[str, Any]) -> str:
 def render_chart(payload: dict[str, Any], path: Path) -> None:
     plt = common.pyplot()
     shapes, losses = payload["datasets"], payload["config"]["losses"]
+    encoders = payload["config"].get("encoders", ["id"])
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     reference = [(i, s["recbole"]["test_ndcg@10"]) for i, s in enumerate(shapes)
                  if (s.get("recbole") or {}).get("status") == "ok"]  # fmt: skip
-    groups = len(losses) + bool(reference)
+    # One bar per loss and item encoder (an ID model beside a content one trained with the same loss).
+    series = [(loss, item_encoder) for loss in losses for item_encoder in encoders]
+    groups = len(series) + bool(reference)
     width = 0.8 / groups
     positions = np.arange(len(shapes))
-    for index, loss in enumerate(losses):
+    for index, (loss, item_encoder) in enumerate(series):
+        label = f"{LOSS_LABELS[loss]}, {item_encoder}" if len(encoders) > 1 else LOSS_LABELS[loss]
         memory, seconds, ndcg, hatched = [], [], [], []
         for shape in shapes:
-            s = summarize(shape["runs"], loss)
-            unfit = any(r["status"] == "does not fit" for r in shape["runs"] if r["loss"] == loss)
+            s = summarize(shape["runs"], loss, item_encoder)
+            unfit = any(r["status"] == "does not fit" for r in shape["runs"]
+                        if r["loss"] == loss and r.get("item_encoder", "id") == item_encoder)  # fmt: skip
             memory.append(s["peak_bytes"] / 2**20 if s else shape["ce_logits_bytes"] / 2**20 if unfit else np.nan)
             seconds.append(s["time_per_epoch_seconds"] if s else np.nan)
             ndcg.append(s["ndcg@10"] if s else np.nan)
             hatched.append(unfit and s is None)
         x = positions + (index - (groups - 1) / 2) * width
-        bars = axes[0].bar(x, memory, width, label=LOSS_LABELS[loss])
+        bars = axes[0].bar(x, memory, width, label=label)
         for bar, unfit in zip(bars, hatched):
             if unfit:
                 bar.set_hatch("//")
                 bar.set_alpha(0.4)
                 axes[0].annotate("does not fit", (bar.get_x(), bar.get_height()), fontsize=7, rotation=90)
-        axes[1].bar(x, seconds, width, label=LOSS_LABELS[loss])
-        axes[2].bar(x, ndcg, width, label=LOSS_LABELS[loss])
+        axes[1].bar(x, seconds, width, label=label)
+        axes[2].bar(x, ndcg, width, label=label)
     if reference:
         x = [positions[i] + (groups - 1) / 2 * width for i, _ in reference]
         axes[2].bar(x, [value for _, value in reference], width, color="grey", label="RecBole SASRec")

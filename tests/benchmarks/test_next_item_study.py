@@ -227,6 +227,29 @@ def test_warm_metrics_and_content_verdicts():
     assert next_item_study.new_item_share({"settings": {"program_args": "--new_item_share=0.05"}}) == 0.05
 
 
+def test_chart_draws_the_content_model_beside_the_id_model(tmp_path, monkeypatch):
+    # One loss with two item encoders: both get bars (the chart used to draw the ID model's only).
+    from matplotlib.axes import Axes
+
+    def run(encoder, seconds, ndcg):
+        return {"loss": "cce_sampled", "item_encoder": encoder, "seed": 0, "status": "ok", "peak_bytes": 2**20,
+                "time_per_epoch_seconds": seconds, "epochs": 2,
+                "metrics": {"ndcg@10": ndcg, "hr@10": 0.3, "coverage@10": 0.5, "surprisal@10": 9.0}}  # fmt: skip
+
+    shape = {"label": "ML-20M-shaped", "data": {"items": 100}, "ce_logits_bytes": 2**30,
+             "runs": [run("id", 10.0, 0.17), run("content+id", 40.0, 0.16)]}  # fmt: skip
+    payload = {"datasets": [shape], "config": {"losses": ["cce_sampled"], "encoders": ["id", "content+id"],
+                                               "device": "cpu"}, "environment": {"cpu": "test"}}  # fmt: skip
+    drawn = []
+    bar = Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda self, x, height, *a, **k: drawn.append((k["label"], list(height)))
+                        or bar(self, x, height, *a, **k))  # fmt: skip
+    next_item_study.render_chart(payload, tmp_path / "chart.png")
+    ndcg = [(label, height) for label, height in drawn if height in ([0.17], [0.16])]
+    assert ndcg == [("CCE-, id", [0.17]), ("CCE-, content+id", [0.16])]
+    assert ("CCE-, content+id", [40.0]) in drawn and (tmp_path / "chart.png").stat().st_size > 0
+
+
 def test_data_only_generates_and_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     monkeypatch.setattr(next_item_study, "run_in_subprocess", lambda config, log: pytest.fail("no run expected"))
