@@ -560,7 +560,8 @@ def representation_verdicts(
         lines.append(
             f"Content and hybrid rows vs the floor ({floor['label']}, {key} {100 * level:.2f}): lowest "
             f"{model_label(lowest, len(rows[lowest]))} at {100 * (means[lowest] - level):+.2f} points{single} "
-            "(target: none below): " + _verdict(not below, f"{len(below)} below: {', '.join(below)}", means[lowest])
+            "(target: none below): "
+            + _verdict(not below, f"{len(below)} below: {', '.join(below)}", mean(key, *lowest) - level)
         )
     if task == "next_item":
         lines += loss_trend_verdicts(trained, base_seed)

@@ -309,6 +309,12 @@ def test_floor_and_far_above_verdicts_judge_a_model_by_its_mean_over_seeds():
     # second seed alone (0.54) is +2.
     far = next(line for line in lines if line.startswith("Hybrid GRAM 1E - ID-only on cold"))
     assert "+6.00 points (means over 2 and 2 seeds" in far and far.endswith("met")
+    # A metric nobody measured is no verdict either way.
+    for row in results[2:]:
+        row["test_at_best"]["warm_auc"] = math.nan
+    warm_floor = next(line for line in quality.representation_verdicts("kt", results, floors)
+                      if "vs the floor" in line and "warm_auc" in line)  # fmt: skip
+    assert warm_floor.endswith("not measured (a metric is NaN: no such items or interactions in the test split)")
 
 
 def test_hybrid_cold_start_verdict_compares_means_when_both_rows_have_seeds():
