@@ -548,8 +548,9 @@ def representation_verdicts(
         # mean over seeds, as in the other targets; the lowest single run is named beside it, so one seed's noise
         # is visible without deciding the verdict.
         level = floor["test"].get(key, math.nan)
-        means = {model: _finite_or(mean(key, *model), math.inf) for model in models}
-        lowest = min(models, key=means.get)
+        means = {model: mean(key, *model) for model in models}
+        lowest = min(models, key=lambda model: _finite_or(means[model], math.inf))
+        margin = means[lowest] - level
         worst = min(trained, key=lambda r: _finite_or(_test(r, key), math.inf))
         below = [model_label(model, len(rows[model])) for model in models if means[model] < level]
         single = (
@@ -559,9 +560,8 @@ def representation_verdicts(
         )
         lines.append(
             f"Content and hybrid rows vs the floor ({floor['label']}, {key} {100 * level:.2f}): lowest "
-            f"{model_label(lowest, len(rows[lowest]))} at {100 * (means[lowest] - level):+.2f} points{single} "
-            "(target: none below): "
-            + _verdict(not below, f"{len(below)} below: {', '.join(below)}", mean(key, *lowest) - level)
+            f"{model_label(lowest, len(rows[lowest]))} at {100 * margin:+.2f} points{single} (target: none below): "
+            + _verdict(not below, f"{len(below)} below: {', '.join(below)}", margin)
         )
     if task == "next_item":
         lines += loss_trend_verdicts(trained, base_seed)
