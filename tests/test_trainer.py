@@ -417,6 +417,27 @@ def test_evaluation_encodes_each_needed_item_exactly_once(tiny_bert_config, toke
     assert 0.0 < metrics["eval_loss"] < 5.0
 
 
+def test_evaluation_encodes_again_only_what_the_encoder_changed(base_model, catalog, kt_data, tmp_path):
+    trainer = make_trainer(copy.deepcopy(base_model), catalog, kt_data, tmp_path, gram_mode="e2e", max_steps=1)
+    items = {split: {i for row in getattr(kt_data, split)["items"] for i in row} for split in ("train", "test")}
+    first = trainer.evaluate(kt_data.test)
+    assert first["eval_encoder_items"] == len(items["test"])
+    # Same weights: nothing to encode, and the kept vectors give what encoding afresh gave.
+    again = trainer.evaluate(kt_data.test)
+    assert again["eval_encoder_items"] == 0
+    assert again["eval_loss"] == first["eval_loss"]
+    # Another split under the same weights encodes only the items the first one did not need.
+    assert trainer.evaluate(kt_data.train)["eval_encoder_items"] == len(items["train"] - items["test"])
+    # Weights changed in place (as an optimizer or load_state_dict changes them): everything is encoded again.
+    with torch.no_grad():
+        next(trainer.model.encoder.parameters()).mul_(3.0)
+    changed = trainer.evaluate(kt_data.test)
+    assert changed["eval_encoder_items"] == len(items["test"])
+    assert changed["eval_loss"] != first["eval_loss"]
+    trainer.train()
+    assert trainer.evaluate(kt_data.test)["eval_encoder_items"] == len(items["test"])
+
+
 class StopAt(TrainerCallback):
     def __init__(self, step):
         self.step = step

@@ -3,13 +3,16 @@
 
 Batches name items by catalog index and share items with each other (a question answered by many learners, a news
 article in many impressions), so encoding per batch would repeat work. The evaluation loop first encodes each item the
-dataloader needs exactly once with the current encoder, then runs the head batch by batch on those vectors.
+dataloader needs exactly once with the current encoder, then runs the head batch by batch on those vectors. The vectors
+are kept until the encoder changes, so evaluations between two encoder updates (inside a long GRAM window, validation
+then test with the same weights) encode nothing again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,6 +24,44 @@ if TYPE_CHECKING:
     from .training_args import GramTrainingArguments
 
 
+class EncodedCatalog:
+    """
+    The catalog's item vectors under one state of the content encoder: a row per catalog item, filled as evaluations
+    need them, and emptied when the encoder's state (or the catalog) changes.
+
+    Args:
+        num_items (`int`): Items in the catalog.
+        dim (`int`): Size of an item vector.
+        device (`torch.device`): Where the vectors live (the head's device).
+    """
+
+    def __init__(self, num_items: int, dim: int, device: torch.device | str):
+        self.vectors = torch.zeros(num_items, dim, dtype=torch.float32, device=device)
+        self.known = torch.zeros(num_items, dtype=torch.bool)
+        self.state: Hashable | None = None
+
+    def missing(self, index: torch.Tensor, state: Hashable) -> torch.Tensor:
+        """The items at `index` (catalog indices) without a vector under `state`; forgets all vectors if it changed."""
+        if state != self.state:
+            self.known.zero_()
+            self.state = state
+        return index[~self.known[index]]
+
+    def store(self, index: torch.Tensor, vectors: torch.Tensor) -> None:
+        """Keeps `vectors` as the items at `index`."""
+        self.vectors[index.to(self.vectors.device)] = vectors.float()
+        self.known[index.cpu()] = True
+
+
+def encoder_state(encoder: nn.Module) -> tuple[tuple[int, int], ...]:
+    """
+    A value that changes whenever the encoder's output can: every parameter's and buffer's identity and version
+    counter. Optimizer steps (plain, foreach or fused) and `load_state_dict` change tensors in place, which bumps
+    their version; replacing a tensor changes its identity.
+    """
+    return tuple((id(t), t._version) for t in itertools.chain(encoder.parameters(), encoder.buffers()))
+
+
 class GramEvaluationMixin:
     """
     Evaluation for [`GramTrainer`], placed before `transformers.Trainer` in its bases; the trainer provides the
@@ -30,8 +71,8 @@ class GramEvaluationMixin:
     args: GramTrainingArguments
     item_catalog: ItemCatalog | None
     gram_model: GramModel
-    # (catalog index -> row, rows of vectors) while an evaluation loop runs; None otherwise.
-    _eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None
+    # The catalog's vectors under the encoder's current state; None until the first evaluation with an encoder.
+    _encoded_catalog: EncodedCatalog | None
     data_collator: Callable
     eval_data_collator: Callable | None
 
@@ -62,8 +103,9 @@ class GramEvaluationMixin:
     ):
         """
         The Trainer's evaluation loop, with every item the dataloader needs encoded exactly once beforehand (eval mode,
-        no grad, length-sorted batches) instead of once per batch that mentions it. Adds
-        `{metric_key_prefix}_encoder_items`, the number of items encoded.
+        no grad, length-sorted batches) instead of once per batch that mentions it; items encoded by an earlier
+        evaluation with the same encoder weights are not encoded again. Adds `{metric_key_prefix}_encoder_items`, the
+        number of items this evaluation encoded.
         """
         gram_model = self.gram_model
         if gram_model.encoder is None:
@@ -75,23 +117,20 @@ class GramEvaluationMixin:
         needed_mask = torch.zeros(self.item_catalog.num_items, dtype=torch.bool)
         for batch in dataloader:
             needed_mask[batch["item_index"].reshape(-1).cpu()] = True
-        needed = needed_mask.nonzero().squeeze(1)
-        vectors = torch.empty(needed.numel(), gram_model.item_dim, dtype=torch.float32, device=self.args.device)
-        rows = torch.full((self.item_catalog.num_items,), -1, dtype=torch.long)
-        rows[needed] = torch.arange(needed.numel())
+        catalog = self._encoded_catalog
+        if catalog is None or catalog.vectors.shape != (self.item_catalog.num_items, gram_model.item_dim):
+            catalog = EncodedCatalog(self.item_catalog.num_items, gram_model.item_dim, self.args.device)
+            self._encoded_catalog = catalog
+        missing = catalog.missing(
+            needed_mask.nonzero().squeeze(1), (id(self.item_catalog), encoder_state(gram_model.encoder))
+        )
         with self.compute_loss_context_manager():
             for batch_index, batch_vectors in self._encode_for_inference(
-                gram_model, needed, count=False, progress=True
+                gram_model, missing, count=False, progress=True
             ):
-                vectors[rows[batch_index].to(vectors.device)] = batch_vectors.float()
-        self._eval_item_vectors = (rows.to(self.args.device), vectors)
-        try:
-            output = super().evaluation_loop(
-                dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
-            )
-        finally:
-            self._eval_item_vectors = None
-        output.metrics[f"{metric_key_prefix}_encoder_items"] = needed.numel()
+                catalog.store(batch_index, batch_vectors)
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        output.metrics[f"{metric_key_prefix}_encoder_items"] = missing.numel()
         return output
 
     def prediction_step(
@@ -114,8 +153,7 @@ class GramEvaluationMixin:
         with torch.no_grad(), self.compute_loss_context_manager():
             content = None
             if gram_model.encoder is not None:
-                rows, encoded = self._eval_item_vectors
-                content = encoded[rows[item_index]]
+                content = self._encoded_catalog.vectors[item_index]
             output = gram_model.head(gram_model.item_vectors(item_index, content), **inputs)
         loss = output.loss.detach() if output.loss is not None else None
         if prediction_loss_only:
@@ -129,4 +167,4 @@ class GramEvaluationMixin:
         return loss, scores, inputs.get("labels")
 
 
-__all__ = ["GramEvaluationMixin"]
+__all__ = ["EncodedCatalog", "GramEvaluationMixin", "encoder_state"]

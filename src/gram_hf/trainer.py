@@ -16,7 +16,7 @@ from transformers.trainer_utils import has_length
 from transformers.utils import logging
 
 from . import checkpointing, distributed, export, inference
-from .evaluation import GramEvaluationMixin
+from .evaluation import EncodedCatalog, GramEvaluationMixin
 from .item_encoding import ItemEncodingMixin
 from .item_table import ItemTable
 from .items import ItemCatalog
@@ -131,7 +131,7 @@ class GramTrainer(GramEvaluationMixin, TrainingModesMixin, ItemEncodingMixin, Tr
         self._pending_item_grads: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._update_steps_per_epoch: int | None = None
         self.gram_window_log = GramWindowLog()
-        self._eval_item_vectors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._encoded_catalog: EncodedCatalog | None = None
         self.add_callback(_CloseWindowAtTrainEnd(self))
         self._warn_about_sparse_encoder_updates()
 
