@@ -436,6 +436,12 @@ def test_evaluation_encodes_again_only_what_the_encoder_changed(base_model, cata
     assert changed["eval_loss"] != first["eval_loss"]
     trainer.train()
     assert trainer.evaluate(kt_data.test)["eval_encoder_items"] == len(items["test"])
+    # Weights replaced by other tensors (never changed in place, so at version 0 like the originals).
+    trainer.model.encoder.load_state_dict(copy.deepcopy(base_model).encoder.state_dict(), assign=True)
+    replaced = trainer.evaluate(kt_data.test)
+    assert replaced["eval_encoder_items"] == len(items["test"])
+    unkept = make_trainer(trainer.model, catalog, kt_data, tmp_path).evaluate(kt_data.test)
+    assert replaced["eval_loss"] == unkept["eval_loss"]
 
 
 class StopAt(TrainerCallback):

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Hashable, Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,7 +28,12 @@ if TYPE_CHECKING:
 class EncodedCatalog:
     """
     The catalog's item vectors under one state of the content encoder: a row per catalog item, filled as evaluations
-    need them, and emptied when the encoder's state (or the catalog) changes.
+    need them, and emptied when the encoder's weights (or the catalog) change.
+
+    The state is every encoder parameter's and buffer's identity and version counter: optimizer steps (plain,
+    foreach or fused) and `load_state_dict` change tensors in place, which bumps their version, and a replaced tensor
+    is another object. Tensors and catalog are held by weak reference, so a replaced one is neither kept alive nor
+    mistaken for its successor.
 
     Args:
         num_items (`int`): Items in the catalog.
@@ -38,28 +44,28 @@ class EncodedCatalog:
     def __init__(self, num_items: int, dim: int, device: torch.device | str):
         self.vectors = torch.zeros(num_items, dim, dtype=torch.float32, device=device)
         self.known = torch.zeros(num_items, dtype=torch.bool)
-        self.state: Hashable | None = None
+        self._catalog: weakref.ref | None = None
+        self._tensors: list[tuple[weakref.ref, int]] = []
 
-    def missing(self, index: torch.Tensor, state: Hashable) -> torch.Tensor:
-        """The items at `index` (catalog indices) without a vector under `state`; forgets all vectors if it changed."""
-        if state != self.state:
+    def missing(self, index: torch.Tensor, encoder: nn.Module, item_catalog: ItemCatalog) -> torch.Tensor:
+        """The items at `index` (catalog indices) without a vector from `encoder` as it is now."""
+        tensors = list(itertools.chain(encoder.parameters(), encoder.buffers()))
+        same = (
+            self._catalog is not None
+            and self._catalog() is item_catalog
+            and len(tensors) == len(self._tensors)
+            and all(ref() is t and version == t._version for (ref, version), t in zip(self._tensors, tensors))
+        )
+        if not same:
             self.known.zero_()
-            self.state = state
+            self._catalog = weakref.ref(item_catalog)
+            self._tensors = [(weakref.ref(t), t._version) for t in tensors]
         return index[~self.known[index]]
 
     def store(self, index: torch.Tensor, vectors: torch.Tensor) -> None:
         """Keeps `vectors` as the items at `index`."""
         self.vectors[index.to(self.vectors.device)] = vectors.float()
         self.known[index.cpu()] = True
-
-
-def encoder_state(encoder: nn.Module) -> tuple[tuple[int, int], ...]:
-    """
-    A value that changes whenever the encoder's output can: every parameter's and buffer's identity and version
-    counter. Optimizer steps (plain, foreach or fused) and `load_state_dict` change tensors in place, which bumps
-    their version; replacing a tensor changes its identity.
-    """
-    return tuple((id(t), t._version) for t in itertools.chain(encoder.parameters(), encoder.buffers()))
 
 
 class GramEvaluationMixin:
@@ -121,9 +127,7 @@ class GramEvaluationMixin:
         if catalog is None or catalog.vectors.shape != (self.item_catalog.num_items, gram_model.item_dim):
             catalog = EncodedCatalog(self.item_catalog.num_items, gram_model.item_dim, self.args.device)
             self._encoded_catalog = catalog
-        missing = catalog.missing(
-            needed_mask.nonzero().squeeze(1), (id(self.item_catalog), encoder_state(gram_model.encoder))
-        )
+        missing = catalog.missing(needed_mask.nonzero().squeeze(1), gram_model.encoder, self.item_catalog)
         with self.compute_loss_context_manager():
             for batch_index, batch_vectors in self._encode_for_inference(
                 gram_model, missing, count=False, progress=True
@@ -167,4 +171,4 @@ class GramEvaluationMixin:
         return loss, scores, inputs.get("labels")
 
 
-__all__ = ["EncodedCatalog", "GramEvaluationMixin", "encoder_state"]
+__all__ = ["EncodedCatalog", "GramEvaluationMixin"]
