@@ -74,7 +74,8 @@ warm NDCG@10 (users whose held-out item trained) and cold-start NDCG@10 / HR@10 
 follows from them, the metrics being means over users), and, for content rows, the encoder's work per epoch (the
 trainer's counters: items encoded without grad and with forward+backward, tokens in the JSON). A study stopped from
 outside keeps its finished runs in `next_item_study.partial.json`; `--data-only` generates and loads the data only
-(e.g. in the background while the GPU does something else).
+(e.g. in the background while the GPU does something else); `--merge A.json B.json` puts studies run side by side on
+the same data (the ID model and a content model in two processes, each with its own `--program-args`) into one table.
 
 **Verdicts** for the issue's targets: CCE vs CE at >= 100k items (>= 10x less peak memory, at most 1.1x CE's time per
 epoch); CCE- vs CCE (>= 1.5x faster per epoch at equal memory); CCE's NDCG@10 equal to CE's within run-to-run noise
@@ -308,6 +309,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Generate (or find) and load each shape's data, print its counts and popularity floor, and stop: no "
         "runs, no results written (e.g. in the background while something else uses the GPU; the study then "
         "reuses the data from the same --workdir).",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="Put studies run side by side on the same data into one table (e.g. the ID model and a content model "
+        "in two processes, each with its own --program-args): each shape's runs are gathered from these "
+        "next_item_study.json files, in this order, and the verdicts recomputed; nothing runs. Writes into "
+        "--output-dir.",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -1357,11 +1368,81 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
 # ------------------------------------------------------------------------------------------------------------ main
 
 
+def merge_studies(paths: Sequence[Path], command: str) -> dict[str, Any]:
+    """
+    One study from several run side by side on the same data: each shape's runs gathered from the studies in order,
+    with the first study's settings, every study's command and program options, and the verdicts recomputed. A shape
+    whose data differ between the studies, a run measured twice or a different `--new_item_share` (which the content
+    verdict compares the ID model at) is refused.
+    """
+    payloads = [json.loads(Path(path).read_text()) for path in paths]
+    shapes: dict[str, dict[str, Any]] = {}
+    sources: dict[str, Path] = {}
+    for path, payload in zip(paths, payloads):
+        for shape in payload["datasets"]:
+            name = shape["name"]
+            if name not in shapes:
+                shapes[name], sources[name] = json.loads(json.dumps(shape)), path
+                shapes[name]["command"] = shape.get("command") or payload["environment"]["command"]
+                continue
+            merged = shapes[name]
+            if shape["data"] != merged["data"]:
+                raise ValueError(f"{path}: the {shape['label']} data differ from {sources[name]}'s; only runs on the "
+                                 "same data share a table.")  # fmt: skip
+            if new_item_share(shape) != new_item_share(merged):
+                raise ValueError(f"{path}: {shape['label']} ranked with new_item_share {new_item_share(shape):g}, "
+                                 f"{sources[name]} with {new_item_share(merged):g}.")  # fmt: skip
+            measured = {(r["loss"], r["item_encoder"], r["seed"]) for r in merged["runs"]}
+            twice = [
+                key for key in ((r["loss"], r["item_encoder"], r["seed"]) for r in shape["runs"]) if key in measured
+            ]
+            if twice:
+                raise ValueError(f"{path}: {shape['label']} {twice[0]} (loss, item encoder, seed) is also in "
+                                 f"{sources[name]}.")  # fmt: skip
+            merged["runs"] += shape["runs"]
+            merged["command"] += " + " + (shape.get("command") or payload["environment"]["command"])
+            encoders = merged["settings"]["encoders"]
+            encoders += [e for e in shape.get("settings", {}).get("encoders", []) if e not in encoders]
+    first = payloads[0]
+    config = {**first["config"], "datasets": list(shapes)}
+    config["encoders"] = list(dict.fromkeys(e for payload in payloads for e in payload["config"]["encoders"]))
+    options = [payload["config"].get("program_args") for payload in payloads]
+    if len(set(options)) > 1:
+        config["program_args"] = "; ".join(
+            f"{'/'.join(payload['config']['encoders'])}: {option or '(none)'}"
+            for payload, option in zip(payloads, options)
+        )
+    datasets = sorted(shapes.values(), key=lambda shape: list(SHAPES).index(shape["name"]))
+    for shape in datasets:
+        shape["ratios"] = ratios(shape)
+    environment = {**first["environment"], "command": command}
+    payload = {"environment": environment, "config": config, "datasets": datasets}
+    payload["verdicts"] = verdicts(payload)
+    # Side by side: the longest of them.
+    payload["wall_seconds"] = max(p["wall_seconds"] for p in payloads)
+    payload["load_average_after"] = first.get("load_average_after", [])
+    payload["merged_from"] = [str(path) for path in paths]
+    return payload
+
+
+def write_results(payload: dict[str, Any], output_dir: Path) -> None:
+    common.write_json(output_dir / "next_item_study.json", payload)
+    markdown = render_markdown(payload)
+    (output_dir / "next_item_study.md").write_text(markdown)
+    render_chart(payload, output_dir / "next_item_study.png")
+    print(markdown)
+    print(f"Wrote {output_dir}/next_item_study.{{json,md,png}}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
     if args.worker:
         common.write_json(args.result, run_worker(json.loads(Path(args.config).read_text())))
         return None
+    if args.merge:
+        payload = merge_studies(args.merge, common.environment_info(args.device, args.threads)["command"])
+        write_results(payload, common.results_dir(args))
+        return payload
     start = time.perf_counter()
     environment = common.environment_info(args.device, args.threads)
     # Absolute: the RecBole runner works in its own folder, where a relative data path would name nothing.
@@ -1399,13 +1480,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     payload["verdicts"] = verdicts(payload)
     payload["wall_seconds"] = time.perf_counter() - start
     payload["load_average_after"] = os.getloadavg()
-    common.write_json(output_dir / "next_item_study.json", payload)
+    write_results(payload, output_dir)
     progress.unlink(missing_ok=True)
-    markdown = render_markdown(payload)
-    (output_dir / "next_item_study.md").write_text(markdown)
-    render_chart(payload, output_dir / "next_item_study.png")
-    print(markdown)
-    print(f"Wrote {output_dir}/next_item_study.{{json,md,png}}")
     return payload
 
 

@@ -125,6 +125,42 @@ def test_update_keeps_other_shapes(study, monkeypatch):
     assert [run["loss"] for run in beauty["runs"]] == ["cce_sampled"]
 
 
+def test_merge_puts_studies_run_side_by_side_into_one_table(study, tmp_path):
+    root, _ = study
+    whole = json.loads((root / "out" / "next_item_study.json").read_text())
+    parts = []
+    for losses in (("ce", "ce_sampled"), ("cce", "cce_sampled")):
+        part = json.loads(json.dumps(whole))
+        for shape in part["datasets"]:
+            shape["runs"] = [run for run in shape["runs"] if run["loss"] in losses]
+        part["environment"]["command"] = f"study of {' '.join(losses)}"
+        for shape in part["datasets"]:
+            shape["command"] = part["environment"]["command"]
+        parts.append(tmp_path / f"{losses[0]}.json")
+        parts[-1].write_text(json.dumps(part))
+    payload = next_item_study.main(["--merge", *map(str, parts), "--output-dir", str(tmp_path / "out")])
+    assert [[run["loss"] for run in shape["runs"]] for shape in payload["datasets"]] == [
+        [run["loss"] for run in shape["runs"]] for shape in whole["datasets"]
+    ]
+    assert payload["verdicts"] == whole["verdicts"]
+    assert payload["datasets"][0]["command"] == "study of ce ce_sampled + study of cce cce_sampled"
+    markdown = (tmp_path / "out" / "next_item_study.md").read_text()
+    assert "Measured by `study of ce ce_sampled + study of cce cce_sampled`" in markdown
+    # Runs on other data, a run measured twice, or another new-release share do not share a table.
+    with pytest.raises(ValueError, match="also in"):
+        next_item_study.merge_studies([parts[0], parts[0]], "merge")
+    other = json.loads(parts[1].read_text())
+    other["datasets"][0]["data"]["items"] += 1
+    parts[1].write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="data differ"):
+        next_item_study.merge_studies(parts, "merge")
+    other["datasets"][0]["data"]["items"] -= 1
+    other["datasets"][0]["settings"]["program_args"] = "--new_item_share 0.1"
+    parts[1].write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="new_item_share 0.1"):
+        next_item_study.merge_studies(parts, "merge")
+
+
 def test_per_dataset_values_and_skew_calibration():
     values = next_item_study.per_dataset(["0.1", "beauty=2"], ["ml-20m", "beauty"], float, {"ml-20m": 1, "beauty": 1})
     assert values == {"ml-20m": 0.1, "beauty": 2.0}
