@@ -58,13 +58,14 @@ each), or on a GPU (`--device cuda`) with `--max-epochs 50`.
 **Measurements.** Each (shape, loss, seed) runs `gram_hf.scripts.next_item.main([...])` in its own subprocess on the
 raw files (`--dataset movielens|amazon|gowalla`, `--item_encoder id --item_dim 64`, 2 blocks, 1 head, dropout 0.2,
 `--max_length` (50 by default: the study's small-scale length), Adam lr 1e-3, batch `--batch-size` (128, the program's
-SASRec default); sampled losses with `--num-negatives` (256)), with a `TrainerCallback` added to its trainer that
-times every epoch's training (evaluation excluded) and measures memory from the start of training: on CPU the peak
-resident set size (`VmHWM`, reset at the start of training) above the resident size then, with glibc returning freed
-blocks above 128 KiB to the system (`MALLOC_MMAP_THRESHOLD_`) so that the peak measures live tensors; on CUDA
-`torch.cuda.max_memory_allocated`. Time per epoch is the median over the epochs run. CE at a catalog whose logits
-would not fit `--memory-cap-gib` (batch x sequence length x items x 4 bytes x 3: the logits, their softmax and their
-gradient) is not run and reported as not fitting, with the size it would need.
+SASRec default); sampled losses with `--num-negatives` (256)), with a `TrainerCallback` added to its trainer that times
+every epoch's training (evaluation excluded) and measures memory from the start of training: on CPU the peak resident
+set size (`VmHWM`, reset at the start of training) above the resident size then, with glibc returning freed blocks
+above 128 KiB to the system (`MALLOC_MMAP_THRESHOLD_`) so that the peak measures live tensors; on CUDA
+`torch.cuda.max_memory_allocated`. Time per epoch is the median over the epochs run (the mean with GRAM windows of
+several epochs). CE at a catalog whose logits would not fit `--memory-cap-gib` (batch x sequence length x items x 4
+bytes x 3: the logits, their softmax and their gradient) is not run and reported as not fitting, with the size it would
+need.
 
 **Content-based rows** (`--item-encoders id content+id`; the program's hybrid defaults, GRAM with one encoder fit
 per epoch, item texts cut to 32 tokens; `--program-args='...'` appends options to every run, e.g. `--encoder_epochs
@@ -644,6 +645,21 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def time_per_epoch(epoch_seconds: Sequence[float], argv: Sequence[str]) -> float | None:
+    """
+    The median epoch's training time; with GRAM windows of several epochs (`--gram_interval Nepoch`, N > 1) the mean,
+    since only every Nth epoch carries the encoder's fit and the median would leave it out.
+    """
+    if not epoch_seconds:
+        return None
+    words = [word for arg in argv for word in (arg.split("=", 1) if arg.startswith("--gram_interval=") else [arg])]
+    # The last --gram_interval wins, as in the program's parser.
+    interval = words[len(words) - words[::-1].index("--gram_interval")] if "--gram_interval" in words else ""
+    if interval.endswith("epoch") and float(interval.removesuffix("epoch")) > 1:
+        return statistics.mean(epoch_seconds)
+    return statistics.median(epoch_seconds)
+
+
 def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     """
     One run of the next_item program (in this process): its results, the time of each epoch's training and the peak
@@ -723,7 +739,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         "best_epoch": round(best_step / steps_per_epoch) if best_step and steps_per_epoch else None,
         "steps": steps,
         "epoch_seconds": probe["epoch_seconds"],
-        "time_per_epoch_seconds": statistics.median(probe["epoch_seconds"]) if probe["epoch_seconds"] else None,
+        "time_per_epoch_seconds": time_per_epoch(probe["epoch_seconds"], config["argv"]),
         "train_seconds": results["train_seconds"],
         "peak_bytes": int(peak),
         "peak_measure": "cuda max_memory_allocated" if cuda else "VmHWM above RSS at train start",
@@ -1303,7 +1319,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"blocks, 1 head, dropout 0.2, max length {config['max_length']}, Adam lr {config['learning_rate']:g}, batch "
         f"{config['batch_size']} sequences, {config['num_negatives']} negatives for CE-/CCE-; early stopping on "
         f"validation NDCG@10 with patience {config['patience']}; seeds {', '.join(map(str, config['seeds']))}. Peak "
-        f"memory: {measure}. Time per epoch: the median epoch's training (evaluation excluded). Metrics: test split "
+        f"memory: {measure}. Time per epoch: the median epoch's training (evaluation excluded; the mean with GRAM "
+        "windows of several epochs, whose encoder fit lands in every Nth epoch). Metrics: test split "
         "(each user's last item; seen items excluded from the full-catalog ranking) at the best validation epoch; "
         "with several seeds, mean ± standard deviation. Epochs: run (best), per seed."
         + (f" Extra program options: `{config['program_args']}`." if config.get("program_args") else ""),

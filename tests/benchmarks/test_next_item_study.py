@@ -161,6 +161,17 @@ def test_merge_puts_studies_run_side_by_side_into_one_table(study, tmp_path):
         next_item_study.merge_studies(parts, "merge")
 
 
+def test_time_per_epoch_counts_the_fit_of_windows_of_several_epochs():
+    # Every third epoch carries the encoder's fit: the median would report an epoch without it.
+    seconds = [60.0, 60.0, 600.0, 60.0, 60.0, 600.0]
+    assert next_item_study.time_per_epoch(seconds, ["--gram_interval", "3epoch"]) == 240.0
+    assert next_item_study.time_per_epoch(seconds, ["--gram_interval=3epoch"]) == 240.0
+    assert next_item_study.time_per_epoch(seconds, ["--gram_interval", "3epoch", "--gram_interval", "1epoch"]) == 60.0
+    assert next_item_study.time_per_epoch(seconds, ["--gram_interval", "100"]) == 60.0
+    assert next_item_study.time_per_epoch(seconds, []) == 60.0
+    assert next_item_study.time_per_epoch([], []) is None
+
+
 def test_per_dataset_values_and_skew_calibration():
     values = next_item_study.per_dataset(["0.1", "beauty=2"], ["ml-20m", "beauty"], float, {"ml-20m": 1, "beauty": 1})
     assert values == {"ml-20m": 0.1, "beauty": 2.0}
