@@ -100,6 +100,7 @@ Writes `next_item_study.{json,md,png}` into `benchmarks/results/<device tag>/` (
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import inspect
@@ -653,8 +654,10 @@ def time_per_epoch(epoch_seconds: Sequence[float], argv: Sequence[str]) -> float
     if not epoch_seconds:
         return None
     words = [word for arg in argv for word in (arg.split("=", 1) if arg.startswith("--gram_interval=") else [arg])]
-    # The last --gram_interval wins, as in the program's parser.
-    interval = words[len(words) - words[::-1].index("--gram_interval")] if "--gram_interval" in words else ""
+    interval = ""
+    for option, value in zip(words, words[1:]):
+        if option == "--gram_interval":
+            interval = value  # the last one wins, as in the program's parser
     if interval.endswith("epoch") and float(interval.removesuffix("epoch")) > 1:
         return statistics.mean(epoch_seconds)
     return statistics.median(epoch_seconds)
@@ -1392,32 +1395,35 @@ def merge_studies(paths: Sequence[Path], command: str) -> dict[str, Any]:
     whose data differ between the studies, a run measured twice or a different `--new_item_share` (which the content
     verdict compares the ID model at) is refused.
     """
+
+    def run_key(run: dict[str, Any]) -> tuple[str, str, int]:
+        return run["loss"], run["item_encoder"], run["seed"]
+
     payloads = [json.loads(Path(path).read_text()) for path in paths]
     shapes: dict[str, dict[str, Any]] = {}
     sources: dict[str, Path] = {}
     for path, payload in zip(paths, payloads):
         for shape in payload["datasets"]:
-            name = shape["name"]
+            name, command_of_shape = shape["name"], shape.get("command") or payload["environment"]["command"]
             if name not in shapes:
-                shapes[name], sources[name] = json.loads(json.dumps(shape)), path
-                shapes[name]["command"] = shape.get("command") or payload["environment"]["command"]
+                shapes[name], sources[name] = copy.deepcopy(shape), path
+                shapes[name]["command"] = command_of_shape
                 continue
             merged = shapes[name]
             if shape["data"] != merged["data"]:
                 raise ValueError(f"{path}: the {shape['label']} data differ from {sources[name]}'s; only runs on the "
                                  "same data share a table.")  # fmt: skip
-            if new_item_share(shape) != new_item_share(merged):
-                raise ValueError(f"{path}: {shape['label']} ranked with new_item_share {new_item_share(shape):g}, "
-                                 f"{sources[name]} with {new_item_share(merged):g}.")  # fmt: skip
-            measured = {(r["loss"], r["item_encoder"], r["seed"]) for r in merged["runs"]}
-            twice = [
-                key for key in ((r["loss"], r["item_encoder"], r["seed"]) for r in shape["runs"]) if key in measured
-            ]
+            share, merged_share = new_item_share(shape), new_item_share(merged)
+            if share != merged_share:
+                raise ValueError(f"{path}: {shape['label']} ranked with new_item_share {share:g}, {sources[name]} "
+                                 f"with {merged_share:g}.")  # fmt: skip
+            measured = {run_key(run) for run in merged["runs"]}
+            twice = [run_key(run) for run in shape["runs"] if run_key(run) in measured]
             if twice:
                 raise ValueError(f"{path}: {shape['label']} {twice[0]} (loss, item encoder, seed) is also in "
                                  f"{sources[name]}.")  # fmt: skip
             merged["runs"] += shape["runs"]
-            merged["command"] += " + " + (shape.get("command") or payload["environment"]["command"])
+            merged["command"] += " + " + command_of_shape
             encoders = merged["settings"]["encoders"]
             encoders += [e for e in shape.get("settings", {}).get("encoders", []) if e not in encoders]
     first = payloads[0]
